@@ -1,0 +1,1 @@
+"""Image I/O, colour, resizing, degradations, sub-images, and dataset loaders (numpy in, numpy out)."""

@@ -1,0 +1,208 @@
+"""RealSR same-size LR/HR pairs: name matching with checks, in-memory loading, and a patch sampler.
+
+Published layout: ``<root>/RealSR/<Camera>/<Train|Test>/<scale>/<Camera>_NNN_HR.png`` beside
+``<Camera>_NNN_LR<scale>.png``; the LR image has the HR image's size. Pairs are matched by name, never by
+sorted index, so one missing or extra file is an error naming it instead of a silent misalignment.
+
+The phased training regenerates the LR side: ``<run>/LR_<i>/<split>/<name>.png`` (split ``train`` or
+``test``, ``name`` the pair name without ``_HR``, e.g. ``LR_1/train/Canon_001.png``), see ``lr_stage_dir``.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data.io import is_image_file, read_image
+from engine.errors import UserError
+
+SPLITS = ("Train", "Test")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One LR/HR pair; ``name`` is the HR file stem without ``_HR`` (e.g. ``Canon_001``)."""
+
+    name: str
+    lr_path: Path
+    hr_path: Path
+
+
+def realsr_dir(root: str | os.PathLike, camera: str = "Canon", scale: int = 2, split: str = "Train") -> Path:
+    """``<root>/RealSR/<camera>/<Train|Test>/<scale>``; ``split`` is case-insensitive."""
+    canonical = split.capitalize()
+    if canonical not in SPLITS:
+        raise UserError(f"unknown RealSR split {split!r}; use 'Train' or 'Test'")
+    return Path(root) / "RealSR" / camera / canonical / str(scale)
+
+
+def lr_stage_dir(run_dir: str | os.PathLike, stage: int, split: str) -> Path:
+    """Where phase ``stage`` writes its regenerated LR images: ``<run_dir>/LR_<stage>/<train|test>``."""
+    return Path(run_dir) / f"LR_{stage}" / split.lower()
+
+
+def find_realsr_pairs(
+    root: str | os.PathLike, camera: str = "Canon", scale: int = 2, split: str = "Train"
+) -> list[Pair]:
+    """Match ``*_HR`` with ``*_LR<scale>`` images by name in the RealSR folder; sorted by name."""
+    folder = realsr_dir(root, camera, scale, split)
+    layout = f"{camera}_001_HR.png + {camera}_001_LR{scale}.png, ..."
+    if not folder.is_dir():
+        raise UserError(
+            f"RealSR folder not found: {folder} (expected RealSR/{camera}/{folder.parent.name}/{scale}/ "
+            f"holding {layout}); pass the folder containing RealSR/ with --data"
+        )
+    pattern = re.compile(rf"^(?P<name>.+)_(?:(?P<hr>HR)|LR{scale})$")
+    hr: dict[str, Path] = {}
+    lr: dict[str, Path] = {}
+    for path in _image_files(folder):
+        match = pattern.match(path.stem)
+        if match is None:
+            raise UserError(f"unexpected image {path}: RealSR x{scale} files are named like {layout}")
+        side = hr if match["hr"] else lr
+        if match["name"] in side:
+            raise UserError(f"two files for one image: {side[match['name']]} and {path}; remove one")
+        side[match["name"]] = path
+    for name, path in hr.items():
+        if name not in lr:
+            raise UserError(f"HR image {path} has no LR partner {folder / f'{name}_LR{scale}.png'}")
+    for name, path in lr.items():
+        if name not in hr:
+            raise UserError(f"LR image {path} has no HR partner {folder / f'{name}_HR.png'}")
+    if not hr:
+        raise UserError(f"no image pairs in {folder} (expected {layout})")
+    return [Pair(name, lr[name], hr[name]) for name in sorted(hr)]
+
+
+def pairs_with_lr_folder(pairs: list[Pair], lr_dir: str | os.PathLike) -> list[Pair]:
+    """The same pairs with the LR side replaced by ``<lr_dir>/<name>.<ext>`` (a regenerated LR_i image)."""
+    lr_dir = Path(lr_dir)
+    if not pairs:
+        raise UserError(f"no image pairs for {lr_dir}")
+    if not lr_dir.is_dir():
+        raise UserError(f"LR folder not found: {lr_dir}; run the phase that writes it first")
+    by_name: dict[str, Path] = {}
+    for path in _image_files(lr_dir):
+        if path.stem in by_name:
+            raise UserError(f"two files for one image: {by_name[path.stem]} and {path}; remove one")
+        by_name[path.stem] = path
+    names = {pair.name for pair in pairs}
+    for name, path in by_name.items():
+        if name not in names:
+            raise UserError(f"LR image {path} matches no HR image (expected names like {pairs[0].name}.png)")
+    for pair in pairs:
+        if pair.name not in by_name:
+            raise UserError(f"LR image {lr_dir / (pair.name + '.png')} is missing (HR is {pair.hr_path})")
+    return [Pair(pair.name, by_name[pair.name], pair.hr_path) for pair in pairs]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+
+
+@dataclass
+class PairedImages:
+    """Decoded pairs kept in memory as decoded (``uint8`` or ``uint16`` HxWx3)."""
+
+    pairs: list[Pair]
+    lr: list[np.ndarray]
+    hr: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def names(self) -> list[str]:
+        return [pair.name for pair in self.pairs]
+
+    @property
+    def arrays(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(lr, hr)`` per pair, for evaluation."""
+        return list(zip(self.lr, self.hr, strict=True))
+
+    def subset(self, indices: list[int]) -> PairedImages:
+        """The pairs at ``indices`` (e.g. whole images held out for validation), sharing the arrays."""
+        return PairedImages(
+            [self.pairs[i] for i in indices], [self.lr[i] for i in indices], [self.hr[i] for i in indices]
+        )
+
+
+def load_pairs(pairs: list[Pair]) -> PairedImages:
+    """Decode every file once; LR and HR of a same-size pair must have identical height and width."""
+    lr_images, hr_images = [], []
+    for pair in pairs:
+        lr, hr = read_image(pair.lr_path), read_image(pair.hr_path)
+        if lr.shape[:2] != hr.shape[:2]:
+            raise UserError(
+                f"size mismatch: LR {pair.lr_path} is {_size(lr)} but HR {pair.hr_path} is {_size(hr)}; "
+                "same-size pairs need identical sizes"
+            )
+        lr_images.append(lr)
+        hr_images.append(hr)
+    return PairedImages(list(pairs), lr_images, hr_images)
+
+
+def _size(image: np.ndarray) -> str:
+    return f"{image.shape[1]}x{image.shape[0]}"
+
+
+class PatchSampler:
+    """Random aligned LR/HR patches with the 8 dihedral transforms (rot90 x k, then optional flip).
+
+    Each batch is a pure function of ``(seed, step)``: a resumed run, or every rank of a distributed run,
+    draws the same global batch without any stored sampler state.
+    """
+
+    def __init__(self, images: PairedImages, patch_size: int, batch_size: int, seed: int = 0) -> None:
+        if patch_size < 1 or batch_size < 1:
+            raise UserError(f"patch size and batch size must be positive, got {patch_size} and {batch_size}")
+        if len(images) == 0:
+            raise UserError("no image pairs to sample patches from")
+        for pair, hr in zip(images.pairs, images.hr, strict=True):
+            if min(hr.shape[:2]) < patch_size:
+                raise UserError(
+                    f"image {pair.hr_path} is {_size(hr)}, smaller than the {patch_size}x{patch_size} patch; "
+                    "remove it or lower the patch size"
+                )
+        self.images = images
+        self.patch_size = patch_size
+        self.batch_size = batch_size
+        self.seed = seed
+        self._heights = np.array([hr.shape[0] for hr in images.hr])
+        self._widths = np.array([hr.shape[1] for hr in images.hr])
+
+    def batch(self, step: int, rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(lr, hr)`` NCHW float32 in [0, 1]: this rank's contiguous shard of the global batch ``step``."""
+        if self.batch_size % world_size:
+            raise UserError(f"batch size {self.batch_size} is not divisible by the {world_size} processes")
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, step]))
+        size = self.batch_size
+        index = rng.integers(0, len(self.images), size=size)
+        top = rng.integers(0, self._heights[index] - self.patch_size + 1)
+        left = rng.integers(0, self._widths[index] - self.patch_size + 1)
+        transform = rng.integers(0, 8, size=size)
+        shard = size // world_size
+        lr_patches, hr_patches = [], []
+        for k in range(rank * shard, (rank + 1) * shard):
+            window = np.s_[top[k] : top[k] + self.patch_size, left[k] : left[k] + self.patch_size]
+            lr_patches.append(_dihedral(self.images.lr[index[k]][window], transform[k]))
+            hr_patches.append(_dihedral(self.images.hr[index[k]][window], transform[k]))
+        return _to_tensor(lr_patches), _to_tensor(hr_patches)
+
+
+def _dihedral(patch: np.ndarray, transform: int) -> np.ndarray:
+    """Transform 0..7: rotate by 90 degrees ``transform % 4`` times, then flip left-right if ``>= 4``."""
+    patch = np.rot90(patch, transform % 4)
+    return patch[:, ::-1] if transform >= 4 else patch
+
+
+def _to_tensor(patches: list[np.ndarray]) -> torch.Tensor:
+    """Stack HxWxC patches into NCHW float32 in [0, 1], scaling each by its own dtype's peak."""
+    peaks = np.array([np.iinfo(p.dtype).max if p.dtype.kind in "ui" else 1.0 for p in patches], np.float32)
+    stacked = np.stack(patches).astype(np.float32)
+    stacked /= peaks[:, None, None, None]
+    return torch.from_numpy(stacked.transpose(0, 3, 1, 2).copy())

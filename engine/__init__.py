@@ -1,0 +1,1 @@
+"""Shared engine: settings, run folders, training loop, metrics, checkpoints, tiled inference."""

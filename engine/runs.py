@@ -1,0 +1,81 @@
+"""The run folder: settings.json, results.json (merged, never clobbered) and the sweep table results.csv."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UserError
+
+
+def prepare_run_dir(path: Path) -> Path:
+    """Create the run folder and prove it is writable, before any long work starts."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write to run folder {path} ({err.strerror}); choose another --out") from None
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder and rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path} is not valid JSON ({err}); fix or remove it") from None
+
+
+def update_results(run_dir: Path, entry: dict[str, Any], key: str | None = None) -> dict:
+    """Merge ``entry`` into ``results.json`` (under ``key`` if given, e.g. 'phase2') and return the whole."""
+    path = run_dir / "results.json"
+    results = read_json(path)
+    if key is None:
+        results.update(entry)
+    else:
+        results[key] = {**results.get(key, {}), **entry}
+    write_json(path, results)
+    return results
+
+
+def append_results_row(csv_path: Path, row: dict[str, Any]) -> None:
+    """Append one run (settings and scores) to a sweep table, widening its header when new columns appear."""
+    rows: list[dict[str, Any]] = []
+    header: list[str] = []
+    if csv_path.exists():
+        with csv_path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = list(reader.fieldnames or [])
+            rows = list(reader)
+    header += [name for name in row if name not in header]
+    rows.append({name: row.get(name, "") for name in header})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(csv_path, buffer.getvalue())

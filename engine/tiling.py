@@ -1,0 +1,104 @@
+"""Inference over overlapping tiles, so a big image never needs the memory of a whole-image pass.
+
+Geometry, per axis, in input pixels: every pass reads a window of ``tile + 2 * overlap + feather``
+pixels. The ``overlap`` pixels at a window's inner edges are context only (weight 0): with ``overlap``
+at least the model's receptive-field radius, every kept output pixel sees exactly the inputs it sees in
+a whole-image pass, so a purely local model gives the whole-image result (to float rounding). Neighbouring
+windows share ``feather`` kept pixels (``feather = overlap`` for ``blend='linear'``, 0 for ``'none'``),
+blended with linear ramps so that any tile-to-tile difference fades instead of making a seam.
+
+Channel attention (RCAB) is not local: its global average pool sees the whole tile instead of the whole
+image, so a tiled Block differs slightly from its whole-image output; ``tests/engine/test_tiling.py``
+measures and bounds that difference.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.rcan import receptive_field_radius
+
+DEFAULT_OVERLAP = 16
+
+
+def default_overlap(model: nn.Module) -> int:
+    """The model's receptive-field radius when it can be counted, else ``DEFAULT_OVERLAP``."""
+    try:
+        return receptive_field_radius(model)
+    except ValueError:
+        return DEFAULT_OVERLAP
+
+
+def tiled_forward(
+    model: nn.Module,
+    x: torch.Tensor,
+    tile: int = 256,
+    overlap: int | None = None,
+    scale: int | None = None,
+    blend: str = "linear",
+    out_device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """``model(x)`` for an NCHW batch, computed tile by tile under ``torch.inference_mode``.
+
+    ``tile``: the step between windows (input pixels); ``overlap``: context margin, default the model's
+    receptive-field radius; ``scale``: output/input size ratio, default ``model.scale`` or 1;
+    ``out_device``: where the output is assembled (e.g. ``'cpu'`` to keep GPU memory for the model),
+    default ``x.device``. Each window is moved to the model's device, so ``x`` may stay on the CPU.
+    """
+    if blend not in ("linear", "none"):
+        raise ValueError(f"blend must be 'linear' or 'none', got {blend!r}")
+    if tile < 1:
+        raise ValueError(f"tile must be positive, got {tile}")
+    overlap = default_overlap(model) if overlap is None else overlap
+    scale = getattr(model, "scale", 1) if scale is None else scale
+    feather = overlap if blend == "linear" else 0
+    out_device = x.device if out_device is None else torch.device(out_device)
+    model_device = next((p.device for p in model.parameters()), x.device)
+    n, _, h, w = x.shape
+    window = tile + 2 * overlap + feather
+    with torch.inference_mode():
+        if h <= window and w <= window:
+            return model(x.to(model_device)).to(out_device)
+        out = weight = None
+        for y0, y1 in _spans(h, window, tile):
+            wy = _ramp(h, y0, y1, overlap, feather, scale, out_device)
+            for x0, x1 in _spans(w, window, tile):
+                wx = _ramp(w, x0, x1, overlap, feather, scale, out_device)
+                pred = model(x[:, :, y0:y1, x0:x1].to(model_device)).to(out_device)
+                if pred.shape[-2:] != ((y1 - y0) * scale, (x1 - x0) * scale):
+                    raise ValueError(f"model output {tuple(pred.shape)} is not scale={scale} times its input")
+                if out is None:
+                    shape = (h * scale, w * scale)
+                    out = torch.zeros(n, pred.shape[1], *shape, dtype=pred.dtype, device=out_device)
+                    weight = torch.zeros(shape, dtype=pred.dtype, device=out_device)
+                tile_weight = wy[:, None] * wx[None, :]
+                ys, xs = slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale)
+                out[:, :, ys, xs] += pred * tile_weight
+                weight[ys, xs] += tile_weight
+        return out / weight
+
+
+def _spans(length: int, window: int, step: int) -> list[tuple[int, int]]:
+    """Window [start, end) positions covering ``length``; the last one is pushed back to end at the edge."""
+    if length <= window:
+        return [(0, length)]
+    starts = [*range(0, length - window, step), length - window]
+    return [(s, s + window) for s in starts]
+
+
+def _ramp(length: int, start: int, end: int, overlap: int, feather: int, scale: int,
+          device: torch.device) -> torch.Tensor:
+    """1-D blending weights (output pixels) of the window [start, end) of an axis of ``length``.
+
+    Zero on the context margin at inner edges, a linear ramp over the next ``feather`` pixels, one inside;
+    no margin or ramp on a side that touches the image border.
+    """
+    size = (end - start) * scale
+    pos = torch.arange(size, dtype=torch.float64, device=device) + 0.5
+    ramp_in = torch.ones(size, dtype=torch.float64, device=device)
+    margin, width = overlap * scale, max(feather * scale, 1)
+    if start > 0:
+        ramp_in = torch.minimum(ramp_in, ((pos - margin) / width).clamp(0, 1))
+    if end < length:
+        ramp_in = torch.minimum(ramp_in, ((size - pos - margin) / width).clamp(0, 1))
+    return ramp_in.float()

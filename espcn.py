@@ -1,0 +1,59 @@
+"""ESPCN (Shi et al. 2016): train on T91, score on Set5/Set14, upscale your own images.
+
+    python espcn.py train --data DIR --out runs/espcn_x3 [--set NAME=VALUE ...] [--resume]
+    python espcn.py eval --weights W [--set EVAL_SETS=Set5,Set14] [--data DIR]
+    python espcn.py upscale --weights W INPUT... --out DIR
+
+Model selection (best.pt, the plateau rule, early stopping) looks only at whole training images held out
+from TRAIN_SET (VAL_FRACTION); the EVAL_SETS are scored once, at the end, with bicubic beside the model.
+"""
+from __future__ import annotations
+
+# ----------------------------------------------------------------------------------- settings
+PRESET = "paper"  # paper | best: named values from PRESETS below; explicit --set always wins
+SCALE = 3  # upscaling factor r (paper Table 1: 3; 2 and 4 also supported)
+CHANNELS = 1  # 1 = luminance Y only (paper), 3 = RGB (the published reproduction's choice)
+FEATURES = [64, 32]  # feature maps of the first two layers (paper: 64, 32)
+TRAIN_SET = "T91"  # HR training folder under --data (paper: T91); skimage-train = bundled photos
+EVAL_SETS = ["Set5", "Set14"]  # HR folders scored once at the end (paper); never used for selection
+VAL_FRACTION = 0.1  # share of whole training images held out for validation (ours)
+DEGRADATION = "gaussian"  # training LR: gaussian = blur then subsample (paper) | bicubic = MATLAB imresize
+BLUR_SIGMA = 0.33  # Gaussian blur std in LR pixels (x SCALE in HR pixels); unstated in the paper, ours: closest to bicubic
+SUBIMAGE = 17  # LR sub-image side; HR sub-images are 17r x 17r (paper)
+STRIDE = 14  # LR stride between sub-images, (17 - sum(k mod 2)) (paper)
+AUGMENT = False  # also train on the 8 rotations/flips of each image (ours; the paper does not)
+EPOCHS = 3000  # upper bound on epochs; the plateau rule normally stops first (ours)
+BATCH_SIZE = 16  # sub-images per step, split across torchrun ranks (not given by the paper; ours)
+OPTIMIZER = "adam"  # adam | sgd (not given by the paper; ours)
+MOMENTUM = 0.9  # SGD momentum (ours)
+SCHEDULE = "plateau"  # plateau = paper's rule | cosine = cosine decay from LR_START to LR_END over EPOCHS
+LR_START = 0.01  # initial learning rate (paper)
+LR_END = 0.0001  # final learning rate (paper)
+MU = 0.01  # lower the rate when the validation PSNR improves by less than MU dB in an epoch (value ours)
+LR_FACTOR = 10.0  # divide the rate by this when it is lowered (ours)
+COOLDOWN = 20  # epochs after a decrease before the next one may happen (ours)
+PATIENCE = 100  # stop after this many epochs without validation improvement (paper)
+LAST_LAYER_LR = 0.1  # learning-rate multiplier of the last layer (paper: "10 times smaller")
+LOSS = "mse"  # mse (paper) | l1
+EVAL_TILE = 512  # tile side (LR pixels) for whole-image inference
+# --------------------------------------------------------------------------------------------
+
+PRESETS = {
+    "paper": {},
+    "best": {"DEGRADATION": "bicubic", "AUGMENT": True, "SCHEDULE": "cosine", "LR_START": 0.001,
+             "LR_END": 1e-5, "EPOCHS": 400, "LOSS": "l1"},
+}
+
+import sys
+
+from engine.errors import cli_entry
+
+
+def main(argv: list[str] | None = None) -> None:
+    from pipelines.espcn import run
+
+    run(globals(), argv)
+
+
+if __name__ == "__main__":
+    cli_entry(main, sys.argv[1:])

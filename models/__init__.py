@@ -1,0 +1,25 @@
+"""Models: ESPCN, and the multiblock channel-attention network (RCAB, Block, MultiBlockNet), toy block."""
+from models.espcn import ESPCN, espcn_param_groups
+from models.rcan import (
+    RCAB,
+    Block,
+    ChannelAttention,
+    MultiBlockNet,
+    normal_init_,
+    orthogonal_init_,
+    receptive_field_radius,
+)
+from models.toy import ToyBlock
+
+__all__ = [
+    "ESPCN",
+    "RCAB",
+    "Block",
+    "ChannelAttention",
+    "MultiBlockNet",
+    "ToyBlock",
+    "espcn_param_groups",
+    "normal_init_",
+    "orthogonal_init_",
+    "receptive_field_radius",
+]

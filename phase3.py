@@ -1,0 +1,50 @@
+"""Phase 3: train block N_3 on (LR_2, HR), initialised from N_2, then write LR_3/ with N_3^+.
+
+Needs N2.pt and LR_2/ (phase2_1.py, phase2_2.py). Writes N3.pt, N3_latest.pt, N3_best.pt, log_N3.csv,
+curves_N3.png, the "phase3" entry of results.json, and LR_3/. Next: phase4.py.
+"""
+from __future__ import annotations
+
+# ----------------------------------------------------------------------------------- settings
+CAMERA = "Canon"  # RealSR camera folder (report: Canon)
+SCALE = 2  # RealSR scale folder; pairs are same-size (report: x2)
+N_FEATS = 64  # feature channels C (report: 64)
+N_RESBLOCKS = 16  # residual channel-attention blocks R per block (report: 16)
+REDUCTION = 4  # channel-attention squeeze C -> C/REDUCTION (report: 64 -> 16)
+END_CONV = True  # conv3x3 after the RCABs, as in the report's code
+PATCH_SIZE = 48  # training patch side (report: 48)
+BATCH_SIZE = 16  # patches per iteration, split across torchrun ranks (report: 16)
+INIT = "inherit"  # inherit = start from N2.pt (report 4.2) | fresh = orthogonal init
+ITERS_WARMUP = 2000  # stage A: unclamped warm-up iterations (report: 2000)
+WARMUP_OPTIMIZER = "adadelta"  # adadelta (report) | adam (the report's code)
+LR_WARMUP = 1.0  # warm-up learning rate (report: Adadelta lr=1; use 1e-4 with adam)
+ITERS_CLAMP_HIGH = 3000  # stage B: clamped N_1^+, Adam (report: 3000)
+LR_CLAMP_HIGH = 1e-4  # (report: 1e-4)
+ITERS_CLAMP_LOW = 10000  # stage C: clamped, Adam (report: 10000)
+LR_CLAMP_LOW = 1e-5  # (report: 1e-5)
+LOSS = "l1"  # l1 (report) | mse
+GRAD_LOSS_WEIGHT = 0.0  # weight of the first-order gradient-difference term added to the loss (report sec. 6)
+EVAL_EVERY = 500  # iterations between evaluations and checkpoints (ours)
+VAL_FRACTION = 0.1  # whole training pairs held out to select N3.pt (ours)
+VALIDATE_ON_TEST = False  # select on the test pairs as the report did (optimistic; off by default)
+SELECT = "best-val"  # best-val = weights of the best validation evaluation | last
+TEST_CURVE = True  # also score the test pairs at each evaluation, for the Fig. 8 curves (never for selection)
+EVAL_TILE = 512  # tile side for whole-image inference (ours)
+# --------------------------------------------------------------------------------------------
+
+import sys
+
+from engine.errors import cli_entry
+
+
+def main(argv: list[str] | None = None) -> None:
+    from engine.settings import parse_cli
+    from pipelines.multiblock import regenerate, train_block
+
+    ctx = parse_cli(globals(), argv, __doc__, default_out="runs/multiblock")
+    train_block(ctx, index=3)
+    regenerate(ctx, index=3)
+
+
+if __name__ == "__main__":
+    cli_entry(main, sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Method-specific orchestration (ESPCN, multiblock phases) over the shared data, models and engine."""

@@ -1,0 +1,25 @@
+"""Shared fixtures: where the real benchmark images live (skip tests that need them when absent)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_datasets() -> Path | None:
+    """The real T91/Set5/Set14 folder, from SR_DATA or ../shared/datasets, or None."""
+    for candidate in (os.environ.get("SR_DATA"), REPO.parent / "shared" / "datasets"):
+        if candidate and (Path(candidate) / "Set5").is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture
+def datasets_root() -> Path:
+    root = shared_datasets()
+    if root is None:
+        pytest.skip("needs T91/Set5/Set14 (set SR_DATA or put them in ../shared/datasets)")
+    return root

@@ -1,0 +1,55 @@
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.errors import UserError
+from engine.runs import append_results_row, prepare_run_dir, read_json, update_results
+
+
+def test_update_results_merges_per_phase(tmp_path: Path):
+    update_results(tmp_path, {"metrics": {"Set5": {"model": {"psnr_y": 30.0}}}}, key="phase1")
+    update_results(tmp_path, {"metrics": {"Set5": {"model": {"psnr_y": 31.0}}}}, key="phase2")
+    update_results(tmp_path, {"iterations": 5}, key="phase1")
+    results = read_json(tmp_path / "results.json")
+    assert results["phase1"]["metrics"]["Set5"]["model"]["psnr_y"] == 30.0
+    assert results["phase1"]["iterations"] == 5
+    assert results["phase2"]["metrics"]["Set5"]["model"]["psnr_y"] == 31.0
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary files left
+
+
+def test_results_csv_widens_its_header(tmp_path: Path):
+    table = tmp_path / "results.csv"
+    append_results_row(table, {"run": "a", "EPOCHS": 3})
+    append_results_row(table, {"run": "b", "EPOCHS": 4, "Set5/model/psnr_y": 30.5})
+    with table.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["run"] for row in rows] == ["a", "b"]
+    assert rows[0]["Set5/model/psnr_y"] == "" and rows[1]["Set5/model/psnr_y"] == "30.5"
+
+
+def test_corrupt_results_json_is_a_user_error(tmp_path: Path):
+    (tmp_path / "results.json").write_text("{broken")
+    with pytest.raises(UserError, match="not valid JSON"):
+        update_results(tmp_path, {"x": 1})
+    assert (tmp_path / "results.json").read_text() == "{broken"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_read_only_run_folder_is_a_user_error(tmp_path: Path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(UserError, match="cannot write to run folder"):
+            prepare_run_dir(locked / "run")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_run_folder_under_a_file_is_a_user_error(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UserError, match="cannot write to run folder"):
+        prepare_run_dir(blocker / "run")

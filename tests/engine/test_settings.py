@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+
+from engine.errors import UserError
+from engine.settings import apply_overrides, collect_settings, parse_cli, parse_value, setting_comments
+
+SETTINGS = {"EPOCHS": 10, "LR": 0.01, "AUGMENT": False, "NAME": "T91", "SETS": ["Set5", "Set14"],
+            "SIZES": [24, 48]}
+
+
+def test_collect_settings_keeps_upper_case_plain_values_in_order():
+    namespace = {"EPOCHS": 3, "lower": 1, "_HIDDEN": 2, "PRESETS": {"a": 1}, "LR": 0.1, "main": print}
+    assert list(collect_settings(namespace)) == ["EPOCHS", "LR"]
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), [
+    ("EPOCHS", "7", 7), ("LR", "1e-4", 1e-4), ("AUGMENT", "true", True), ("AUGMENT", "0", False),
+    ("NAME", "Set14", "Set14"), ("SETS", "a, b,c", ["a", "b", "c"]), ("SIZES", "24,96", [24, 96]),
+])
+def test_parse_value_uses_the_type_of_the_default(name, text, expected):
+    assert parse_value(name, SETTINGS[name], text) == expected
+
+
+@pytest.mark.parametrize(("assignment", "message"), [
+    ("EPOCHS=ten", "expected int"), ("AUGMENT=maybe", "expected true/false"),
+    ("SIZES=24,big", "comma-separated list of int"), ("EPOCH=3", "unknown setting"), ("EPOCHS", "NAME=VALUE"),
+])
+def test_bad_overrides_are_user_errors(assignment, message):
+    with pytest.raises(UserError, match=message):
+        apply_overrides(SETTINGS, [assignment])
+
+
+def test_overrides_do_not_touch_the_defaults():
+    result = apply_overrides(SETTINGS, ["EPOCHS=2", "SETS=Set5"])
+    assert result["EPOCHS"] == 2 and result["SETS"] == ["Set5"] and SETTINGS["EPOCHS"] == 10
+
+
+def test_parse_cli_resolves_common_flags(tmp_path: Path, monkeypatch):
+    script = tmp_path / "script.py"
+    script.write_text("EPOCHS = 10  # how long (paper)\n")
+    monkeypatch.setenv("SR_DATA", str(tmp_path))
+    ctx = parse_cli({"__file__": str(script), "EPOCHS": 10}, ["--set", "EPOCHS=4", "--device", "cpu",
+                                                            "--seed", "3", "--resume"], "doc", "runs/x")
+    assert ctx.settings == {"EPOCHS": 4}
+    assert (ctx.data_root, ctx.out, ctx.device.type, ctx.seed, ctx.resume) == (tmp_path, Path("runs/x"),
+                                                                               "cpu", 3, True)
+    assert setting_comments(script) == {"EPOCHS": "how long (paper)"}
+
+
+def test_unknown_flag_is_one_line_and_exit_2(tmp_path: Path, capsys):
+    script = tmp_path / "script.py"
+    script.write_text("EPOCHS = 10\n")
+    with pytest.raises(SystemExit) as exit_info:
+        parse_cli({"__file__": str(script), "EPOCHS": 10}, ["--bogus"], "doc", "runs/x")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: unrecognized arguments: --bogus")

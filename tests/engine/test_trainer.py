@@ -1,0 +1,102 @@
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from engine.checkpoint import load_checkpoint
+from engine.dist import DistInfo
+from engine.errors import StopRequested, UserError
+from engine.schedules import Constant, Plateau
+from engine.trainer import Stage, TrainConfig, Trainer
+
+
+def batches(step: int, dist: DistInfo):
+    generator = torch.Generator().manual_seed(step)
+    x = torch.rand(4, 1, 8, 8, generator=generator)
+    return x, 0.5 * x + 0.1
+
+
+def make_trainer(run_dir: Path, batch_fn=batches, lr: float = 0.01, eval_every: int = 3, schedule=None):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 1, 3, padding=1))
+
+    def optimizer(model):
+        return torch.optim.Adam(model.parameters(), lr=lr)
+
+    stages = [Stage("a", 7, optimizer, schedule or Constant(lr)), Stage("b", 5, optimizer, Constant(lr / 10))]
+
+    def evaluate(model):
+        x, y = batches(10_000, DistInfo())
+        return {"val_psnr": -10 * torch.log10(((model(x) - y) ** 2).mean()).item()}
+
+    config = TrainConfig(run_dir=run_dir, eval_every=eval_every, progress=False)
+    return Trainer(net, stages, batch_fn, nn.functional.l1_loss, evaluate, config, torch.device("cpu")), net
+
+
+def test_a_crashed_run_resumed_ends_with_the_same_weights(tmp_path: Path):
+    reference, ref_net = make_trainer(tmp_path / "ref")
+    reference.fit()
+
+    def crash_at_8(step, dist):
+        if step == 8:
+            raise RuntimeError("killed")
+        return batches(step, dist)
+
+    crashed, _ = make_trainer(tmp_path / "run", crash_at_8)
+    with pytest.raises(RuntimeError, match="killed"):
+        crashed.fit()
+    assert load_checkpoint(tmp_path / "run" / "latest.pt")["step"] == 7  # end of stage a
+    resumed, net = make_trainer(tmp_path / "run")
+    result = resumed.fit(resume=True)
+    assert result.step == 12
+    for a, b in zip(net.state_dict().values(), ref_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["3", "6", "7", "9", "12"]
+
+
+def test_sigterm_writes_a_checkpoint_and_resume_matches(tmp_path: Path):
+    reference, ref_net = make_trainer(tmp_path / "ref")
+    reference.fit()
+
+    def signal_at_4(step, dist):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return batches(step, dist)
+
+    stopped, _ = make_trainer(tmp_path / "run", signal_at_4)
+    with pytest.raises(StopRequested, match="iteration 5"):
+        stopped.fit()
+    assert load_checkpoint(tmp_path / "run" / "latest.pt")["step"] == 5
+    resumed, net = make_trainer(tmp_path / "run")
+    resumed.fit(resume=True)
+    for a, b in zip(net.state_dict().values(), ref_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_existing_run_needs_resume_flag(tmp_path: Path):
+    make_trainer(tmp_path)[0].fit()
+    with pytest.raises(UserError, match="pass --resume"):
+        make_trainer(tmp_path)[0].fit()
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path):
+    def poisoned(step, dist):
+        x, y = batches(step, dist)
+        return (x * float("nan"), y) if step == 4 else (x, y)
+
+    trainer, _ = make_trainer(tmp_path, poisoned)
+    with pytest.raises(UserError, match="loss became nan at iteration 5"):
+        trainer.fit()
+    assert load_checkpoint(tmp_path / "latest.pt")["step"] == 3
+
+
+def test_plateau_stops_a_stage_early_and_best_is_kept(tmp_path: Path):
+    trainer, _ = make_trainer(tmp_path, lr=0.0, eval_every=1, schedule=Plateau(0.0, 0.0, 0.0, patience=2))
+    result = trainer.fit()
+    assert result.stopped_early == ["a@3"]  # no learning: two stale evaluations after the first
+    assert result.step == 3 + 5
+    assert load_checkpoint(tmp_path / "best.pt")["step"] == 1
