@@ -11,6 +11,7 @@ and the block index, not code.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from data.io import read_image, to_float, write_image
+from data.io import is_image_file, read_image, to_float, write_image
 from data.paired import (
     PairedImages,
     PatchSampler,
@@ -98,6 +99,32 @@ def require_lr_folder(run_dir: Path, stage: int, needed_by: str) -> None:
                         f"{REGEN_SCRIPT[stage]} to regenerate it")
 
 
+def check_choices(settings: dict[str, Any]) -> None:
+    """Refuse a misspelt choice before any work starts (not after minutes of loading or training)."""
+    choices = {"INIT": ("inherit", "fresh"), "WARMUP_OPTIMIZER": ("adam", "adadelta"), "SELECT": ("best-val", "last"),
+               "LOSS": ("l1", "mse")}
+    for name, allowed in choices.items():
+        if name in settings and str(settings[name]).lower() not in allowed:
+            raise UserError(f"{name}={settings[name]!r}: expected one of {', '.join(allowed)} (--set {name}=...)")
+
+
+def initial_block(settings: dict[str, Any], run_dir: Path, index: int, seed: int) -> Block:
+    """Block N_<index> before training: orthogonal init (report 4.1), or N_<index-1>'s weights when
+    ``INIT=inherit`` (report 4.2; block 1 has no parent and is always fresh)."""
+    torch.manual_seed(seed)
+    block = Block(**block_kwargs(settings))
+    orthogonal_init_(block)
+    if index > 1 and settings["INIT"] == "inherit":
+        parent = run_dir / f"N{index - 1}.pt"
+        if not parent.exists():
+            raise UserError(f"{TRAIN_SCRIPT[index]} with INIT=inherit needs {parent}; run {TRAIN_SCRIPT[index - 1]} "
+                            "first with the same --out, or set INIT=fresh")
+        state = load_checkpoint(parent)
+        check_meta(state, parent, arch=ARCH)
+        load_weights(block, state, parent)
+    return block
+
+
 def load_block(path: Path, clamp: bool) -> Block:
     """A block rebuilt from the architecture its checkpoint records."""
     state = load_checkpoint(path)
@@ -172,7 +199,7 @@ def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list
     s, run_dir = ctx.settings, ctx.out
     train_images = load_pairs(stage_inputs(ctx, input_stage, "train", script))
     test_images = load_pairs(stage_inputs(ctx, input_stage, "test", script))
-    raw_test = load_pairs(realsr_pairs(ctx, "test"))
+    raw_test = load_pairs(realsr_pairs(ctx, "test")) if input_stage > 0 else test_images
     train_images, val_images = split_validation(train_images, s, ctx.seed)
     val_images = val_images if val_images is not None else test_images
     sampler = PatchSampler(train_images, s["PATCH_SIZE"], s["BATCH_SIZE"], ctx.seed)
@@ -195,6 +222,8 @@ def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list
     if not dist_info.is_main:
         return
     chosen = run_dir / (f"{name}_best.pt" if s["SELECT"] == "best-val" else f"{name}_latest.pt")
+    if not chosen.exists():  # no evaluation happened (every stage has 0 iterations): the starting weights
+        chosen = run_dir / f"{name}_latest.pt"
     state = load_checkpoint(chosen)
     load_weights(net, state, chosen)
     set_clamp(True)(net)
@@ -210,7 +239,8 @@ def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list
                                       device=device, tile=tile)["identity"]
     update_results(run_dir, {phase_key: {
         "metrics": {test_set_name(s): metrics},
-        "network": name, "selected_step": state["step"], "best_val_psnr_rgb": result.best,
+        "network": name, "selected_step": state["step"],
+        "best_val_psnr_rgb": result.best if math.isfinite(result.best) else None,
         "iterations": result.step, "train_seconds": round(time.perf_counter() - started, 1),
         "protocol": "same-size pairs; *_y: BT.601 Y, no shave; *_rgb: RGB, no shave; *_report: RGB, no "
                     "shave, top-left crop of at most 1500x1500 (the report's); identity = the dataset LR",
@@ -224,23 +254,18 @@ def train_block(ctx: RunContext, index: int) -> None:
     """Phases 1-1, 2-1 and the training half of 3: block N_<index> on (LR_<index-1>, HR)."""
     s = ctx.settings
     script = TRAIN_SCRIPT[index]
+    check_choices(s)
+    if index > 1:  # before anything is written: a script run too early names the scripts to run first
+        require_lr_folder(ctx.out, index - 1, script)
     dist_info, device = init_distributed(ctx.device)
     if dist_info.is_main:
         prepare_run_dir(ctx.out)
-    torch.manual_seed(ctx.seed)
-    block = Block(**block_kwargs(s))
-    orthogonal_init_(block)
-    if index > 1 and s["INIT"] == "inherit":
-        parent = ctx.out / f"N{index - 1}.pt"
-        if not parent.exists():
-            raise UserError(f"{script} with INIT=inherit needs {parent}; run {TRAIN_SCRIPT[index - 1]} first")
-        load_weights(block, load_checkpoint(parent), parent)
-    elif s.get("INIT", "fresh") not in ("inherit", "fresh"):
-        raise UserError(f"INIT={s['INIT']!r}: expected 'inherit' or 'fresh'")
+    block = initial_block(s, ctx.out, index, ctx.seed)
     write_settings(ctx, f"N{index}", dist_info)
     meta = {"arch": ARCH, "block": index, **block_kwargs(s)}
     train_network(ctx, block, f"N{index}", block_stages(s), index - 1, f"phase{index}", script, dist_info,
                   device, meta)
+    barrier(dist_info)  # N<index>.pt is written by rank 0; phase3.py's other ranks read it next
     cleanup(dist_info)
 
 
@@ -265,17 +290,26 @@ def regenerate(ctx: RunContext, index: int) -> None:
     digest = sha256(weights)
     manifest_path = folder / "manifest.json"
     manifest = read_json(manifest_path)
-    if manifest.get("complete") and manifest.get("checkpoint_sha256") == digest:
+    jobs = [(pair, lr_stage_dir(ctx.out, index, split) / f"{pair.name}.png")
+            for split in SPLITS for pair in stage_inputs(ctx, index - 1, split, script)]
+    # the input's maker too: LR_<index-1> regenerated by a changed N_<index-1> makes LR_<index> stale
+    source = {"input": f"LR_{index - 1}" if index > 1 else "dataset LR",
+              "input_checkpoint_sha256": read_json(ctx.out / f"LR_{index - 1}" / "manifest.json").get(
+                  "checkpoint_sha256") if index > 1 else None}
+    record = {"checkpoint": weights.name, "checkpoint_sha256": digest, **source}
+    current = all(manifest.get(key) == value for key, value in record.items())
+    if current and manifest.get("complete") and all(target.exists() for _pair, target in jobs):
         if dist_info.is_main:
             print(f"{folder} is up to date (made by {weights.name}, sha256 {digest[:12]}); skipped")
         return
-    jobs = [(pair, lr_stage_dir(ctx.out, index, split) / f"{pair.name}.png")
-            for split in SPLITS for pair in stage_inputs(ctx, index - 1, split, script)]
     if dist_info.is_main:
-        if manifest.get("checkpoint_sha256") != digest:
-            for _pair, target in jobs:  # made by another checkpoint: never mix generations
-                target.unlink(missing_ok=True)
-        write_json(manifest_path, {"checkpoint": weights.name, "checkpoint_sha256": digest, "complete": False})
+        wanted = {target for _pair, target in jobs}
+        for split in SPLITS:  # never mix generations, nor keep images of pairs no longer in the dataset
+            split_dir = lr_stage_dir(ctx.out, index, split)
+            for path in sorted(split_dir.iterdir()) if split_dir.is_dir() else []:
+                if is_image_file(path) and (not current or path not in wanted):
+                    path.unlink()
+        write_json(manifest_path, {**record, "complete": False})
     barrier(dist_info)
     block = load_block(weights, clamp=True).to(device).eval()
     mine = [jobs[i] for i in shard_range(len(jobs), dist_info)]
@@ -293,8 +327,7 @@ def regenerate(ctx: RunContext, index: int) -> None:
         if missing:
             raise UserError(f"LR_{index} is incomplete ({len(missing)} images missing, e.g. {missing[0]}); "
                             f"rerun {script}")
-        write_json(manifest_path, {"checkpoint": weights.name, "checkpoint_sha256": digest, "complete": True,
-                                   "images": len(jobs), "format": "16-bit RGB PNG",
+        write_json(manifest_path, {**record, "complete": True, "images": len(jobs), "format": "16-bit RGB PNG",
                                    "seconds": round(time.perf_counter() - started, 1)})
         print(f"wrote {len(todo)} images ({len(jobs) - len(todo)} already there) to {folder}")
 
@@ -303,13 +336,14 @@ def regenerate(ctx: RunContext, index: int) -> None:
 def train_combined(ctx: RunContext) -> None:
     """Phase 4: N = N_3^+(N_2^+(N_1^+(x))) from the three blocks, trained end to end on (LR, HR)."""
     s = ctx.settings
-    dist_info, device = init_distributed(ctx.device)
-    if dist_info.is_main:
-        prepare_run_dir(ctx.out)
+    check_choices(s)
     paths = [ctx.out / f"N{i}.pt" for i in (1, 2, 3)]
     for index, path in enumerate(paths, 1):
         if not path.exists():
             raise UserError(f"phase4.py needs {path}; run {TRAIN_SCRIPT[index]} first with the same --out")
+    dist_info, device = init_distributed(ctx.device)
+    if dist_info.is_main:
+        prepare_run_dir(ctx.out)
     torch.manual_seed(ctx.seed)
     net = MultiBlockNet([load_block(path, clamp=True) for path in paths])
     write_settings(ctx, "N", dist_info)
@@ -323,6 +357,7 @@ def train_combined(ctx: RunContext) -> None:
     meta = {"arch": "multiblock-net", "blocks": 3, **{key: block_meta[key] for key in BLOCK_KEYS}}
     train_network(ctx, net, "N", [st for st in stages if st.steps > 0], 0, "phase4", "phase4.py", dist_info,
                   device, meta)
+    barrier(dist_info)
     cleanup(dist_info)
 
 

@@ -1,0 +1,86 @@
+"""espcn.py end to end on photos bundled with scikit-image (no dataset needed), plus its error paths."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.io import read_image
+from tests.scripts.helpers import load_script, run_script
+
+TRAIN = ["--set", "TRAIN_SET=skimage-train", "--set", "EVAL_SETS=skimage-test", "--set", "AUGMENT=true",
+         "--set", "EPOCHS=4", "--set", "SCALE=2", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("espcn") / "run"
+    load_script("espcn.py").main(["train", "--out", str(run), *TRAIN])
+    return run
+
+
+def test_train_writes_the_run_folder_and_beats_bicubic(trained: Path):
+    for name in ("settings.json", "latest.pt", "best.pt", "log.csv", "results.json", "curves.png"):
+        assert (trained / name).is_file(), name
+    results = json.loads((trained / "results.json").read_text())
+    scores = results["metrics"]["skimage-test"]
+    assert set(scores) == {"model", "bicubic"}
+    assert set(scores["model"]) >= {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"}
+    assert scores["model"]["psnr_y"] > scores["bicubic"]["psnr_y"]
+    settings = json.loads((trained / "settings.json").read_text())
+    assert settings["SCALE"] == 2 and settings["EPOCHS"] == 4 and settings["val_images"]
+    sweep = (trained.parent / "results.csv").read_text().splitlines()
+    assert "skimage-test/model/psnr_y" in sweep[0] and len(sweep) == 2
+
+
+def test_eval_scores_any_folder_with_grey_and_odd_sized_images(trained: Path, tmp_path: Path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (61, 47), dtype=np.uint8), mode="L").save(folder / "grey.png")
+    Image.fromarray(rng.integers(0, 255, (33, 51, 3), dtype=np.uint8)).save(folder / "odd.bmp")
+    load_script("espcn.py").main(["eval", "--weights", str(trained / "best.pt"), "--set",
+                                  f"EVAL_SETS={folder}", "--out", str(tmp_path / "eval")])
+    out = capsys.readouterr().out
+    assert "mine" in out and "bicubic" in out
+    scores = json.loads((tmp_path / "eval" / "eval.json").read_text())["metrics"][str(folder)]
+    assert np.isfinite(scores["model"]["psnr_y"]) and np.isfinite(scores["bicubic"]["ssim_rgb"])
+
+
+def test_upscale_is_true_upscaling_of_files_and_folders(trained: Path, tmp_path: Path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.full((21, 13), 128, np.uint8), mode="L").save(folder / "grey.png")
+    Image.fromarray(np.zeros((10, 17, 4), np.uint8), mode="RGBA").save(tmp_path / "rgba.png")
+    load_script("espcn.py").main(["upscale", "--weights", str(trained / "best.pt"), str(folder),
+                                  str(tmp_path / "rgba.png"), "--out", str(tmp_path / "out")])
+    assert read_image(tmp_path / "out" / "grey_x2.png").shape == (42, 26, 3)
+    assert read_image(tmp_path / "out" / "rgba_x2.png").shape == (20, 34, 3)
+
+
+def test_existing_run_without_resume_is_refused(trained: Path):
+    result = run_script("espcn.py", "train", "--out", str(trained), *TRAIN)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {trained / 'latest.pt'} already holds a run at iteration "
+        f"{json.loads((trained / 'log.csv').read_text().splitlines()[-1].split(',')[0])}; pass --resume to "
+        "continue it, or choose another --out"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["train", "--data", "{tmp}", "--out", "{tmp}/run"], "error: no images in"),
+    (["train", "--out", "{tmp}/run", "--set", "EPOCHS=many"], "error: --set EPOCHS='many': expected int"),
+    (["train", "--out", "{tmp}/run", "--set", "EPOCH=3"], "error: --set EPOCH: unknown setting"),
+    (["eval", "--weights", "{tmp}/missing.pt"], "error: weights not found"),
+    (["upscale", "--weights", "{tmp}/bad.pt", "{tmp}/bad.pt"], "error: cannot read checkpoint"),
+])
+def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, args, message):
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    result = run_script("espcn.py", *[arg.format(tmp=tmp_path) for arg in args])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+    assert not (tmp_path / "run" / "latest.pt").exists()
