@@ -49,7 +49,7 @@ def espcn_part(ctx, out: Path) -> Path:
     from data.datasets import bundled_photos
     from data.io import write_image
 
-    name, image = bundled_photos("test")[0]
+    _name, image = bundled_photos("test")[0]
     write_image(sample, image[:160, :160])
     run("espcn.py", "upscale", "--weights", str(out / "espcn" / "best.pt"), str(sample), "--out", str(out / "upscaled"))
     return out / "espcn" / "results.json"
