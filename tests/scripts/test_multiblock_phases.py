@@ -64,8 +64,17 @@ def run_phase(script: str, data: Path, out: Path, settings: list[str] | None = N
     load_script(script).main(["--data", str(data), "--out", str(out), "--device", "cpu", *sets(settings or [])])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convolutions gain nothing from threads, and on a shared CPU several threads cost 10x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory) -> tuple[Path, Path]:
+def chain(one_thread, tmp_path_factory) -> tuple[Path, Path]:
     """(data root, run folder) after phase1_1.py ... phase4.py, in order."""
     base = tmp_path_factory.mktemp("multiblock")
     data, run = base / "data", base / "run"

@@ -1,0 +1,63 @@
+"""torchrun with 2 CPU processes (gloo) trains to the same weights as one process with the same global batch."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from data.datasets import bundled_photos
+from data.synth import synthesise_realsr
+from engine.checkpoint import load_checkpoint
+from tests.scripts.helpers import run_script
+
+TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2"]
+
+
+def torchrun(*args: str):
+    from tests.scripts.helpers import REPO
+
+    import subprocess
+
+    return subprocess.run([*TORCHRUN, *args], cwd=REPO, capture_output=True, text=True, timeout=600,
+                          check=False, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+
+
+def assert_same_weights(a: Path, b: Path, atol: float) -> None:
+    first, second = load_checkpoint(a)["model"], load_checkpoint(b)["model"]
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.allclose(first[key], second[key], atol=atol, rtol=0), key
+
+
+def test_espcn_two_ranks_match_one_process(tmp_path: Path):
+    args = ["train", "--device", "cpu", "--set", "TRAIN_SET=skimage-train", "--set", "EVAL_SETS=skimage-test",
+            "--set", "AUGMENT=false", "--set", "EPOCHS=1", "--set", "BATCH_SIZE=16"]
+    single = run_script("espcn.py", *args, "--out", str(tmp_path / "one"), env={"OMP_NUM_THREADS": "1"})
+    assert single.returncode == 0, single.stderr
+    double = torchrun("espcn.py", *args, "--out", str(tmp_path / "two"))
+    assert double.returncode == 0, double.stderr[-2000:]
+    assert_same_weights(tmp_path / "one" / "latest.pt", tmp_path / "two" / "latest.pt", atol=1e-5)
+    assert load_checkpoint(tmp_path / "two" / "latest.pt")["step"] == load_checkpoint(
+        tmp_path / "one" / "latest.pt")["step"]
+
+
+@pytest.fixture(scope="module")
+def realsr(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("realsr")
+    synthesise_realsr(root, bundled_photos("train"), bundled_photos("test"), max_size=64)
+    return root
+
+
+def test_phase1_1_two_ranks_match_one_process(tmp_path: Path, realsr: Path):
+    sets = ["N_FEATS=8", "N_RESBLOCKS=1", "PATCH_SIZE=16", "BATCH_SIZE=4", "ITERS_WARMUP=3",
+            "WARMUP_OPTIMIZER=adam", "LR_WARMUP=0.001", "ITERS_CLAMP_HIGH=3", "ITERS_CLAMP_LOW=2",
+            "EVAL_EVERY=4", "TEST_CURVE=false", "VAL_FRACTION=0.2"]
+    args = ["--data", str(realsr), "--device", "cpu", *[a for s in sets for a in ("--set", s)]]
+    single = run_script("phase1_1.py", *args, "--out", str(tmp_path / "one"), env={"OMP_NUM_THREADS": "1"})
+    assert single.returncode == 0, single.stderr
+    double = torchrun("phase1_1.py", *args, "--out", str(tmp_path / "two"))
+    assert double.returncode == 0, double.stderr[-2000:]
+    assert_same_weights(tmp_path / "one" / "N1.pt", tmp_path / "two" / "N1.pt", atol=1e-5)
+    assert_same_weights(tmp_path / "one" / "N1_latest.pt", tmp_path / "two" / "N1_latest.pt", atol=1e-5)
