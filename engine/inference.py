@@ -12,6 +12,7 @@ from torch import nn
 
 from data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from data.resize import imresize
+from engine.banded import banded_forward, has_global_attention
 from engine.tiling import tiled_forward
 
 DEFAULT_TILE = 512
@@ -29,10 +30,17 @@ def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
 
 def run_model(model: nn.Module, image: np.ndarray, device: torch.device, scale: int = 1,
               tile: int = DEFAULT_TILE) -> np.ndarray:
-    """Apply ``model`` to an HxWxC float image through overlapping tiles; the output is not clipped."""
+    """Apply ``model`` to an HxWxC float image with bounded memory; the output is not clipped.
+
+    Local networks (ESPCN) run on overlapping tiles; channel-attention blocks, whose global pooling makes
+    tiles inexact, run band by band with exact global statistics (``engine.banded``).
+    """
     x = image_to_tensor(image).to(device)
     with torch.inference_mode():
-        y = tiled_forward(model, x, tile=tile, scale=scale, out_device=torch.device("cpu"))
+        if has_global_attention(model):
+            y = banded_forward(model, x)
+        else:
+            y = tiled_forward(model, x, tile=tile, scale=scale, out_device=torch.device("cpu"))
     return tensor_to_image(y)
 
 

@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from engine.banded import banded_forward, has_global_attention, map_rows
+from models.espcn import ESPCN
+from models.rcan import Block, MultiBlockNet, orthogonal_init_
+
+
+def trained_like_block(seed: int, **kwargs) -> Block:
+    torch.manual_seed(seed)
+    block = orthogonal_init_(Block(n_feats=8, n_resblocks=3, **kwargs))
+    with torch.no_grad():  # non-zero biases, so every term of the exact pooled mean matters
+        for p in block.parameters():
+            if p.ndim == 1:
+                p.normal_(0, 0.1)
+    return block.eval()
+
+
+@pytest.mark.parametrize("band", [1, 2, 5, 64])
+@pytest.mark.parametrize("end_conv", [True, False])
+def test_banded_block_equals_whole_image(band: int, end_conv: bool):
+    block = trained_like_block(0, end_conv=end_conv)
+    x = torch.rand(2, 3, 23, 17)
+    with torch.no_grad():
+        expected = block(x)
+    assert torch.allclose(banded_forward(block, x, band=band), expected, atol=1e-5, rtol=0)
+
+
+def test_banded_multiblock_net_equals_whole_image_with_clamp():
+    net = MultiBlockNet([trained_like_block(seed, clamp=True) for seed in (1, 2, 3)])
+    x = torch.rand(1, 3, 40, 33)
+    with torch.no_grad():
+        expected = net(x)
+    out = banded_forward(net, x, band=7)
+    assert torch.allclose(out, expected, atol=1e-5, rtol=0)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_map_rows_in_place_matches_out_of_place():
+    conv = torch.nn.Conv2d(4, 4, 5, padding=2)
+    src = torch.rand(1, 4, 19, 11)
+    with torch.no_grad():
+        expected = conv(src)
+        map_rows(conv, src, src, halo=2, band=4)
+    assert torch.allclose(src, expected, atol=1e-6)
+
+
+def test_dispatch_helpers():
+    assert has_global_attention(Block(n_feats=8, n_resblocks=1))
+    assert not has_global_attention(ESPCN())
+    with pytest.raises(TypeError):
+        banded_forward(ESPCN(), torch.rand(1, 1, 8, 8))
