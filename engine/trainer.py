@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.checkpoint import check_meta, load_checkpoint, load_weights, save_checkpoint
 from engine.dist import DistInfo, broadcast_flag
 from engine.errors import StopRequested, UserError
 from engine.logs import CsvLog
@@ -110,7 +110,9 @@ class Trainer:
             raise UserError(f"{self.latest_path} already holds a run at iteration {state.get('step', '?')}; "
                             "pass --resume to continue it, or choose another --out")
         state = load_checkpoint(self.latest_path)
-        self.net.load_state_dict(state["model"])
+        structural = {key: value for key, value in self.config.meta.items() if key != "settings"}
+        check_meta(state, self.latest_path, **structural)
+        load_weights(self.net, state, self.latest_path)
         torch.set_rng_state(state["rng"])
         if self.dist.is_main:
             print(f"resuming {self.latest_path} at iteration {state['step']}", flush=True)

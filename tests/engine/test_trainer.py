@@ -100,3 +100,13 @@ def test_plateau_stops_a_stage_early_and_best_is_kept(tmp_path: Path):
     assert result.stopped_early == ["a@3"]  # no learning: two stale evaluations after the first
     assert result.step == 3 + 5
     assert load_checkpoint(tmp_path / "best.pt")["step"] == 1
+
+
+def test_resume_with_another_architecture_is_a_user_error(tmp_path: Path):
+    trainer, _ = make_trainer(tmp_path)
+    trainer.config.meta = {"arch": "toy", "scale": 2, "settings": {"EPOCHS": 1}}
+    trainer.fit()
+    other, _ = make_trainer(tmp_path)
+    other.config.meta = {"arch": "toy", "scale": 3, "settings": {"EPOCHS": 2}}
+    with pytest.raises(UserError, match="has scale=2 but this run needs scale=3"):
+        other.fit(resume=True)

@@ -84,3 +84,14 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.stderr
     assert not (tmp_path / "run" / "latest.pt").exists()
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path: Path):
+    from engine.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "block.pt", {"model": {}, "meta": {"arch": "multiblock-block"}})
+    result = run_script("espcn.py", "eval", "--weights", str(tmp_path / "block.pt"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: checkpoint {tmp_path / 'block.pt'} has arch='multiblock-block' but this run needs "
+        "arch='espcn'; pass a matching checkpoint or change the settings"]
