@@ -1,6 +1,7 @@
 """torchrun with 2 CPU processes (gloo) trains to the same weights as one process with the same global batch."""
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,16 +11,12 @@ import torch
 from data.datasets import bundled_photos
 from data.synth import synthesise_realsr
 from engine.checkpoint import load_checkpoint
-from tests.scripts.helpers import run_script
+from tests.scripts.helpers import REPO, run_script
 
 TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2"]
 
 
-def torchrun(*args: str):
-    from tests.scripts.helpers import REPO
-
-    import subprocess
-
+def torchrun(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*TORCHRUN, *args], cwd=REPO, capture_output=True, text=True, timeout=600,
                           check=False, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
 
