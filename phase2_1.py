@@ -18,7 +18,7 @@ INIT = "inherit"  # inherit = start from N1.pt (report 4.2) | fresh = orthogonal
 ITERS_WARMUP = 2000  # stage A: unclamped warm-up iterations (report: 2000)
 WARMUP_OPTIMIZER = "adadelta"  # adadelta (report) | adam (the report's code)
 LR_WARMUP = 1.0  # warm-up learning rate (report: Adadelta lr=1; use 1e-4 with adam)
-ITERS_CLAMP_HIGH = 3000  # stage B: clamped N_1^+, Adam (report: 3000)
+ITERS_CLAMP_HIGH = 3000  # stage B: clamped N_2^+, Adam (report: 3000)
 LR_CLAMP_HIGH = 1e-4  # (report: 1e-4)
 ITERS_CLAMP_LOW = 10000  # stage C: clamped, Adam (report: 10000)
 LR_CLAMP_LOW = 1e-5  # (report: 1e-5)

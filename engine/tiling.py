@@ -8,8 +8,12 @@ windows share ``feather`` kept pixels (``feather = overlap`` for ``blend='linear
 blended with linear ramps so that any tile-to-tile difference fades instead of making a seam.
 
 Channel attention (RCAB) is not local: its global average pool sees the whole tile instead of the whole
-image, so a tiled Block differs slightly from its whole-image output; ``tests/engine/test_tiling.py``
-measures and bounds that difference.
+image, so a tiled Block differs slightly from its whole-image output. Measured on a full-size Block
+(64 features, 16 RCABs) trained 300 Adam steps to deblur (+1.3 dB over identity), default overlap 35:
+with tile=256, max |tiled - whole| 9e-3 (astronaut 512x512) and 3e-3 (coffee 400x600), mean 5e-4 and
+2e-4, PSNR against the HR image lower by 0.005 and 0.002 dB; with tile=64, max 2.5e-2, PSNR lower by
+0.026 and 0.005 dB. Bigger tiles pool over more of the image and come closer. The block-level test in
+``tests/engine/test_tiling.py`` shows the pooling is the only non-local part.
 """
 from __future__ import annotations
 

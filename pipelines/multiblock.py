@@ -205,6 +205,12 @@ def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list
     sampler = PatchSampler(train_images, s["PATCH_SIZE"], s["BATCH_SIZE"], ctx.seed)
     loss_fn = make_loss(s["LOSS"], s["GRAD_LOSS_WEIGHT"])
     tile = s["EVAL_TILE"]
+    latest = run_dir / f"{name}_latest.pt"
+    if latest.exists() and not ctx.resume:  # checked before settings.json is touched (the trainer checks too)
+        raise UserError(f"{latest} already holds a run; pass --resume to continue it, or choose another --out")
+    if dist_info.is_main:  # only now, with the inputs checked, is anything written
+        prepare_run_dir(run_dir)
+    write_settings(ctx, name, dist_info)
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         scores = {"val_psnr": mean_psnr(model, val_images, device, tile)}
@@ -258,10 +264,7 @@ def train_block(ctx: RunContext, index: int) -> None:
     if index > 1:  # before anything is written: a script run too early names the scripts to run first
         require_lr_folder(ctx.out, index - 1, script)
     dist_info, device = init_distributed(ctx.device)
-    if dist_info.is_main:
-        prepare_run_dir(ctx.out)
     block = initial_block(s, ctx.out, index, ctx.seed)
-    write_settings(ctx, f"N{index}", dist_info)
     meta = {"arch": ARCH, "block": index, **block_kwargs(s)}
     train_network(ctx, block, f"N{index}", block_stages(s), index - 1, f"phase{index}", script, dist_info,
                   device, meta)
@@ -338,15 +341,14 @@ def train_combined(ctx: RunContext) -> None:
     s = ctx.settings
     check_choices(s)
     paths = [ctx.out / f"N{i}.pt" for i in (1, 2, 3)]
-    for index, path in enumerate(paths, 1):
-        if not path.exists():
-            raise UserError(f"phase4.py needs {path}; run {TRAIN_SCRIPT[index]} first with the same --out")
+    missing = [index for index, path in enumerate(paths, 1) if not path.exists()]
+    if missing:
+        scripts = TRAIN_SCRIPT[3] if missing[0] == 3 else f"the phases from {TRAIN_SCRIPT[missing[0]]} to phase3.py"
+        raise UserError(f"phase4.py needs {', '.join(paths[i - 1].name for i in missing)} in {ctx.out}; run "
+                        f"{scripts} first with the same --out")
     dist_info, device = init_distributed(ctx.device)
-    if dist_info.is_main:
-        prepare_run_dir(ctx.out)
     torch.manual_seed(ctx.seed)
     net = MultiBlockNet([load_block(path, clamp=True) for path in paths])
-    write_settings(ctx, "N", dist_info)
     stages = [
         Stage("high", s["ITERS_HIGH"], make_optimizer("adam", s["LR_HIGH"]), Constant(s["LR_HIGH"]),
               set_clamp(True)),

@@ -192,6 +192,21 @@ def test_killed_regeneration_resumes_with_the_missing_images_only(chain, tmp_pat
     assert json.loads(manifest_path.read_text())["complete"] is True
 
 
+def test_lr_2_follows_a_regenerated_lr_1(chain, tmp_path, capsys):
+    """LR_2's manifest records which N1.pt made its input: a new LR_1 makes LR_2 stale, same N2.pt or not."""
+    data, run = chain
+    copy = copy_run(run, tmp_path / "run", ("N1.pt", "LR_1", "N2.pt", "LR_2"))
+    state = load_checkpoint(copy / "N1.pt")
+    state["model"]["tail.bias"] = state["model"]["tail.bias"] - 0.02
+    save_checkpoint(copy / "N1.pt", state)
+    run_phase("phase1_2.py", data, copy)
+    capsys.readouterr()
+    run_phase("phase2_2.py", data, copy)
+    assert f"wrote {N_TRAIN + N_TEST} images" in capsys.readouterr().out
+    manifest = json.loads((copy / "LR_2" / "manifest.json").read_text())
+    assert manifest["input_checkpoint_sha256"] == sha256(copy / "N1.pt")
+
+
 # ----------------------------------------------------------------------------- out of order
 def test_phase2_1_into_an_empty_folder_names_the_scripts_to_run_first(chain, tmp_path):
     data, _run = chain
