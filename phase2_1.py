@@ -12,6 +12,7 @@ N_FEATS = 64  # feature channels C (report: 64)
 N_RESBLOCKS = 16  # residual channel-attention blocks R per block (report: 16)
 REDUCTION = 4  # channel-attention squeeze C -> C/REDUCTION (report: 64 -> 16)
 END_CONV = True  # conv3x3 after the RCABs, as in the report's code
+TAIL_GAIN = 0.1  # orthogonal-init gain of the tail conv (report: 1); small = start near identity (ours)
 PATCH_SIZE = 48  # training patch side (report: 48)
 BATCH_SIZE = 16  # patches per iteration, split across torchrun ranks (report: 16)
 INIT = "inherit"  # inherit = start from N1.pt (report 4.2) | fresh = orthogonal init

@@ -109,11 +109,15 @@ def check_choices(settings: dict[str, Any]) -> None:
 
 
 def initial_block(settings: dict[str, Any], run_dir: Path, index: int, seed: int) -> Block:
-    """Block N_<index> before training: orthogonal init (report 4.1), or N_<index-1>'s weights when
+    """Block N_<index> before training: orthogonal init (report 4.1; the tail conv with gain TAIL_GAIN), or
+    N_<index-1>'s weights when
     ``INIT=inherit`` (report 4.2; block 1 has no parent and is always fresh)."""
     torch.manual_seed(seed)
     block = Block(**block_kwargs(settings))
     orthogonal_init_(block)
+    # The report's gain 1 everywhere starts the block far from identity (~0 dB); a small tail gain keeps
+    # its residual small at the start, which is the report's stated aim (sec. 4.1).
+    torch.nn.init.orthogonal_(block.tail.weight, gain=settings["TAIL_GAIN"])
     if index > 1 and settings["INIT"] == "inherit":
         parent = run_dir / f"N{index - 1}.pt"
         if not parent.exists():

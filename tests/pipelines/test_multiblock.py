@@ -11,7 +11,8 @@ from engine.errors import UserError
 from models.rcan import Block
 from pipelines.multiblock import ARCH, block_kwargs, check_choices, initial_block
 
-SETTINGS = {"N_FEATS": 8, "N_RESBLOCKS": 2, "REDUCTION": 4, "END_CONV": True, "INIT": "inherit"}
+SETTINGS = {"N_FEATS": 8, "N_RESBLOCKS": 2, "REDUCTION": 4, "END_CONV": True, "INIT": "inherit",
+            "TAIL_GAIN": 0.1}
 
 
 def write_parent(run: Path, seed: int = 123) -> dict[str, torch.Tensor]:
@@ -54,3 +55,11 @@ def test_misspelt_choices_are_refused():
     for name in ("INIT", "WARMUP_OPTIMIZER", "SELECT", "LOSS"):
         with pytest.raises(UserError, match=name):
             check_choices({name: "nonsense"})
+
+
+def test_small_tail_gain_starts_the_block_near_identity(tmp_path: Path):
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        near = (initial_block(SETTINGS, tmp_path, 1, seed=0)(x) - x).abs().mean()
+        report = (initial_block({**SETTINGS, "TAIL_GAIN": 1.0}, tmp_path, 1, seed=0)(x) - x).abs().mean()
+    assert near < 0.2 * report
