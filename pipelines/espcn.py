@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,7 @@ def train(ctx: RunContext) -> None:
     net = ESPCN(settings["SCALE"], settings["CHANNELS"], tuple(settings["FEATURES"])).to(device)
     if dist_info.is_main:
         write_json(run_dir / "settings.json", {**settings, "seed": ctx.seed, "data": str(ctx.data_root),
+                                               "command": " ".join(["python", *sys.argv]),
                                                "device": str(device), "world_size": dist_info.world_size,
                                                "train_images": len(train_images),
                                                "val_images": [name for name, _ in val_images],
