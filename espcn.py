@@ -2,7 +2,7 @@
 
     python espcn.py train --data DIR --out runs/espcn_x3 [--set NAME=VALUE ...] [--resume]
     python espcn.py eval --weights W [--set EVAL_SETS=Set5,Set14] [--data DIR]
-    python espcn.py upscale --weights W INPUT... --out DIR
+    python espcn.py upscale --weights W INPUT... --out DIR     (images, folders, videos)
 
 Model selection (best.pt, the plateau rule, early stopping) looks only at whole training images held out
 from TRAIN_SET (VAL_FRACTION); the EVAL_SETS are scored once, at the end, with bicubic beside the model.
@@ -36,6 +36,10 @@ PATIENCE = 100  # stop after this many epochs without validation improvement (pa
 LAST_LAYER_LR = 0.1  # learning-rate multiplier of the last layer (paper: "10 times smaller")
 LOSS = "mse"  # mse (paper) | l1
 EVAL_TILE = 512  # tile side (LR pixels) for whole-image inference
+INFERENCE = "auto"  # upscale: auto | strips | channels_last | compile | eager (engine/fast_inference.py)
+HALF = False  # upscale on CUDA: autocast fp16 where it matches fp32 within 60 dB PSNR (ours); CPU: never
+VIDEO_CODEC = "auto"  # upscaled videos: auto = libx264 (mpeg4 without it, VP9 for .webm) or a PyAV encoder
+VIDEO_CRF = 18  # H.264 constant rate factor of upscaled videos: lower = better and bigger (ours)
 # --------------------------------------------------------------------------------------------
 
 PRESETS = {

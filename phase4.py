@@ -1,6 +1,7 @@
 """Phase 4: build N = N_3^+(N_2^+(N_1^+(x))) from N1.pt, N2.pt, N3.pt and train it end to end on (LR, HR).
 
-Needs N1.pt, N2.pt, N3.pt (phase1_1.py ... phase3.py). Writes N.pt, N_latest.pt, N_best.pt, log_N.csv,
+Needs N1.pt, N2.pt, N3.pt (phase1_1.py ... phase3.py), unless INIT=fresh: then N is three new blocks trained
+end to end only (the report's single-backpropagation baseline, Fig. 7). Writes N.pt, N_latest.pt, N_best.pt, log_N.csv,
 curves_N.png, phases.png and the "phase4" entry of results.json.
 """
 from __future__ import annotations
@@ -8,6 +9,12 @@ from __future__ import annotations
 # ----------------------------------------------------------------------------------- settings
 CAMERA = "Canon"  # RealSR camera folder (report: Canon)
 SCALE = 2  # RealSR scale folder (report: x2)
+INIT = "blocks"  # blocks = N from N1.pt..N3.pt (report) | fresh = new orthogonal blocks: the single-backprop baseline
+N_FEATS = 64  # INIT=fresh only (blocks: read from N1.pt): feature channels C (report: 64)
+N_RESBLOCKS = 16  # INIT=fresh only: residual channel-attention blocks R per block (report: 16)
+REDUCTION = 4  # INIT=fresh only: channel-attention squeeze C -> C/REDUCTION (report: 64 -> 16)
+END_CONV = True  # INIT=fresh only: conv3x3 after the RCABs, as in the report's code
+TAIL_GAIN = 0.1  # INIT=fresh only: orthogonal-init gain of the tail conv (report: 1; ours, as phase1_1.py)
 PATCH_SIZE = 48  # training patch side (report: 48; the report's code used 120 here)
 BATCH_SIZE = 16  # patches per iteration, split across torchrun ranks (report: 16; its code used 8)
 ITERS_HIGH = 5000  # Adam iterations at LR_HIGH (report: 5000)

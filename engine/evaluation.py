@@ -53,9 +53,8 @@ def pair_metrics(output: np.ndarray, hr: np.ndarray) -> dict[str, float]:
 def score_pairs(model: nn.Module | None, pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], *,
                 device: torch.device, tile: int = DEFAULT_TILE) -> dict[str, dict[str, float]]:
     """Mean metrics of ``model`` (if given) and of the identity baseline over same-size (LR, HR) pairs."""
-    rows: dict[str, list[dict[str, float]]] = {"identity": []}
-    if model is not None:
-        rows["model"] = []
+    rows: dict[str, list[dict[str, float]]] = {"model": []} if model is not None else {}
+    rows["identity"] = []
     for _name, lr_raw, hr_raw in pairs:
         lr, hr = to_float(lr_raw), to_float(hr_raw)
         rows["identity"].append(pair_metrics(lr, hr))
