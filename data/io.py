@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from engine.atomic import atomic_write
 from engine.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -92,28 +91,12 @@ def write_image(path: str | os.PathLike, array: np.ndarray, bits: int = 8) -> No
     if array.dtype == np.uint16:
         if suffix != ".png":
             raise UserError(f"cannot write 16-bit {path}: only PNG holds 16 bits; use a .png name")
-        _atomic_write(path, lambda f: _write_png16(f, array))
+        atomic_write(path, lambda f: _write_png16(f, array))
         return
     image = Image.fromarray(np.ascontiguousarray(array))
     fmt = _WRITE_FORMATS[suffix]
     options = {"quality": _JPEG_QUALITY} if fmt == "JPEG" else {}
-    _atomic_write(path, lambda f: image.save(f, format=fmt, **options))
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; images are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: image.save(f, format=fmt, **options))
 
 
 def _is_png16(path: Path) -> bool:

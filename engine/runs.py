@@ -4,11 +4,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import atomic_write
 from engine.errors import UserError
 
 
@@ -24,18 +24,7 @@ def prepare_run_dir(path: Path) -> Path:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def write_json(path: Path, obj: Any) -> None:

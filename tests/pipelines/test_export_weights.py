@@ -31,5 +31,5 @@ def test_export_keeps_weights_and_provenance(tmp_path: Path):
 
 
 def test_export_of_an_unfinished_run_is_refused(tmp_path: Path):
-    with pytest.raises(UserError, match="no results.json"):
+    with pytest.raises(UserError, match=r"no results\.json"):
         export(tmp_path, "x", out_dir=tmp_path / "weights")
