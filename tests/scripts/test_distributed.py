@@ -1,6 +1,7 @@
 """torchrun with 2 CPU processes (gloo) trains to the same weights as one process with the same global batch."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,18 @@ def test_phase1_1_two_ranks_match_one_process(tmp_path: Path, realsr: Path):
     assert double.returncode == 0, double.stderr[-2000:]
     assert_same_weights(tmp_path / "one" / "N1.pt", tmp_path / "two" / "N1.pt", atol=1e-5)
     assert_same_weights(tmp_path / "one" / "N1_latest.pt", tmp_path / "two" / "N1_latest.pt", atol=1e-5)
+
+
+def test_lr_regeneration_split_across_two_ranks(tmp_path: Path, realsr: Path):
+    sets = ["N_FEATS=8", "N_RESBLOCKS=1", "PATCH_SIZE=16", "BATCH_SIZE=4", "ITERS_WARMUP=2",
+            "WARMUP_OPTIMIZER=adam", "LR_WARMUP=0.001", "ITERS_CLAMP_HIGH=0", "ITERS_CLAMP_LOW=0",
+            "EVAL_EVERY=2", "TEST_CURVE=false", "VAL_FRACTION=0.2"]
+    common = ["--data", str(realsr), "--device", "cpu", "--out", str(tmp_path / "run")]
+    trained = run_script("phase1_1.py", *common, *[a for s in sets for a in ("--set", s)],
+                         env={"OMP_NUM_THREADS": "1"})
+    assert trained.returncode == 0, trained.stderr
+    regenerated = torchrun("phase1_2.py", *common)
+    assert regenerated.returncode == 0, regenerated.stderr[-2000:]
+    manifest = json.loads((tmp_path / "run" / "LR_1" / "manifest.json").read_text())
+    written = sorted(p.name for p in (tmp_path / "run" / "LR_1").glob("*/*.png"))
+    assert manifest["complete"] and manifest["images"] == len(written) == 8  # 6 train + 2 test photos
