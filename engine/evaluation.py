@@ -1,7 +1,8 @@
 """Scoring a model on whole images beside its baseline, in every protocol the results file reports.
 
 Scaled sets (ESPCN): HR is modcropped, LR made by MATLAB-compatible bicubic downscaling, the baseline is
-bicubic upscaling; Y metrics with shave = scale (the BasicSR/EDSR convention), RGB alongside.
+bicubic upscaling; Y metrics with shave = scale (the BasicSR/EDSR convention), RGB alongside, and
+``psnr_y_noshave`` (Y, no border removed).
 Same-size pairs (multiblock): the baseline is the LR input itself (``identity``); metrics with no shave,
 plus the report's own protocol (RGB, top-left crop of at most 1500x1500) as ``psnr_rgb_report``.
 """
@@ -38,7 +39,9 @@ def score_scaled_set(model: nn.Module, images: Named, *, scale: int, channels: i
             "bicubic": np.clip(imresize(lr, scale=scale), 0.0, 1.0),
         }
         for method, output in outputs.items():
-            rows[method].append(evaluate_pair(output, hr, scale))
+            metrics = evaluate_pair(output, hr, scale)
+            metrics["psnr_y_noshave"] = psnr(output, hr, space="y", shave=0)
+            rows[method].append(metrics)
     return {method: mean_metrics(values) for method, values in rows.items()}
 
 

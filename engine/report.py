@@ -1,7 +1,7 @@
 """Plain-text tables of ``{"metrics": {SET: {METHOD: {METRIC: value}}}}`` for the terminal and README."""
 from __future__ import annotations
 
-COLUMNS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_rgb_report")
+COLUMNS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_y_noshave", "psnr_rgb_report")
 
 
 def metrics_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
