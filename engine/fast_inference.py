@@ -1,0 +1,285 @@
+"""Fast ESPCN inference: the fastest path that gives the plain fp32 result, chosen per device.
+
+``FastESPCN(net)`` is an inference-only module that computes ``net(x)`` (NCHW float32 in [0, 1] in,
+NCHW float32 out, pixel shuffle included). It snapshots the weights when it is built. Backends:
+
+- ``strips`` (CPU default when PyTorch has oneDNN): the frame is cut into horizontal strips of a few
+  dozen rows, and each strip runs through all three convolutions before the next one starts, so the
+  64-channel intermediate maps stay in the CPU caches instead of streaming 60 MB per 1080p frame through
+  memory. Every convolution is oneDNN's fused convolution + tanh on channels-last data (PyTorch's own
+  ``tanh`` costs a third of an eager frame). For a luminance model the first convolution (1 -> 64, 5x5),
+  which oneDNN runs slowly with one input channel, becomes a 1x1 convolution over the 25 shifted
+  copies of the input (im2col of a strip, a few MB). Zero padding at the image border is reproduced
+  exactly (rows outside the image are zeroed between layers), so the output equals the eager one to
+  float rounding (about 1e-6; the tests require 1e-4). With several PyTorch threads, the strips are
+  shared among that many worker threads, each running its operators single-threaded
+  (see ``_strip_workers``).
+- ``channels_last`` (CUDA default, and the CPU fallback without oneDNN): the network in channels-last
+  memory format under ``torch.inference_mode``. On CUDA ``half=True`` adds autocast fp16; it is checked
+  on the first input of each size against fp32 and dropped (with a warning) when the two disagree by
+  more than ``FP16_MIN_PSNR`` dB PSNR, which keeps any test PSNR within about 0.01 dB (see
+  ``fp16_agrees``). Never on CPU: fp16/bf16 convolutions are about 100x slower than fp32 there.
+- ``compile``: ``torch.compile`` of the channels-last network, one graph per input size
+  (``dynamic=False``); pays only for long videos (compiling takes seconds; on CPU it measured slower
+  than ``strips``, see docs/benchmarks.md).
+- ``eager``: the network as written (the reference).
+
+``backend='auto'`` picks ``strips`` on a CPU with oneDNN, ``channels_last`` elsewhere.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.espcn import ESPCN
+
+BACKENDS = ("auto", "strips", "channels_last", "compile", "eager")
+FP16_MIN_PSNR = 60.0  # dB between fp16 and fp32 outputs; see fp16_agrees
+STRIP_BYTES = 8 << 20  # target size of one strip's first feature map (fits a shared L3 with room)
+MIN_ROWS = 8
+
+
+def has_fused_conv() -> bool:
+    """True when PyTorch has oneDNN's fused convolution + activation operator (x86/ARM CPU builds)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+def pick_backend(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type == "cpu" and has_fused_conv():
+        return "strips"
+    return "channels_last"
+
+
+def fp16_agrees(fast: Tensor, reference: Tensor, min_psnr: float = FP16_MIN_PSNR) -> bool:
+    """Whether a reduced-precision output is close enough to the fp32 one to leave test PSNR unchanged.
+
+    With a model error of MSE m (32 dB: m = 6.3e-4 on [0, 1]) and an independent precision error of MSE
+    e, the MSE becomes m + e; a PSNR change under 0.01 dB needs e < 0.0023 m, i.e. the fp16 output within
+    about 58 dB of the fp32 one; 60 dB leaves a margin.
+    """
+    mse = torch.mean((fast.float() - reference.float()) ** 2).item()
+    return mse == 0.0 or 10.0 * math.log10(1.0 / mse) >= min_psnr
+
+
+def strip_rows(width: int, features: int, height: int, workers: int = 1) -> int:
+    """Rows per strip: one strip's first feature map about ``STRIP_BYTES``, and at least two strips per
+    worker thread (so a worker that the OS pauses does not hold the whole frame back); never under 8."""
+    rows = min(STRIP_BYTES // max(1, width * features * 4), -(-height // (2 * workers)) if workers > 1 else height)
+    return max(MIN_ROWS, min(height, rows))
+
+
+class FastESPCN(nn.Module):
+    """``net(x)`` for inference, fast (see the module docstring), built for one device: ``device``, else the
+    device of ``net``'s weights. Inputs are moved there; outputs stay there."""
+
+    def __init__(self, net: ESPCN, backend: str = "auto", half: bool = False, rows: int | None = None,
+                 device: torch.device | str | None = None) -> None:
+        super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        device = torch.device(device) if device is not None else next(net.parameters()).device
+        self.net = copy.deepcopy(net).eval().requires_grad_(False).to(device)
+        self.scale, self.channels = net.scale, net.channels
+        self.backend = pick_backend(device) if backend == "auto" else backend
+        if self.backend == "strips" and not (device.type == "cpu" and has_fused_conv()):
+            raise ValueError("backend 'strips' needs a CPU build of PyTorch with oneDNN (mkldnn)")
+        if self.backend == "strips" and not _strip_compatible(self.net):
+            self.backend = "channels_last"
+        if half and device.type != "cuda":
+            raise ValueError("half precision is for CUDA only: fp16/bf16 are about 100x slower than fp32 on CPU")
+        self.half = half
+        self.rows = rows
+        self._half_ok: dict[tuple[int, ...], bool] = {}
+        self._compiled = None
+        if self.backend in ("channels_last", "compile"):
+            self.net = self.net.to(memory_format=torch.channels_last)
+
+    @property
+    def device(self) -> torch.device:
+        return self.net.conv1.weight.device
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.inference_mode():
+            x = x.to(self.device, torch.float32)
+            if self.backend == "strips":
+                return self._strips(x)
+            if self.backend == "eager":
+                return self.net(x)
+            x = x.contiguous(memory_format=torch.channels_last)
+            if self.half and self._use_half(x):
+                with torch.autocast("cuda", dtype=torch.float16):
+                    return self._call(x).float().contiguous()
+            return self._call(x).contiguous()
+
+    # ------------------------------------------------------------------------------ backends
+    def _call(self, x: Tensor) -> Tensor:
+        if self.backend == "compile":
+            if self._compiled is None:
+                self._compiled = torch.compile(self.net, dynamic=False)
+            return self._compiled(x)
+        return self.net(x)
+
+    def _use_half(self, x: Tensor) -> bool:
+        """Decide once per input size whether fp16 keeps the fp32 result (``fp16_agrees``)."""
+        key = tuple(x.shape)
+        if key not in self._half_ok:
+            reference = self._call(x)
+            with torch.autocast("cuda", dtype=torch.float16):
+                fast = self._call(x)
+            self._half_ok[key] = fp16_agrees(fast, reference)
+            if not self._half_ok[key]:
+                warnings.warn(f"fp16 output differs from fp32 by more than {FP16_MIN_PSNR} dB PSNR for input "
+                              f"{key}; running in fp32", stacklevel=3)
+        return self._half_ok[key]
+
+    def _strips(self, x: Tensor) -> Tensor:
+        net, s = self.net, self.scale
+        n, c, height, width = x.shape
+        c1, c2, c3 = net.conv1, net.conv2, net.conv3
+        k1, p2, p3 = c1.kernel_size[0], c2.padding[0], c3.padding[0]
+        p1, halo = k1 // 2, k1 // 2 + p2 + p3
+        f1 = c1.out_channels
+        im2col = c == 1  # oneDNN's direct 5x5 convolution is slow with one input channel, fine with three
+        if im2col:  # conv1 as a 1x1 convolution over the k1*k1 shifted copies, taps in (dy, dx) order
+            w1 = c1.weight.permute(0, 2, 3, 1).reshape(f1, k1 * k1 * c, 1, 1)
+        w1 = (w1 if im2col else c1.weight).contiguous(memory_format=torch.channels_last)
+        w2 = c2.weight.contiguous(memory_format=torch.channels_last)
+        w3 = c3.weight.contiguous(memory_format=torch.channels_last)
+        conv = torch.ops.mkldnn._convolution_pointwise
+        # NHWC input with zero padding: p1 columns each side, `halo` rows above and below
+        xp = F.pad(x, (p1, p1, halo, halo)).permute(0, 2, 3, 1).contiguous()
+        sn, sh, sw, sc = xp.stride()
+        out = torch.empty(n, c, height * s, width * s, dtype=x.dtype, device=x.device)
+        shuffled = out.view(n, c, height, s, width, s)
+        rows = self.rows or strip_rows(width, f1, height, torch.get_num_threads())
+
+        def run_strip(r0: int) -> None:
+            with torch.inference_mode():
+                r1 = min(r0 + rows, height)
+                # conv1 output rows r0 - (p2 + p3) .. r1 + (p2 + p3): input rows r0 - halo .. r1 + halo
+                grown = r1 - r0 + 2 * (p2 + p3)
+                if im2col:
+                    taps = xp.as_strided((n, grown, width, k1, k1, c), (sn, sh, sw, sh, sw, sc),
+                                         xp.storage_offset() + r0 * sh)
+                    cols = taps.reshape(n, grown, width, k1 * k1 * c).permute(0, 3, 1, 2)
+                else:
+                    cols = xp[:, r0 : r1 + 2 * halo].permute(0, 3, 1, 2)  # already padded: a channels-last view
+                h = conv(cols, w1, c1.bias, [0, 0], [1, 1], [1, 1], 1, "tanh", [], "")
+                h = _zero_outside(h, r0 - (p2 + p3), height)
+                h = conv(h, w2, c2.bias, [0, c2.padding[1]], [1, 1], [1, 1], 1, "tanh", [], "")
+                h = _zero_outside(h, r0 - p3, height)
+                h = conv(h, w3, c3.bias, [0, c3.padding[1]], [1, 1], [1, 1], 1, "none", [], "")
+                # pixel shuffle, written straight into the output rows (h is (n, R, W, c*s*s) in memory)
+                blocks = h.permute(0, 2, 3, 1).reshape(n, r1 - r0, width, c, s, s)
+                shuffled[:, :, r0:r1].copy_(blocks.permute(0, 3, 1, 4, 2, 5))
+
+        starts = range(0, height, rows)
+        workers = _strip_workers(len(starts))
+        if workers is None:
+            for r0 in starts:
+                run_strip(r0)
+        else:
+            list(workers.map(run_strip, starts))
+        return out
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _strip_workers(strips: int) -> ThreadPoolExecutor | None:
+    """A pool of ``torch.get_num_threads()`` threads whose PyTorch ops are single-threaded, or None to run
+    the strips in the calling thread (one thread, or one strip).
+
+    Strips are independent, so running one per core with no synchronisation inside an operator beats
+    splitting every small operator across cores, and degrades gracefully when other processes share the
+    cores (a parallel operator waits for its slowest thread at every barrier). ``torch.set_num_threads``
+    sets a per-thread OpenMP limit plus a process-wide default that new threads copy: each worker sets
+    itself to 1, and the caller's setting is put back once the workers exist.
+    """
+    global _POOL
+    threads = torch.get_num_threads()
+    if threads <= 1 or strips <= 1:
+        return None
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != threads:
+            if _POOL is not None:
+                _POOL[1].shutdown(wait=False)
+            ready = threading.Barrier(threads + 1)
+
+            def single_threaded() -> None:
+                torch.get_num_threads()  # initialise this thread's PyTorch thread state first
+                torch.set_num_threads(1)
+
+            pool = ThreadPoolExecutor(threads, thread_name_prefix="espcn-strips", initializer=single_threaded)
+            for _ in range(threads):
+                pool.submit(ready.wait)
+            ready.wait()
+            torch.set_num_threads(threads)  # the process-wide default back to the caller's
+            _POOL = (threads, pool)
+        return _POOL[1]
+
+
+def _zero_outside(h: Tensor, first_row: int, height: int) -> Tensor:
+    """Zero the rows of a strip feature map that lie outside the image (the next layer's zero padding)."""
+    top = max(0, -first_row)
+    bottom = max(0, first_row + h.shape[2] - height)
+    if top:
+        h[:, :, :top] = 0
+    if bottom:
+        h[:, :, h.shape[2] - bottom:] = 0
+    return h
+
+
+def _strip_compatible(net: nn.Module) -> bool:
+    """The strip backend handles the ESPCN layout: stride-1 square convolutions with 'same' padding."""
+    convs = [getattr(net, name, None) for name in ("conv1", "conv2", "conv3")]
+    if not all(isinstance(m, nn.Conv2d) for m in convs) or not isinstance(net, ESPCN):
+        return False
+    return all(m.stride == (1, 1) and m.dilation == (1, 1) and m.groups == 1 and m.bias is not None
+               and m.kernel_size[0] == m.kernel_size[1] and m.kernel_size[0] % 2 == 1
+               and m.padding == (m.kernel_size[0] // 2,) * 2 for m in convs)
+
+
+# ------------------------------------------------------------------------------- whole frames
+def to_uint8(t: Tensor) -> Tensor:
+    """[0, 1] floats -> rounded ``uint8`` (in place on ``t``)."""
+    return t.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+
+
+def upscale_yuv420(model: FastESPCN, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A luminance model on one 8-bit 4:2:0 video frame: planes in, planes ``model.scale`` times larger out.
+
+    Y goes through the network (video Y is studio-range luma, the model's input convention); U and V are
+    upscaled with PyTorch's bicubic (Keys a = -0.75, edge-clamped), not MATLAB's imresize: fast, and
+    chroma carries little detail. No colour conversion, so colours stay exactly as coded. For scoring,
+    ``engine.inference.super_resolve`` keeps the MATLAB path.
+    """
+    if model.channels != 1:
+        raise ValueError("upscale_yuv420 needs a luminance (channels=1) model")
+    s = model.scale
+    with torch.inference_mode():
+        luma = torch.from_numpy(y).to(model.device, torch.float32)[None, None].div_(255.0)
+        out_y = to_uint8(model(luma))[0, 0]
+        chroma = torch.from_numpy(np.stack([u, v])).to(model.device, torch.float32)[None].div_(255.0)
+        size = (chroma.shape[-2] * s, chroma.shape[-1] * s)
+        out_uv = to_uint8(F.interpolate(chroma, size=size, mode="bicubic", align_corners=False))[0]
+        return out_y.cpu().numpy(), out_uv[0].cpu().numpy(), out_uv[1].cpu().numpy()
+
+
+def upscale_rgb_uint8(model: FastESPCN, rgb: np.ndarray) -> np.ndarray:
+    """An RGB (channels=3) model on one HxWx3 ``uint8`` frame -> ``uint8`` frame ``model.scale`` times larger."""
+    if model.channels != 3:
+        raise ValueError("upscale_rgb_uint8 needs an RGB (channels=3) model")
+    with torch.inference_mode():
+        x = torch.from_numpy(rgb).to(model.device, torch.float32).permute(2, 0, 1)[None].div_(255.0)
+        return to_uint8(model(x))[0].permute(1, 2, 0).cpu().numpy()

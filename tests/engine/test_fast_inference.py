@@ -1,0 +1,156 @@
+"""FastESPCN gives the plain fp32 eager output (1e-4) on every backend, shape and thread count."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.fast_inference import (
+    FastESPCN,
+    fp16_agrees,
+    has_fused_conv,
+    pick_backend,
+    strip_rows,
+    upscale_rgb_uint8,
+    upscale_yuv420,
+)
+from engine.inference import super_resolve
+from engine.tiling import tiled_forward
+from models.espcn import ESPCN
+
+TOL = 1e-4
+needs_onednn = pytest.mark.skipif(not has_fused_conv(), reason="PyTorch built without oneDNN")
+
+
+def make_net(scale: int, channels: int, features=(64, 32), gain: float = 3.0, seed: int = 0) -> ESPCN:
+    """Random weights, scaled up so the tanh units saturate (a harder case than a fresh network)."""
+    torch.manual_seed(seed)
+    net = ESPCN(scale, channels, features).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(gain)
+    return net
+
+
+def eager(net: ESPCN, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return net(x)
+
+
+@needs_onednn
+@pytest.mark.parametrize(("scale", "channels", "features", "shape", "rows"), [
+    (3, 1, (64, 32), (1, 1, 97, 131), None),
+    (3, 1, (64, 32), (1, 1, 97, 131), 8),
+    (2, 3, (64, 32), (2, 3, 37, 23), 5),
+    (4, 1, (16, 8), (1, 1, 1, 1), None),
+    (3, 1, (64, 32), (1, 1, 3, 50), 1),
+    (3, 3, (32, 16), (1, 3, 70, 9), 16),
+])
+def test_strips_match_eager(scale, channels, features, shape, rows):
+    net = make_net(scale, channels, features)
+    x = torch.rand(shape)
+    fast = FastESPCN(net, "strips", rows=rows)
+    out = fast(x)
+    ref = eager(net, x)
+    assert out.shape == ref.shape and out.dtype == torch.float32
+    assert (out - ref).abs().max().item() < TOL
+
+
+@needs_onednn
+def test_strips_on_worker_threads_match_and_leave_the_thread_count_alone():
+    net = make_net(3, 1)
+    x = torch.rand(1, 1, 64, 80)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = FastESPCN(net, "strips", rows=8)(x)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert (out - eager(net, x)).abs().max().item() < TOL
+
+
+@pytest.mark.parametrize("backend", ["channels_last", "eager", "auto"])
+def test_other_backends_match_eager(backend):
+    net = make_net(2, 3)
+    x = torch.rand(1, 3, 29, 41)
+    assert (FastESPCN(net, backend)(x) - eager(net, x)).abs().max().item() < TOL
+
+
+def test_auto_picks_strips_on_a_cpu_with_onednn():
+    assert pick_backend("cpu") == ("strips" if has_fused_conv() else "channels_last")
+    assert pick_backend("cuda") == "channels_last"
+    assert FastESPCN(make_net(3, 1)).backend == pick_backend("cpu")
+
+
+def test_weights_are_a_snapshot_and_inputs_are_not_modified():
+    net = make_net(3, 1)
+    x = torch.rand(1, 1, 20, 30)
+    x_copy = x.clone()
+    fast = FastESPCN(net)
+    ref = eager(net, x)
+    with torch.no_grad():
+        net.conv1.weight.zero_()
+    assert (fast(x) - ref).abs().max().item() < TOL
+    assert torch.equal(x, x_copy)
+
+
+def test_half_is_refused_on_cpu_and_bad_backends_are_named():
+    with pytest.raises(ValueError, match="CUDA only"):
+        FastESPCN(make_net(3, 1), half=True, device="cpu")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        FastESPCN(make_net(3, 1), backend="fastest")
+
+
+def test_fp16_agreement_threshold_is_60_db():
+    ref = torch.rand(1, 1, 64, 64)
+    assert fp16_agrees(ref.clone(), ref)
+    assert fp16_agrees(ref + 1e-4, ref)  # 80 dB
+    assert not fp16_agrees(ref + 3e-3, ref)  # about 50 dB
+
+
+def test_strip_height_keeps_the_first_feature_map_near_8_mb():
+    assert strip_rows(640, 64, 360) == 51
+    assert strip_rows(10_000, 64, 360) == 8  # never fewer than 8 rows
+    assert strip_rows(640, 64, 20) == 20
+    assert strip_rows(320, 64, 180, workers=2) == 45  # two strips per worker
+
+
+def test_fast_model_runs_through_tiling_and_super_resolve():
+    net = make_net(3, 1, gain=1.0)
+    fast = FastESPCN(net)
+    x = torch.rand(1, 1, 50, 70)
+    tiled = tiled_forward(fast, x, tile=16)
+    assert (tiled - eager(net, x)).abs().max().item() < TOL
+    rgb = np.random.default_rng(0).random((30, 40, 3), dtype=np.float32)
+    a = super_resolve(fast, rgb, scale=3, channels=1, device=torch.device("cpu"), tile=16)
+    b = super_resolve(net, rgb, scale=3, channels=1, device=torch.device("cpu"), tile=16)
+    assert a.shape == (90, 120, 3) and np.abs(a - b).max() < TOL
+
+
+def test_yuv420_frame_goes_y_through_the_network_and_chroma_through_bicubic():
+    net = make_net(3, 1, gain=1.0)
+    fast = FastESPCN(net)
+    rng = np.random.default_rng(1)
+    y = rng.integers(16, 236, (24, 32), dtype=np.uint8)
+    u = np.full((12, 16), 90, np.uint8)
+    v = np.full((12, 16), 170, np.uint8)
+    out_y, out_u, out_v = upscale_yuv420(fast, y, u, v)
+    assert out_y.shape == (72, 96) and out_u.shape == out_v.shape == (36, 48)
+    assert out_y.dtype == out_u.dtype == np.uint8
+    expected = eager(net, torch.from_numpy(y).float()[None, None] / 255)[0, 0].clamp(0, 1).mul(255).round()
+    assert np.abs(out_y.astype(int) - expected.numpy().astype(int)).max() <= 1
+    assert (out_u == 90).all() and (out_v == 170).all()  # flat chroma stays flat: no colour shift
+
+
+def test_rgb_frame_through_an_rgb_model():
+    net = make_net(2, 3, gain=1.0)
+    rgb = np.random.default_rng(2).integers(0, 256, (10, 14, 3), dtype=np.uint8)
+    out = upscale_rgb_uint8(FastESPCN(net), rgb)
+    expected = eager(net, torch.from_numpy(rgb).float().permute(2, 0, 1)[None] / 255)
+    expected = expected[0].permute(1, 2, 0).clamp(0, 1).mul(255).round().numpy()
+    assert out.shape == (20, 28, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="channels=1"):
+        upscale_yuv420(FastESPCN(net), rgb[..., 0], rgb[:5, :7, 0], rgb[:5, :7, 1])
+
