@@ -1,0 +1,232 @@
+"""What the experiment scripts share: command line with presets, data, running phase scripts, tables, plots.
+
+- ``parse``: the script's settings block -> ``RunContext`` (settings < PRESETS[PRESET] < --set), with the
+  common flags of every script (``--data --out --device --seed --resume``).
+- ``prepare_data``: a data root holding ``RealSR/<CAMERA>/{Train,Test}/<SCALE>/`` pairs. ``--data`` that
+  already holds them (the real RealSR, or pairs made earlier) is used as is; otherwise same-size pairs are
+  synthesised (``data.synth``) into ``<out>/data`` from T91 (train) and Set14 (test) when ``--data``,
+  ``SR_DATA`` or ``../shared/datasets`` has them, else from the photos bundled with scikit-image, so a
+  fresh clone with no dataset still runs.
+- ``run_phase``: a phase script through its ``main(argv)``, exactly as from the command line.
+- ``markdown_table`` / ``write_outputs``: ``<out>/table.md`` and ``<out>/results.json``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from data.datasets import bundled_photos, list_images
+from data.io import read_image
+from data.synth import synthesise_realsr
+from engine.errors import UserError
+from engine.runs import prepare_run_dir, read_json, write_json, write_text_atomic
+from engine.settings import RunContext, context_from_args, make_parser
+from pipelines.espcn import apply_preset
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+SOURCES = ("auto", "t91", "skimage")
+TEST_SET = "RealSR-{camera}-x{scale}-test"  # the key the phase scripts use in results.json
+
+
+# ------------------------------------------------------------------------------ command line
+def parse(namespace: dict[str, Any], argv: list[str] | None, name: str) -> RunContext:
+    """Settings block < preset < --set, plus the common flags; ``--out`` defaults to runs/experiments/<name>."""
+    parser = make_parser(namespace, namespace["__doc__"], default_out=f"runs/experiments/{name}")
+    args = parser.parse_args(argv)
+    ctx = context_from_args(namespace, args)
+    ctx.settings = apply_preset(ctx.settings, namespace["PRESETS"], args.overrides)
+    if str(ctx.settings.get("SOURCE", "auto")) not in SOURCES:
+        raise UserError(f"SOURCE={ctx.settings['SOURCE']!r}: expected one of {', '.join(SOURCES)}")
+    if ctx.settings.get("REPEATS", 1) < 1:
+        raise UserError(f"REPEATS={ctx.settings['REPEATS']}: expected at least 1")
+    return ctx
+
+
+def command_line(script: str, argv: Sequence[str] | None) -> str:
+    return " ".join(["python", f"experiments/{script}", *map(shlex.quote, argv or [])])
+
+
+def seeds(ctx: RunContext) -> list[int]:
+    """--seed, --seed+1, ... REPEATS of them: every compared variant is trained once per seed."""
+    return [ctx.seed + k for k in range(ctx.settings.get("REPEATS", 1))]
+
+
+# ------------------------------------------------------------------------------------- data
+def _folder_with(names: Sequence[str], candidates: Iterable[Path | None]) -> Path | None:
+    for root in candidates:
+        if root is not None and all((Path(root) / name).is_dir() for name in names):
+            return Path(root)
+    return None
+
+
+def _at_least(images: Iterable[tuple[str, np.ndarray]], min_side: int, skipped: list[str]) -> Iterator:
+    for name, image in images:
+        if min(image.shape[:2]) >= min_side:
+            yield name, image
+        else:
+            skipped.append(name)
+
+
+def _folder_images(folder: Path) -> Iterator[tuple[str, np.ndarray]]:
+    return ((str(path), read_image(path)) for path in list_images(folder))
+
+
+def prepare_data(ctx: RunContext, min_side: int = 0) -> tuple[Path, dict[str, Any]]:
+    """(data root holding RealSR pairs, a description for results.json); see the module docstring.
+
+    ``min_side``: synthesise only from images whose shorter side is at least this (the largest patch)."""
+    s = ctx.settings
+    camera, scale, source = s["CAMERA"], s["SCALE"], str(s["SOURCE"])
+    if source == "auto" and (ctx.data_root / "RealSR" / camera / "Train" / str(scale)).is_dir():
+        return ctx.data_root, {"source": f"RealSR pairs under {ctx.data_root}"}
+    found = _folder_with(("T91", "Set14"), (ctx.data_root, os.environ.get("SR_DATA"), SHARED_DATASETS))
+    if source == "t91" and found is None:
+        raise UserError(f"SOURCE=t91: no T91/ and Set14/ under {ctx.data_root} or {SHARED_DATASETS}; pass "
+                        "--data DIR holding them, or set SOURCE=auto")
+    use_t91 = found is not None and source != "skimage"
+    max_size = s["SYNTH_MAX_SIZE"] or None
+    if max_size is not None and max_size < min_side:
+        raise UserError(f"SYNTH_MAX_SIZE={max_size} is smaller than the {min_side}-pixel patches; raise it")
+    record = {"source": f"synthesised from {found}/T91 (train) and {found}/Set14 (test)" if use_t91 else
+              "synthesised from the photos bundled with scikit-image (skimage-train, skimage-test)",
+              "max_size": max_size, "min_side": min_side, "seed": ctx.seed, "camera": camera, "scale": scale}
+    root = ctx.out / "data"
+    marker = root / "experiment_data.json"
+    previous = read_json(marker)
+    if {key: previous.get(key) for key in record} == record:
+        return root, previous
+    if use_t91:
+        train, test = _folder_images(found / "T91"), _folder_images(found / "Set14")
+    else:
+        train, test = bundled_photos("train"), bundled_photos("test")
+    skipped: list[str] = []
+    prepare_run_dir(root)
+    written = synthesise_realsr(root, _at_least(train, min_side, skipped), _at_least(test, min_side, skipped),
+                                camera=camera, scale=scale, seed=ctx.seed, max_size=max_size, overwrite=True)
+    record.update({"train_pairs": len(written["Train"]), "test_pairs": len(written["Test"]),
+                   "skipped_smaller_than_min_side": skipped})
+    write_json(marker, record)
+    print(f"data: {record['source']}: {record['train_pairs']} train / {record['test_pairs']} test pairs "
+          f"(HR centre crops of at most {max_size or 'full'} px) in {root}", flush=True)
+    return root, record
+
+
+# ------------------------------------------------------------------------------ phase scripts
+def load_script(name: str) -> ModuleType:
+    """A script (e.g. 'phase1_1.py', 'experiments/toy_blockwise.py') imported as a module, without running it."""
+    module_name = "_script_" + name.removesuffix(".py").replace("/", "_")
+    spec = importlib.util.spec_from_file_location(module_name, REPO / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(_text, value))
+    return str(value)
+
+
+def run_phase(ctx: RunContext, script: str, data: Path, out: Path, settings: dict[str, Any] | None = None,
+              seed: int | None = None) -> None:
+    """``python <script> --data DATA --out OUT --device D --seed S [--resume] --set K=V ...`` in-process."""
+    argv = ["--data", str(data), "--out", str(out), "--device", ctx.args.device,
+            "--seed", str(ctx.seed if seed is None else seed)]
+    if ctx.resume:
+        argv.append("--resume")
+    for key, value in (settings or {}).items():
+        argv += ["--set", f"{key}={_text(value)}"]
+    print(f"\n$ python {script} {' '.join(map(shlex.quote, argv))}", flush=True)
+    load_script(script).main(argv)
+
+
+def pick(settings: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    return {name: settings[name] for name in names}
+
+
+BLOCK_KEYS = ("CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "REDUCTION", "PATCH_SIZE", "BATCH_SIZE",
+              "WARMUP_OPTIMIZER", "LR_WARMUP", "ITERS_WARMUP", "ITERS_CLAMP_HIGH", "LR_CLAMP_HIGH",
+              "ITERS_CLAMP_LOW", "LR_CLAMP_LOW", "EVAL_EVERY", "VAL_FRACTION", "VALIDATE_ON_TEST")
+COMBINED_KEYS = ("CAMERA", "SCALE", "PATCH_SIZE", "BATCH_SIZE", "ITERS_HIGH", "LR_HIGH", "ITERS_LOW", "LR_LOW",
+                 "EVAL_EVERY", "VAL_FRACTION", "VALIDATE_ON_TEST")
+
+
+def timed_phase(ctx: RunContext, script: str, data: Path, out: Path, settings: dict[str, Any],
+                seed: int, key: str) -> None:
+    """``run_phase``, its wall time (training, evaluation, LR regeneration) kept in ``<out>/wall_seconds.json``;
+    a --resume of a finished phase keeps the first, real, time."""
+    started = time.perf_counter()
+    run_phase(ctx, script, data, out, settings, seed)
+    record = read_json(out / "wall_seconds.json")
+    record[key] = max(record.get(key, 0.0), round(time.perf_counter() - started, 1))
+    write_json(out / "wall_seconds.json", record)
+
+
+def run_phased(ctx: RunContext, data: Path, run: Path, seed: int) -> dict[str, float]:
+    """The six phase scripts in order into ``run`` with the experiment's block and phase-4 settings;
+    returns the wall seconds per script."""
+    s = ctx.settings
+    block, regen = pick(s, BLOCK_KEYS), pick(s, ("CAMERA", "SCALE"))
+    later = {**block, "INIT": s["BLOCK_INIT"]}
+    for script, settings in (("phase1_1.py", block), ("phase1_2.py", regen), ("phase2_1.py", later),
+                             ("phase2_2.py", regen), ("phase3.py", later), ("phase4.py", pick(s, COMBINED_KEYS))):
+        timed_phase(ctx, script, data, run, settings, seed, script)
+    return read_json(run / "wall_seconds.json")
+
+
+def block_iterations(settings: dict[str, Any]) -> int:
+    return settings["ITERS_WARMUP"] + settings["ITERS_CLAMP_HIGH"] + settings["ITERS_CLAMP_LOW"]
+
+
+def phase_metrics(run: Path, phase: str, settings: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """``{"model": {...}, "identity": {...}}`` of one phase entry of a phase run's results.json."""
+    entry = read_json(run / "results.json").get(phase)
+    if entry is None:
+        raise UserError(f"{run / 'results.json'} has no {phase!r} entry; the phase did not finish")
+    return entry["metrics"][TEST_SET.format(camera=settings["CAMERA"], scale=settings["SCALE"])]
+
+
+# ------------------------------------------------------------------------------------ numbers
+def mean_sd(values: Sequence[float], digits: int = 2) -> str:
+    """'31.23' for one value, '31.23 ± 0.05' (sample sd over seeds) for several."""
+    values = [float(v) for v in values]
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_outputs(ctx: RunContext, title: str, sections: Sequence[str], results: dict[str, Any],
+                  command: str) -> str:
+    """``<out>/table.md`` (title, the command, then each section) and ``<out>/results.json``."""
+    text = "\n\n".join([f"# {title}", f"`{command}`", *sections]) + "\n"
+    write_text_atomic(ctx.out / "table.md", text)
+    write_json(ctx.out / "results.json", {**results, "command": command, "settings": ctx.settings,
+                                           "seed": ctx.seed})
+    print("\n" + text, flush=True)
+    return text
+
+
+def save_figure(fig, path: Path) -> None:
+    from engine.logs import plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"plot: {path}", flush=True)

@@ -1,0 +1,203 @@
+"""Phased training against one end-to-end training of N with equal compute (the report's Fig. 7).
+
+Phased: the six phase scripts in order (N_1, LR_1, N_2 from N_1, LR_2, N_3 from N_2, then N trained end to
+end from the three blocks). End to end: phase4.py with INIT=fresh, N = three new orthogonally initialised
+blocks, trained with as many updates per parameter as the phased path gives each block (its own block
+training plus phase 4; report: 15000 + 10000 = 25000, of which 5000 at 1e-4 and 20000 at 1e-5).
+Since a block step costs about a third of an N step, the three block trainings together cost as many
+FLOPs as one block's iterations of N steps: the two accountings agree (LR regeneration, three inference
+passes, is extra for the phased path). Report, RealSR Canon x2 test, RGB: phased 32.22 dB, end to end 32.04.
+
+Writes <out>/table.md, <out>/results.json, <out>/phases_vs_end_to_end.png (test PSNR against compute),
+and one run folder per method and seed: <out>/seed<S>/phased, <out>/seed<S>/end_to_end.
+"""
+from __future__ import annotations
+
+# ----------------------------------------------------------------------------------- settings
+PRESET = "small"  # small (CPU, minutes) | full (GPU, the report's sizes); values in PRESETS below, --set wins
+SOURCE = "auto"  # auto = --data's RealSR pairs, else pairs synthesised from T91/Set14, else from bundled photos
+SYNTH_MAX_SIZE = 0  # synthesised pairs: HR centre crop of at most N x N pixels (0 = whole images; ours)
+CAMERA = "Canon"  # RealSR camera folder (report: Canon)
+SCALE = 2  # RealSR scale folder (report: x2)
+REPEATS = 1  # seeds --seed, --seed+1, ...: both methods trained once per seed (ours)
+N_FEATS = 64  # feature channels C (report: 64)
+N_RESBLOCKS = 16  # RCABs per block (report: 16)
+REDUCTION = 4  # channel-attention squeeze C -> C/REDUCTION (report: 64 -> 16)
+PATCH_SIZE = 48  # training patch side, every phase and the baseline (report: 48)
+BATCH_SIZE = 16  # patches per iteration (report: 16)
+WARMUP_OPTIMIZER = "adadelta"  # blocks, stage A: adadelta (report) | adam (the report's code)
+LR_WARMUP = 1.0  # blocks, stage A learning rate (report: Adadelta lr=1)
+ITERS_WARMUP = 2000  # blocks, stage A: unclamped iterations (report: 2000)
+ITERS_CLAMP_HIGH = 3000  # blocks, stage B: clamped N_i^+, Adam (report: 3000)
+LR_CLAMP_HIGH = 1e-4  # (report: 1e-4)
+ITERS_CLAMP_LOW = 10000  # blocks, stage C: clamped, Adam (report: 10000)
+LR_CLAMP_LOW = 1e-5  # (report: 1e-5)
+BLOCK_INIT = "inherit"  # N_2, N_3 start from the previous block (report 4.2) | fresh
+ITERS_HIGH = 5000  # phase 4: Adam iterations at LR_HIGH (report: 5000)
+LR_HIGH = 1e-4  # (report: 1e-4)
+ITERS_LOW = 5000  # phase 4: Adam iterations at LR_LOW (report: 5000)
+LR_LOW = 1e-5  # (report: 1e-5)
+E2E_BUDGET = "updates"  # updates = one block's + phase 4's iterations (report; equal FLOPs too) | steps = 3x
+E2E_ITERS_HIGH = 5000  # end to end: Adam iterations at E2E_LR_HIGH, the rest of the budget at E2E_LR_LOW (report)
+E2E_LR_HIGH = 1e-4  # (report: 1e-4)
+E2E_LR_LOW = 1e-5  # (report: 1e-5)
+EVAL_EVERY = 500  # iterations between evaluations (test curve) and checkpoints (ours)
+VAL_FRACTION = 0.1  # whole training pairs held out to select each N*.pt (ours)
+VALIDATE_ON_TEST = False  # select on the test pairs, as the report did (optimistic; off by default)
+# --------------------------------------------------------------------------------------------
+
+PRESETS = {
+    "full": {},  # the block above: the report's sizes (RealSR Canon x2 via --data, or synthesised pairs)
+    # Minutes on a laptop CPU: 16 features, 4 RCABs per block, 600 iterations per block, 400 in phase 4.
+    # Adam replaces the Adadelta warm-up (lr=1 needs thousands of iterations); learning rates scaled up.
+    "small": {"SYNTH_MAX_SIZE": 128, "N_FEATS": 16, "N_RESBLOCKS": 4, "PATCH_SIZE": 32, "BATCH_SIZE": 8,
+              "WARMUP_OPTIMIZER": "adam", "LR_WARMUP": 1e-3, "ITERS_WARMUP": 200, "ITERS_CLAMP_HIGH": 200,
+              "LR_CLAMP_HIGH": 5e-4, "ITERS_CLAMP_LOW": 200, "LR_CLAMP_LOW": 1e-4, "ITERS_HIGH": 200,
+              "LR_HIGH": 5e-4, "ITERS_LOW": 200, "LR_LOW": 1e-4, "E2E_ITERS_HIGH": 400, "E2E_LR_HIGH": 5e-4,
+              "E2E_LR_LOW": 1e-4, "EVAL_EVERY": 100, "VAL_FRACTION": 0.1},
+}
+REPORT_DB = {"phased": 32.22, "end_to_end": 32.04, "phase1": 31.86, "phase2": 31.93, "phase3": 31.95}
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experiments/<name>.py` from anywhere
+from engine.errors import UserError, cli_entry
+from engine.logs import plt, read_log
+from engine.runs import read_json
+from experiments import common
+from experiments.common import (
+    block_iterations,
+    command_line,
+    markdown_table,
+    mean_sd,
+    parse,
+    phase_metrics,
+    pick,
+    prepare_data,
+    run_phased,
+    save_figure,
+    seeds,
+    timed_phase,
+    write_outputs,
+)
+
+_NAME = "phases_vs_end_to_end"  # (not upper case: not a setting)
+_WALL_SCRIPTS = ("phase1_1.py", "phase1_2.py", "phase2_1.py", "phase2_2.py", "phase3.py", "phase4.py")
+
+
+def budget(s: dict) -> dict[str, int]:
+    """Iterations of each path and their two accountings (see the module docstring)."""
+    block, combined = block_iterations(s), s["ITERS_HIGH"] + s["ITERS_LOW"]
+    if s["E2E_BUDGET"] not in ("updates", "steps"):
+        raise UserError(f"E2E_BUDGET={s['E2E_BUDGET']!r}: expected updates or steps")
+    e2e = block + combined if s["E2E_BUDGET"] == "updates" else 3 * block + combined
+    if s["E2E_ITERS_HIGH"] > e2e:
+        raise UserError(f"E2E_ITERS_HIGH={s['E2E_ITERS_HIGH']} exceeds the end-to-end budget of {e2e} iterations")
+    return {"block": block, "combined": combined, "e2e": e2e,
+            "phased_steps": 3 * block + combined, "phased_updates": block + combined,
+            "phased_compute": block + combined, "e2e_compute": e2e}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ctx = parse(globals(), argv, _NAME)
+    s = ctx.settings
+    if s["BLOCK_INIT"] not in ("inherit", "fresh"):
+        raise UserError(f"BLOCK_INIT={s['BLOCK_INIT']!r}: expected inherit or fresh")
+    its = budget(s)
+    data, data_record = prepare_data(ctx)
+    e2e_settings = {**pick(s, common.COMBINED_KEYS), "INIT": "fresh",
+                    **pick(s, ("N_FEATS", "N_RESBLOCKS", "REDUCTION")),
+                    "ITERS_HIGH": s["E2E_ITERS_HIGH"], "LR_HIGH": s["E2E_LR_HIGH"],
+                    "ITERS_LOW": its["e2e"] - s["E2E_ITERS_HIGH"], "LR_LOW": s["E2E_LR_LOW"]}
+    per_seed = {}
+    for seed in seeds(ctx):
+        base = ctx.out / f"seed{seed}"
+        phased_wall = run_phased(ctx, data, base / "phased", seed)
+        timed_phase(ctx, "phase4.py", data, base / "end_to_end", e2e_settings, seed, "phase4.py")
+        e2e_wall = sum(read_json(base / "end_to_end" / "wall_seconds.json").values())
+        per_seed[seed] = {
+            **{f"phase{k}": phase_metrics(base / "phased", f"phase{k}", s)["model"] for k in (1, 2, 3)},
+            "phased": phase_metrics(base / "phased", "phase4", s)["model"],
+            "end_to_end": phase_metrics(base / "end_to_end", "phase4", s)["model"],
+            "identity": phase_metrics(base / "phased", "phase1", s)["identity"],
+            "wall_end_to_end": e2e_wall,
+            **{f"wall_{key}": sum(phased_wall.get(script, 0.0) for script in scripts) for key, scripts in (
+                ("phase1", _WALL_SCRIPTS[:1]), ("phase2", _WALL_SCRIPTS[:3]), ("phase3", _WALL_SCRIPTS[:5]),
+                ("phased", _WALL_SCRIPTS))},
+        }
+
+    # ------------------------------------------------------------------ table
+    runs = list(per_seed.values())
+
+    def col(key: str, metric: str, digits: int = 2) -> str:
+        return mean_sd([r[key][metric] for r in runs], digits)
+
+    b, n = its["block"], len(runs)
+    rows_spec = [  # key, label, optimizer steps, updates per parameter, compute in N-step equivalents
+        ("identity", "identity (the LR input)", 0, 0, 0),
+        ("phase1", "phased, after phase 1 (N_1)", b, b, b / 3),
+        ("phase2", "phased, after phase 2 (N_2(N_1))", 2 * b, b, 2 * b / 3),
+        ("phase3", "phased, after phase 3 (N_3(N_2(N_1)))", 3 * b, b, b),
+        ("phased", "**phased (after phase 4)**", its["phased_steps"], its["phased_updates"], its["phased_compute"]),
+        ("end_to_end", "**end to end (fresh N)**", its["e2e"], its["e2e"], its["e2e_compute"]),
+    ]
+    rows = []
+    for key, label, steps, updates, compute in rows_spec:
+        wall = mean_sd([r[f"wall_{key}"] for r in runs], 0) if key != "identity" else ""
+        report = REPORT_DB.get(key, "")
+        rows.append([label, col(key, "psnr_rgb_report"), col(key, "psnr_y"), col(key, "ssim_y", 4), steps,
+                     updates, f"{compute:.0f}", wall, report])
+    deltas = [r["phased"]["psnr_rgb_report"] - r["end_to_end"]["psnr_rgb_report"] for r in runs]
+    deltas_y = [r["phased"]["psnr_y"] - r["end_to_end"]["psnr_y"] for r in runs]
+    rows.append(["phased − end to end", mean_sd(deltas), mean_sd(deltas_y), "", "", "", "", "",
+                 f"{REPORT_DB['phased'] - REPORT_DB['end_to_end']:+.2f}"])
+    header = ["method", "PSNR RGB (dB)", "PSNR Y (dB)", "SSIM Y", "optimizer steps", "updates / parameter",
+              "compute (N-steps)", "wall s", "report RGB (dB)"]
+    per_seed_rows = [[seed, f"{r['phased']['psnr_rgb_report']:.3f}", f"{r['end_to_end']['psnr_rgb_report']:.3f}",
+                      f"{r['phased']['psnr_rgb_report'] - r['end_to_end']['psnr_rgb_report']:+.3f}"]
+                     for seed, r in per_seed.items()]
+    sections = [
+        f"Data: {data_record['source']}"
+        + (f" ({data_record.get('train_pairs')} train / {data_record.get('test_pairs')} test pairs, HR crops of "
+           f"at most {data_record.get('max_size') or 'full'} px)" if "train_pairs" in data_record else "")
+        + f". Test pairs scored once at the end; means over {n} seed(s)" + (" ± sd" if n > 1 else "") + ". "
+        "PSNR RGB: the report's protocol (RGB, no shave, top-left 1500x1500); Y: BT.601, no shave (RealSR). "
+        f"Blocks: {s['N_FEATS']} features, {s['N_RESBLOCKS']} RCABs; {b} iterations per block, "
+        f"{its['combined']} in phase 4; end to end {its['e2e']} (E2E_BUDGET={s['E2E_BUDGET']}). "
+        "Compute counts a block step as 1/3 of an N step (LR regeneration not counted).",
+        markdown_table(header, rows),
+        markdown_table(["seed", "phased RGB", "end to end RGB", "difference"], per_seed_rows),
+    ]
+    verdict = sum(d > 0 for d in deltas)
+    sections.append(f"Phased beats end to end in {verdict} of {n} seed(s) (RGB); report: +0.18 dB.")
+    write_outputs(ctx, "Phased training vs one end-to-end training of N (report Fig. 7)", sections,
+                  {"per_seed": {str(k): v for k, v in per_seed.items()}, "iterations": its, "data": data_record,
+                   "report_db": REPORT_DB}, command_line(f"{_NAME}.py", argv))
+
+    # ------------------------------------------------------------------ plot (Fig. 7 on a compute axis)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    colors = {"N1": "tab:orange", "N2": "tab:green", "N3": "tab:red", "N": "tab:blue", "e2e": "tab:gray"}
+    offsets = {"N1": 0.0, "N2": b / 3, "N3": 2 * b / 3, "N": float(b)}
+    for number, seed in enumerate(per_seed):
+        base = ctx.out / f"seed{seed}"
+        alpha = 1.0 if number == 0 else 0.4
+        for name, offset in offsets.items():
+            rows_log = read_log(base / "phased" / f"log_{name}.csv")
+            scale = 1 / 3 if name != "N" else 1.0
+            label = (f"phased: {name}" if name != "N" else "phased: phase 4 (N)") if number == 0 else None
+            ax.plot([offset + r["step"] * scale for r in rows_log], [r["test_psnr"] for r in rows_log],
+                    color=colors[name], alpha=alpha, marker=".", label=label)
+        rows_log = read_log(base / "end_to_end" / "log_N.csv")
+        ax.plot([r["step"] for r in rows_log], [r["test_psnr"] for r in rows_log], color=colors["e2e"],
+                alpha=alpha, marker=".", label="end to end (fresh N)" if number == 0 else None)
+    identity = runs[0]["identity"]["psnr_rgb"]
+    ax.axhline(identity, color="k", linestyle=":", label=f"identity (LR) {identity:.2f}")
+    ax.set(xlabel="compute (N-iteration equivalents; a block iteration = 1/3)", ylabel="test PSNR RGB (dB)",
+           title=f"Phased vs end to end, equal compute ({n} seed{'s' if n > 1 else ''})")
+    ax.legend(fontsize=8)
+    save_figure(fig, ctx.out / f"{_NAME}.png")
+
+
+if __name__ == "__main__":
+    cli_entry(main, sys.argv[1:])

@@ -1,0 +1,260 @@
+"""The report's toy model (sec. 3.1, Fig. 5): two residual blocks of 6 convolutions trained block-wise, then
+combined, against the same 12-layer network trained end to end with as many updates per parameter.
+
+Report: N_1 trained 1000 iterations (Adam 1e-3) on (LR, HR); N_2 1000 iterations on (N_1(LR), HR) with N_1
+fixed ("the input for N_i is the patch after N_1..N_(i-1)": the toy runs the trained blocks on the fly,
+where the phased training of sec. 3.2 stores LR_i instead); then N = N_2(N_1(x)) 500 iterations at 1e-4,
+every parameter trainable. The deep N (same structure) gets 1000 iterations at 1e-3 and 500 at 1e-4, so
+every parameter sees 1500 updates either way. All weights and biases N(0, 0.1^2); L1 loss; 61x61 patches,
+batch 64, 50 iterations per epoch; PSNR on the test pairs after each epoch. Report at 30 epochs:
+deep N 30.505 dB, block-wise 30.987 dB.
+
+Writes <out>/table.md, <out>/results.json, <out>/toy_blockwise.png (test PSNR per epoch, as Fig. 5) and,
+per seed, <out>/seed<S>/ with each network's log_<name>.csv and checkpoints.
+"""
+from __future__ import annotations
+
+# ----------------------------------------------------------------------------------- settings
+PRESET = "small"  # small (CPU, minutes) | full (GPU, the report's sizes); values in PRESETS below, --set wins
+SOURCE = "auto"  # auto = --data's RealSR pairs, else pairs synthesised from T91/Set14, else from bundled photos
+SYNTH_MAX_SIZE = 0  # synthesised pairs: HR centre crop of at most N x N pixels (0 = whole images; ours)
+CAMERA = "Canon"  # RealSR camera folder (report: Canon)
+SCALE = 2  # RealSR scale folder (report: x2)
+REPEATS = 1  # seeds --seed, --seed+1, ...: both methods trained once per seed (ours)
+N_LAYERS = 6  # convolutions per block, ReLU between, plus the block's input (report: 6)
+N_FEATS = 64  # channels of the inner convolutions (report: not stated; ours)
+INIT_STD = 0.1  # every weight and bias drawn from N(0, INIT_STD^2) (report: 0.1)
+PATCH_SIZE = 61  # training patch side (report: 61)
+BATCH_SIZE = 64  # patches per iteration (report: 64)
+ITERS_BLOCK = 1000  # iterations for each of N_1, N_2 (report: 1000)
+LR_BLOCK = 1e-3  # Adam learning rate of the block trainings (report: 1e-3)
+ITERS_COMBINED = 500  # iterations of N_2(N_1), every parameter trainable (report: 500)
+LR_COMBINED = 1e-4  # (report: 1e-4)
+ITERS_PER_EPOCH = 50  # iterations between test evaluations, one "epoch" of Fig. 5 (report: 50)
+N2_INPUT = "chained"  # chained = N_2 trains on N_1(x), N_1 fixed (report) | raw = on x, like N_1
+DEEP_NET = "chained"  # chained = N_2(N_1(x)) from the blocks' initial weights (report's N) | single = 1 block
+# The deep net gets ITERS_BLOCK iterations at LR_BLOCK, then ITERS_COMBINED at LR_COMBINED (report).
+# --------------------------------------------------------------------------------------------
+
+PRESETS = {
+    "full": {},  # the block above: the report's sizes
+    # Minutes on a laptop CPU: 16 channels, 32x32 patches, batch 16, the report's iteration counts scaled by
+    # 1/2 (15 iterations per epoch keep Fig. 5's 30 epochs).
+    "small": {"SYNTH_MAX_SIZE": 128, "N_FEATS": 16, "PATCH_SIZE": 32, "BATCH_SIZE": 16, "ITERS_BLOCK": 500,
+              "ITERS_COMBINED": 250, "ITERS_PER_EPOCH": 25},
+}
+REPORT_DB = {"blockwise": 30.987, "deep": 30.505}
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experiments/<name>.py` from anywhere
+import numpy as np
+import torch
+from torch import nn
+
+from data.io import to_float
+from data.paired import PatchSampler, find_realsr_pairs, load_pairs
+from engine.errors import UserError, cli_entry
+from engine.evaluation import score_pairs
+from engine.inference import run_model
+from engine.logs import plt, read_log
+from engine.losses import make_loss
+from engine.metrics import psnr
+from engine.runs import read_json, write_json
+from engine.schedules import Constant
+from engine.trainer import Stage, TrainConfig, Trainer
+from experiments.common import (
+    command_line,
+    markdown_table,
+    mean_sd,
+    parse,
+    prepare_data,
+    save_figure,
+    seeds,
+    write_outputs,
+)
+from models.rcan import normal_init_
+from models.toy import ToyBlock
+
+_NAME = "toy_blockwise"
+
+
+def adam(lr: float):
+    return lambda net: torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+
+
+def new_block(s: dict, n_layers: int, seed: int) -> ToyBlock:
+    torch.manual_seed(seed)
+    return normal_init_(ToyBlock(n_layers, s["N_FEATS"]), std=s["INIT_STD"])
+
+
+def test_psnr(net: nn.Module, pairs, device: torch.device) -> float:
+    """Mean RGB PSNR over the test pairs, no shave (output clipped to [0, 1])."""
+    net.eval()
+    return float(np.mean([psnr(np.clip(run_model(net, to_float(lr), device), 0, 1), to_float(hr), space="rgb")
+                          for lr, hr in pairs.arrays]))
+
+
+def train(ctx, net: nn.Module, name: str, stages: list[Stage], batches, evaluate, run_dir: Path,
+          device: torch.device) -> float:
+    """One network through the shared training loop; returns the wall seconds (kept across --resume)."""
+    s = ctx.settings
+    config = TrainConfig(run_dir=run_dir, latest_name=f"{name}_latest.pt", best_name=None,
+                         log_name=f"log_{name}.csv", eval_every=s["ITERS_PER_EPOCH"], monitor="test_psnr",
+                         steps_per_epoch=s["ITERS_PER_EPOCH"], meta={"arch": f"toy-{name}"})
+    started = time.perf_counter()
+    Trainer(net.to(device), stages, batches, make_loss("l1"), evaluate, config, device).fit(resume=ctx.resume)
+    walls = read_json(run_dir / "wall_seconds.json")
+    walls[name] = max(walls.get(name, 0.0), round(time.perf_counter() - started, 1))
+    write_json(run_dir / "wall_seconds.json", walls)
+    return walls[name]
+
+
+def run_seed(ctx, seed: int, train_pairs, test_pairs, device: torch.device) -> dict:
+    s = ctx.settings
+    run_dir = ctx.out / f"seed{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sampler = PatchSampler(train_pairs, s["PATCH_SIZE"], s["BATCH_SIZE"], seed)
+
+    def raw(step, _dist):
+        return sampler.batch(step)
+
+    n1 = new_block(s, s["N_LAYERS"], seed * 1000 + 1)
+    n2 = new_block(s, s["N_LAYERS"], seed * 1000 + 2)
+    if s["DEEP_NET"] == "chained":  # the combined structure, from the very weights the blocks start from
+        deep = nn.Sequential(ToyBlock(s["N_LAYERS"], s["N_FEATS"]), ToyBlock(s["N_LAYERS"], s["N_FEATS"]))
+        deep[0].load_state_dict(n1.state_dict())
+        deep[1].load_state_dict(n2.state_dict())
+    else:
+        deep = new_block(s, 2 * s["N_LAYERS"], seed * 1000 + 3)
+    start = {"N1": test_psnr(n1, test_pairs, device), "deep": test_psnr(deep, test_pairs, device)}
+    block_stage = [Stage("block", s["ITERS_BLOCK"], adam(s["LR_BLOCK"]), Constant(s["LR_BLOCK"]))]
+    walls = {}
+
+    def evaluate(net: nn.Module) -> dict[str, float]:
+        return {"test_psnr": test_psnr(net, test_pairs, device)}
+
+    # N_1 on (LR, HR)
+    chain_pairs = [(p.name, lr, hr) for p, (lr, hr) in zip(test_pairs.pairs, test_pairs.arrays, strict=True)]
+    walls["N1"] = train(ctx, n1, "N1", block_stage, raw, evaluate, run_dir, device)
+    final = {"N1": score_pairs(n1.eval(), chain_pairs, device=device)}  # now: the combined training changes N_1
+    # N_2 on (N_1(LR), HR), N_1 fixed; scored as N_2(N_1(x))
+    n1.requires_grad_(False).eval()
+
+    def after_n1(step, _dist):
+        lr, hr = sampler.batch(step)
+        with torch.no_grad():
+            return n1(lr.to(device)), hr
+
+    chain = (lambda net: nn.Sequential(n1, net)) if s["N2_INPUT"] == "chained" else (lambda net: net)
+    start["N2"] = test_psnr(chain(n2), test_pairs, device)
+    walls["N2"] = train(ctx, n2, "N2", block_stage, after_n1 if s["N2_INPUT"] == "chained" else raw,
+                        lambda net: {"test_psnr": test_psnr(chain(net), test_pairs, device)}, run_dir, device)
+    final["N2"] = score_pairs(chain(n2).eval(), chain_pairs, device=device)
+    # N = N_2(N_1), every parameter trainable
+    combined = nn.Sequential(n1, n2).requires_grad_(True)
+    combined_stage = [Stage("combined", s["ITERS_COMBINED"], adam(s["LR_COMBINED"]), Constant(s["LR_COMBINED"]))]
+    walls["combined"] = train(ctx, combined, "combined", combined_stage, raw, evaluate, run_dir, device)
+    # the deep N end to end: as many updates per parameter, the same learning rates
+    deep_stages = [block_stage[0], combined_stage[0]]
+    walls["deep"] = train(ctx, deep, "deep", deep_stages, raw, evaluate, run_dir, device)
+
+    final.update({name: score_pairs(net.eval(), chain_pairs, device=device)
+                  for name, net in (("combined", combined), ("deep", deep))})
+    logs = {name: read_log(run_dir / f"log_{name}.csv") for name in ("N1", "N2", "combined", "deep")}
+    return {"start": start, "walls": walls, "identity": final["N1"]["identity"],
+            **{name: metrics["model"] for name, metrics in final.items()},
+            "best": {name: max(r["test_psnr"] for r in rows) for name, rows in logs.items()}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ctx = parse(globals(), argv, _NAME)
+    s = ctx.settings
+    for name, allowed in (("N2_INPUT", ("chained", "raw")), ("DEEP_NET", ("chained", "single"))):
+        if s[name] not in allowed:
+            raise UserError(f"{name}={s[name]!r}: expected one of {', '.join(allowed)}")
+    data, data_record = prepare_data(ctx, min_side=s["PATCH_SIZE"])
+    train_pairs = load_pairs(find_realsr_pairs(data, s["CAMERA"], s["SCALE"], "Train"))
+    test_pairs = load_pairs(find_realsr_pairs(data, s["CAMERA"], s["SCALE"], "Test"))
+    device = ctx.device
+    per_seed = {seed: run_seed(ctx, seed, train_pairs, test_pairs, device) for seed in seeds(ctx)}
+    runs = list(per_seed.values())
+
+    # ------------------------------------------------------------------ table
+    ib, ic, epoch = s["ITERS_BLOCK"], s["ITERS_COMBINED"], s["ITERS_PER_EPOCH"]
+    n2_cost = 0.5 + (1 / 6 if s["N2_INPUT"] == "chained" else 0.0)  # + N_1's forward (~1/3 of its step)
+
+    def cells(key: str) -> list[str]:
+        return [mean_sd([r[key]["psnr_rgb_report"] for r in runs]), mean_sd([r["best"][key] for r in runs])
+                if key in runs[0]["best"] else "", mean_sd([r[key]["psnr_y"] for r in runs]),
+                mean_sd([r[key]["ssim_y"] for r in runs], 4)]
+
+    rows = [["identity (the LR input)", *cells("identity"), "", "", "", "", ""],
+            ["N_1 alone (block 1)", *cells("N1"), f"{ib / epoch:g}", ib, f"{0.5 * ib:.0f}",
+             mean_sd([r["walls"]["N1"] for r in runs], 0), ""],
+            ["N_2(N_1), only N_2 trained", *cells("N2"), f"{ib / epoch:g}", ib, f"{n2_cost * ib:.0f}",
+             mean_sd([r["walls"]["N2"] for r in runs], 0), ""],
+            ["**block-wise, then combined**", *cells("combined"), f"{(ib + ic) / epoch:g}", ib + ic,
+             f"{0.5 * ib + n2_cost * ib + ic:.0f}",
+             mean_sd([r["walls"]["N1"] + r["walls"]["N2"] + r["walls"]["combined"] for r in runs], 0),
+             REPORT_DB["blockwise"]],
+            ["**deep N, end to end**", *cells("deep"), f"{(ib + ic) / epoch:g}", ib + ic, f"{ib + ic:.0f}",
+             mean_sd([r["walls"]["deep"] for r in runs], 0), REPORT_DB["deep"]]]
+    deltas = [r["combined"]["psnr_rgb_report"] - r["deep"]["psnr_rgb_report"] for r in runs]
+    rows.append(["block-wise − deep", mean_sd(deltas), mean_sd([r["best"]["combined"] - r["best"]["deep"]
+                                                                 for r in runs]),
+                 mean_sd([r["combined"]["psnr_y"] - r["deep"]["psnr_y"] for r in runs]), "", "", "", "", "",
+                 f"{REPORT_DB['blockwise'] - REPORT_DB['deep']:+.3f}"])
+    header = ["network", "PSNR RGB, last (dB)", "PSNR RGB, best epoch (dB)", "PSNR Y (dB)", "SSIM Y", "epochs",
+              "updates / parameter", "compute (deep steps)", "wall s", "report (dB)"]
+    n = len(runs)
+    per_seed_rows = [[seed, f"{r['start']['deep']:.2f}", f"{r['combined']['psnr_rgb_report']:.3f}",
+                      f"{r['deep']['psnr_rgb_report']:.3f}",
+                      f"{r['combined']['psnr_rgb_report'] - r['deep']['psnr_rgb_report']:+.3f}"]
+                     for seed, r in per_seed.items()]
+    sections = [
+        f"Data: {data_record['source']}"
+        + (f" ({data_record['train_pairs']} train / {data_record['test_pairs']} test pairs, HR crops of at most "
+           f"{data_record['max_size'] or 'full'} px)" if "train_pairs" in data_record else "")
+        + f". Blocks of {s['N_LAYERS']} convolutions, {s['N_FEATS']} channels, N(0, {s['INIT_STD']}^2) init; "
+        f"{s['PATCH_SIZE']}x{s['PATCH_SIZE']} patches, batch {s['BATCH_SIZE']}; an epoch is {epoch} iterations. "
+        f"N_2 input: {s['N2_INPUT']}; deep net: {s['DEEP_NET']}. The test pairs are scored after every epoch for "
+        "the curves (never used for selection); 'last' is the final weights, 'best epoch' the curve's maximum "
+        f"(as a reader of Fig. 5 would take it). Means over {n} seed(s)" + (" ± sd" if n > 1 else "") + ". "
+        "Compute in deep-net steps: a block step 1/2, an N_2 step with N_1's forward 2/3.",
+        markdown_table(header, rows),
+        markdown_table(["seed", "initial PSNR (dB)", "block-wise", "deep", "difference"], per_seed_rows),
+        f"Block-wise beats deep in {sum(d > 0 for d in deltas)} of {n} seed(s) (last weights, RGB).",
+    ]
+    title = "Toy model: block-wise vs end-to-end training of a 12-layer net (report Fig. 5)"
+    write_outputs(ctx, title, sections, {"per_seed": {str(k): v for k, v in per_seed.items()}, "data": data_record,
+                                         "report_db": REPORT_DB}, command_line(f"{_NAME}.py", argv))
+
+    # ------------------------------------------------------------------ plot (Fig. 5)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    styles = {"deep": ("tab:blue", 0, "deep N (12 layers), end to end"), "N1": ("tab:orange", 0, "N_1"),
+              "N2": ("tab:green", 0, "N_2(N_1), N_2 trained"),
+              "combined": ("tab:red", ib / epoch, "N_2(N_1) combined (block-wise)")}
+    for number, (seed, r) in enumerate(per_seed.items()):
+        for name, (color, offset, label) in styles.items():
+            rows_log = read_log(ctx.out / f"seed{seed}" / f"log_{name}.csv")
+            xs = [offset + row["epoch"] for row in rows_log]
+            ys = [row["test_psnr"] for row in rows_log]
+            if name in r["start"]:
+                xs, ys = [0.0, *xs], [r["start"][name], *ys]
+            ax.plot(xs, ys, color=color, alpha=1.0 if number == 0 else 0.4,
+                    label=label if number == 0 else None)
+    identity = runs[0]["identity"]["psnr_rgb"]
+    ax.axhline(identity, color="k", linestyle=":", label=f"identity (LR) {identity:.2f}")
+    finals = [r[k]["psnr_rgb"] for r in runs for k in ("N1", "N2", "combined", "deep")] + [identity]
+    ax.set_ylim(min(finals) - 3, max(finals) + 1)
+    ax.set(xlabel=f"epoch ({epoch} iterations)", ylabel="test PSNR RGB (dB)",
+           title=f"Toy model: block-wise vs deep ({n} seed{'s' if n > 1 else ''})")
+    ax.legend(fontsize=8, loc="lower right")
+    save_figure(fig, ctx.out / f"{_NAME}.png")
+
+
+if __name__ == "__main__":
+    cli_entry(main, sys.argv[1:])
