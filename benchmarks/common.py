@@ -1,0 +1,161 @@
+"""What every benchmark shares: the machine description, interleaved timing, the fp32 matmul peak, peak
+memory, and JSON output. Benchmarks are scripts, not tests: ``python benchmarks/<name>.py [--quick]``.
+
+Timing: candidates are run in turn (A B A B ...) so that a change in the machine's load hits them alike,
+and each reports its median and minimum wall-clock time plus the process CPU time (all threads). The load
+average before and after is part of every result, because on a shared machine it changes the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import datetime
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as `python benchmarks/x.py` from anywhere
+    sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="small sizes and few repeats (a smoke run)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="PyTorch intra-op threads (default: PyTorch's default for this machine)")
+    p.add_argument("--json", type=Path, default=None, help="also write the JSON result to this file")
+    return p
+
+
+def start(args: argparse.Namespace) -> dict[str, Any]:
+    """Apply ``--threads`` and describe the machine and the run."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "machine": machine(), "load_average_before": _loadavg()}
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"cpu": platform.processor() or platform.machine()}
+    with contextlib.suppress(OSError):
+        fields = {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        flags = set(fields.get("flags", "").split())
+        info["cpu"] = fields.get("model name", info["cpu"])
+        info["cpu_family_model"] = f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}"
+        info["simd"] = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    info.update({"logical_cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                 "onednn": torch.backends.mkldnn.is_available(), "python": platform.python_version()})
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def finish(result: dict[str, Any], args: argparse.Namespace) -> None:
+    result["load_average_after"] = _loadavg()
+    text = json.dumps(result, indent=2)
+    print(text, flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+
+
+# ------------------------------------------------------------------------------------ timing
+def interleaved(candidates: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, dict]:
+    """Run every candidate ``warmup`` times, then ``repeats`` rounds of one run each, in turn."""
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    wall: dict[str, list[float]] = {name: [] for name in candidates}
+    cpu: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return {name: {"median_s": statistics.median(wall[name]), "min_s": min(wall[name]),
+                   "cpu_median_s": statistics.median(cpu[name]), "runs": repeats} for name in candidates}
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
+    """fp32 ``n x n`` matrix product throughput, GFLOP/s (2 n^3 per product): median and best run."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    times = interleaved({"mm": lambda: torch.mm(a, b)}, repeats)["mm"]
+    flops = 2.0 * n**3
+    return {"median": flops / times["median_s"] / 1e9, "best": flops / times["min_s"] / 1e9, "n": n}
+
+
+def rounded(value: Any, digits: int = 4) -> Any:
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------------ memory
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS, so the next RSS baseline is honest."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs, sampled every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.baseline_mb = self.peak_mb = 0.0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakRSS:
+        release_memory()
+        self.baseline_mb = self.peak_mb = rss_mb()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, rss_mb())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, rss_mb())
+
+    @property
+    def extra_mb(self) -> float:
+        return self.peak_mb - self.baseline_mb
