@@ -230,3 +230,13 @@ def save_figure(fig, path: Path) -> None:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     print(f"plot: {path}", flush=True)
+
+
+def finish_psnr_plot(fig, ax, identity: float, path: Path, *, xlabel: str, title: str, seeds_run: int,
+                     **legend) -> None:
+    """The end of every test-PSNR curve plot: identity line, labels, seed count, legend, save."""
+    ax.axhline(identity, color="k", linestyle=":", label=f"identity (LR) {identity:.2f}")
+    ax.set(xlabel=xlabel, ylabel="test PSNR RGB (dB)",
+           title=f"{title} ({seeds_run} seed{'s' if seeds_run > 1 else ''})")
+    ax.legend(fontsize=8, **legend)
+    save_figure(fig, path)

@@ -48,13 +48,13 @@ from engine.logs import plt, read_log
 from engine.runs import read_json
 from experiments.common import (
     command_line,
+    finish_psnr_plot,
     markdown_table,
     mean_sd,
     parse,
     phase_metrics,
     pick,
     prepare_data,
-    save_figure,
     seeds,
     timed_phase,
     write_outputs,
@@ -138,11 +138,8 @@ def main(argv: list[str] | None = None) -> None:
                     alpha=1.0 if number == 0 else 0.4, marker=".",
                     label=f"{patch}x{patch}, batch {batch_for(s, patch)}" if number == 0 else None)
     identity = runs[0][sizes[0]]["identity"]["psnr_rgb"]
-    ax.axhline(identity, color="k", linestyle=":", label=f"identity (LR) {identity:.2f}")
-    ax.set(xlabel="iteration", ylabel="test PSNR RGB (dB)",
-           title=f"Patch size, receptive field {field}x{field} ({n} seed{'s' if n > 1 else ''})")
-    ax.legend(fontsize=8)
-    save_figure(fig, ctx.out / f"{_NAME}.png")
+    finish_psnr_plot(fig, ax, identity, ctx.out / f"{_NAME}.png", xlabel="iteration",
+                     title=f"Patch size, receptive field {field}x{field}", seeds_run=n)
 
 
 if __name__ == "__main__":

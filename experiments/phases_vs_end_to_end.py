@@ -69,6 +69,7 @@ from experiments import common
 from experiments.common import (
     block_iterations,
     command_line,
+    finish_psnr_plot,
     markdown_table,
     mean_sd,
     parse,
@@ -76,7 +77,6 @@ from experiments.common import (
     pick,
     prepare_data,
     run_phased,
-    save_figure,
     seeds,
     timed_phase,
     write_outputs,
@@ -192,11 +192,9 @@ def main(argv: list[str] | None = None) -> None:
         ax.plot([r["step"] for r in rows_log], [r["test_psnr"] for r in rows_log], color=colors["e2e"],
                 alpha=alpha, marker=".", label="end to end (fresh N)" if number == 0 else None)
     identity = runs[0]["identity"]["psnr_rgb"]
-    ax.axhline(identity, color="k", linestyle=":", label=f"identity (LR) {identity:.2f}")
-    ax.set(xlabel="compute (N-iteration equivalents; a block iteration = 1/3)", ylabel="test PSNR RGB (dB)",
-           title=f"Phased vs end to end, equal compute ({n} seed{'s' if n > 1 else ''})")
-    ax.legend(fontsize=8)
-    save_figure(fig, ctx.out / f"{_NAME}.png")
+    finish_psnr_plot(fig, ax, identity, ctx.out / f"{_NAME}.png",
+                     xlabel="compute (N-iteration equivalents; a block iteration = 1/3)",
+                     title="Phased vs end to end, equal compute", seeds_run=n)
 
 
 if __name__ == "__main__":

@@ -67,11 +67,11 @@ from engine.schedules import Constant
 from engine.trainer import Stage, TrainConfig, Trainer
 from experiments.common import (
     command_line,
+    finish_psnr_plot,
     markdown_table,
     mean_sd,
     parse,
     prepare_data,
-    save_figure,
     seeds,
     write_outputs,
 )
@@ -247,13 +247,10 @@ def main(argv: list[str] | None = None) -> None:
             ax.plot(xs, ys, color=color, alpha=1.0 if number == 0 else 0.4,
                     label=label if number == 0 else None)
     identity = runs[0]["identity"]["psnr_rgb"]
-    ax.axhline(identity, color="k", linestyle=":", label=f"identity (LR) {identity:.2f}")
     finals = [r[k]["psnr_rgb"] for r in runs for k in ("N1", "N2", "combined", "deep")] + [identity]
     ax.set_ylim(min(finals) - 3, max(finals) + 1)
-    ax.set(xlabel=f"epoch ({epoch} iterations)", ylabel="test PSNR RGB (dB)",
-           title=f"Toy model: block-wise vs deep ({n} seed{'s' if n > 1 else ''})")
-    ax.legend(fontsize=8, loc="lower right")
-    save_figure(fig, ctx.out / f"{_NAME}.png")
+    finish_psnr_plot(fig, ax, identity, ctx.out / f"{_NAME}.png", xlabel=f"epoch ({epoch} iterations)",
+                     title="Toy model: block-wise vs deep", seeds_run=n, loc="lower right")
 
 
 if __name__ == "__main__":
