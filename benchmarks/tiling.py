@@ -1,6 +1,6 @@
 """Banded and tiled vs whole-image inference through three chained full-size blocks (N = N_3(N_2(N_1(x)))).
 
-    python benchmarks/tiling.py [--quick] [--threads N] [--size WxH] [--tile T]
+    python benchmarks/tiling.py [--quick] [--threads N] [--size WxH] [--tile T] [--paths banded,tiled,whole]
 
 Runs ``engine.tiling.tiled_forward`` (overlap = the network's receptive-field radius, linear blending)
 and a plain whole-image ``net(x)`` on the same image, in one process, and reports the time of each, the
@@ -42,7 +42,13 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--size", default=None, help="image WxH (default 1024x768; --quick: 192x128)")
     p.add_argument("--tile", type=int, default=None, help="tile side in pixels (default 256; --quick: 48)")
+    p.add_argument("--paths", default="banded,tiled,whole",
+                   help="comma-separated subset of banded,tiled,whole to run (whole is always run: the reference)")
     args = p.parse_args()
+    unknown = set(args.paths.split(",")) - {"banded", "tiled", "whole"}
+    if unknown:
+        p.error(f"--paths: unknown {', '.join(sorted(unknown))} (choose from banded, tiled, whole)")
+    paths = [name for name in ("banded", "tiled", "whole") if name in args.paths.split(",") or name == "whole"]
     result = start(args)
     width, height = (int(v) for v in (args.size or ("192x128" if args.quick else "1024x768")).split("x"))
     tile = args.tile or (48 if args.quick else 256)
@@ -58,7 +64,7 @@ def main() -> None:
     outputs = {}
     run = {"banded": lambda: banded_forward(net, x), "tiled": lambda: tiled_forward(net, x, tile=tile),
            "whole": lambda: net(x)}
-    for name in ("banded", "tiled", "whole"):  # lower peaks first: not hidden by the whole-image one
+    for name in paths:  # lower peaks first: not hidden by the whole-image one
         release_memory()
         with PeakRSS() as memory:
             began = time.perf_counter()
@@ -66,7 +72,7 @@ def main() -> None:
                 outputs[name] = run[name]()
             seconds = time.perf_counter() - began
         result[name] = {"seconds": seconds, "peak_rss_mb": memory.peak_mb, "extra_rss_mb": memory.extra_mb}
-    for name in ("banded", "tiled"):
+    for name in paths[:-1]:
         diff = (outputs[name] - outputs["whole"]).abs()
         mse = float((diff**2).mean())
         result[f"{name}_vs_whole"] = {
