@@ -8,7 +8,6 @@ from __future__ import annotations
 # ----------------------------------------------------------------------------------- settings
 CAMERA = "Canon"  # RealSR camera folder (report: Canon)
 SCALE = 2  # RealSR scale folder (report: x2)
-EVAL_TILE = 512  # tile side for inference; overlapping tiles keep memory flat for any image size (ours)
 # --------------------------------------------------------------------------------------------
 
 import sys

@@ -28,7 +28,6 @@ VAL_FRACTION = 0.1  # whole training pairs held out to select N.pt (ours)
 VALIDATE_ON_TEST = False  # select on the test pairs as the report did (optimistic; off by default)
 SELECT = "best-val"  # best-val = weights of the best validation evaluation | last
 TEST_CURVE = True  # also score the test pairs at each evaluation, for the Fig. 8 curves (never for selection)
-EVAL_TILE = 512  # tile side for whole-image inference (ours)
 # --------------------------------------------------------------------------------------------
 
 import sys

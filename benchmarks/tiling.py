@@ -1,6 +1,7 @@
 """Banded and tiled vs whole-image inference through three chained full-size blocks (N = N_3(N_2(N_1(x)))).
 
     python benchmarks/tiling.py [--quick] [--threads N] [--size WxH] [--tile T] [--paths banded,tiled,whole]
+                                [--float64]
 
 Runs ``engine.tiling.tiled_forward`` (overlap = the network's receptive-field radius, linear blending)
 and a plain whole-image ``net(x)`` on the same image, in one process, and reports the time of each, the
@@ -14,6 +15,9 @@ attention's global means exactly, band by band, and is compared the same way.
 Tiled output is not the whole-image output: the channel attention's global average pool sees a tile,
 not the image, so the attention weights (and everything after them) differ slightly. The difference is
 reported as it is measured (max and mean absolute, and PSNR between the two outputs).
+
+``--float64`` also runs the whole image in float64 (untimed) and reports how far each fp32 path lies from
+it: which of two fp32 outputs that differ by rounding alone is nearer the exact result.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ def main() -> None:
     p.add_argument("--tile", type=int, default=None, help="tile side in pixels (default 256; --quick: 48)")
     p.add_argument("--paths", default="banded,tiled,whole",
                    help="comma-separated subset of banded,tiled,whole to run (whole is always run: the reference)")
+    p.add_argument("--float64", action="store_true", help="also compare every path with a float64 whole-image run")
     args = p.parse_args()
     unknown = set(args.paths.split(",")) - {"banded", "tiled", "whole"}
     if unknown:
@@ -82,9 +87,17 @@ def main() -> None:
             "time_ratio": result[name]["seconds"] / result["whole"]["seconds"],
             "extra_memory_ratio": result[name]["extra_rss_mb"] / max(result["whole"]["extra_rss_mb"], 1e-9),
         }
+    if args.float64:
+        release_memory()
+        with torch.inference_mode():
+            exact = net.double()(x.double())
+        for name in paths:
+            diff = (outputs[name].double() - exact).abs()
+            result[f"{name}_vs_float64"] = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
     result["note"] = ("random orthogonal weights; the tiled/whole difference comes from the channel "
                       "attention's global pool seeing a tile, and depends on the trained weights")
-    np.testing.assert_equal(outputs["banded"].shape, outputs["whole"].shape)
+    for name in paths:
+        np.testing.assert_equal(outputs[name].shape, outputs["whole"].shape)
     finish(rounded(result), args)
 
 

@@ -66,7 +66,7 @@ def with_trainer(sampler: PatchSampler, val: PairedImages, steps: int, eval_ever
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         nonlocal evaluations
         evaluations += 1
-        return {"val_psnr": mean_psnr(model, val, torch.device("cpu"), 64)}
+        return {"val_psnr": mean_psnr(model, val, torch.device("cpu"))}
 
     stage = Stage("train", steps, lambda m: torch.optim.Adam(m.parameters(), lr=LR), Constant(LR))
     with tempfile.TemporaryDirectory() as tmp:

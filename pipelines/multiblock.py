@@ -156,9 +156,9 @@ def split_validation(images: PairedImages, settings: dict[str, Any], seed: int) 
     return images.subset(sorted(order[n_val:].tolist())), images.subset(sorted(order[:n_val].tolist()))
 
 
-def mean_psnr(net: torch.nn.Module, images: PairedImages, device: torch.device, tile: int) -> float:
+def mean_psnr(net: torch.nn.Module, images: PairedImages, device: torch.device) -> float:
     """Mean RGB PSNR, no shave: the same-size validation score that selects checkpoints."""
-    scores = [psnr(np.clip(run_model(net, to_float(lr), device, 1, tile), 0, 1), to_float(hr),
+    scores = [psnr(np.clip(run_model(net, to_float(lr), device), 0, 1), to_float(hr),
                    space="rgb", shave=0) for lr, hr in images.arrays]
     return float(np.mean(scores))
 
@@ -208,7 +208,6 @@ def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list
     val_images = val_images if val_images is not None else test_images
     sampler = PatchSampler(train_images, s["PATCH_SIZE"], s["BATCH_SIZE"], ctx.seed)
     loss_fn = make_loss(s["LOSS"], s["GRAD_LOSS_WEIGHT"])
-    tile = s["EVAL_TILE"]
     latest = run_dir / f"{name}_latest.pt"
     if latest.exists() and not ctx.resume:  # checked before settings.json is touched (the trainer checks too)
         raise UserError(f"{latest} already holds a run; pass --resume to continue it, or choose another --out")
@@ -217,9 +216,9 @@ def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list
     write_settings(ctx, name, dist_info)
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
-        scores = {"val_psnr": mean_psnr(model, val_images, device, tile)}
+        scores = {"val_psnr": mean_psnr(model, val_images, device)}
         if s["TEST_CURVE"]:
-            scores["test_psnr"] = mean_psnr(model, test_images, device, tile)
+            scores["test_psnr"] = mean_psnr(model, test_images, device)
         return scores
 
     trainer = Trainer(
@@ -241,12 +240,12 @@ def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list
                                               "selected_step": state["step"], "select": s["SELECT"]})
     chain_test = [(pair.name, lr, hr) for pair, (lr, hr) in zip(test_images.pairs, test_images.arrays,
                                                                  strict=True)]
-    metrics = score_pairs(net, chain_test, device=device, tile=tile)
+    metrics = score_pairs(net, chain_test, device=device)
     if input_stage > 0:  # the baseline is the dataset's LR; LR_<i-1> (this block's input) is reported too
         metrics["input"] = metrics.pop("identity")
     metrics["identity"] = score_pairs(None, [(p.name, lr, hr) for p, (lr, hr) in
                                              zip(raw_test.pairs, raw_test.arrays, strict=True)],
-                                      device=device, tile=tile)["identity"]
+                                      device=device)["identity"]
     update_results(run_dir, {phase_key: {
         "metrics": {test_set_name(s): metrics},
         "network": name, "selected_step": state["step"],
@@ -324,7 +323,7 @@ def regenerate(ctx: RunContext, index: int) -> None:
     started = time.perf_counter()
     for number, (pair, target) in enumerate(todo, 1):
         lr = to_float(read_image(pair.lr_path))
-        output = np.clip(run_model(block, lr, device, 1, ctx.settings["EVAL_TILE"]), 0.0, 1.0)
+        output = np.clip(run_model(block, lr, device), 0.0, 1.0)
         write_image(target, output, bits=16)
         if dist_info.is_main:
             print(f"[{number}/{len(todo)}] {target}", flush=True)
