@@ -52,7 +52,7 @@ def espcn_part(ctx, out: Path) -> Path:
     _name, image = bundled_photos("test")[0]
     write_image(sample, image[:160, :160])
     run("espcn.py", "upscale", "--weights", str(out / "espcn" / "best.pt"), str(sample), "--out", str(out / "upscaled"))
-    if (REPO / "weights" / "espcn_x3_y.pt").exists():  # the shipped weights, trained for 150 epochs on T91
+    if (REPO / "weights" / "espcn_x3_y.pt").exists():  # the shipped weights, trained for 800 epochs on T91
         run("espcn.py", "upscale", str(sample), "--out", str(out / "upscaled-shipped-weights"))
     return out / "espcn" / "results.json"
 

@@ -49,7 +49,7 @@ PRESETS = {
               "LR_START": 0.01, "LR_END": 0.0001, "PATIENCE": 100, "LAST_LAYER_LR": 0.1},
     # Our best: train on the test-time degradation (MATLAB bicubic), augment, cosine decay.
     "best": {"DEGRADATION": "bicubic", "AUGMENT": True, "SCHEDULE": "cosine", "LR_START": 0.003,
-             "LR_END": 1e-5, "EPOCHS": 150, "LOSS": "mse"},
+             "LR_END": 1e-5, "EPOCHS": 800, "LOSS": "mse"},
 }
 
 import sys
