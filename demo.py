@@ -10,6 +10,7 @@ Each step prints its table; everything is written under --out (default runs/demo
 from __future__ import annotations
 
 # ----------------------------------------------------------------------------------- settings
+ESPCN_PRESET = "best"  # espcn.py preset of the short training (bicubic LR, augmentation, cosine decay)
 ESPCN_EPOCHS = 6  # short ESPCN training (the full preset trains for hundreds of epochs)
 ESPCN_EPOCHS_T91 = 2  # epochs when T91 is found (it has ~8x more sub-images than the bundled photos)
 MULTIBLOCK_SIZE = 96  # side of the synthesised HR crops for the multiblock demo (pixels)
@@ -44,7 +45,7 @@ def espcn_part(ctx, out: Path) -> Path:
              "--set", f"EPOCHS={s['ESPCN_EPOCHS']}"])
     print(f"\n== ESPCN x3 (Y channel) on {'T91 -> Set5, Set14' if real else 'photos bundled with scikit-image'}")
     run("espcn.py", "train", "--out", str(out / "espcn"), "--device", str(ctx.device), "--seed", str(ctx.seed),
-        "--set", "AUGMENT=true", *sets)
+        "--set", f"PRESET={s['ESPCN_PRESET']}", *sets)
     sample = out / "sample.png"
     from data.datasets import bundled_photos
     from data.io import write_image
