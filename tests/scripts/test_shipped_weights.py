@@ -2,12 +2,12 @@
 the benchmark images are present) scoring the recorded PSNR under `espcn.py eval`."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from engine.runs import read_json
 from pipelines.espcn import load_espcn
 
 from .helpers import REPO, load_script
@@ -16,14 +16,10 @@ WEIGHTS = sorted((REPO / "weights").glob("*.json"))
 PAPER_TABLE_1_X3 = {"Set5": 32.55, "Set14": 29.08}  # Shi et al. 2016, Y, x3
 
 
-def record(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
 def test_every_shipped_weight_has_a_provenance_file():
     assert {p.stem for p in (REPO / "weights").glob("*.pt")} == {p.stem for p in WEIGHTS}
     for path in WEIGHTS:
-        entry = record(path)
+        entry = read_json(path)
         assert "espcn.py train" in entry["command"] and entry["weights"] == f"{path.stem}.pt"
         assert isinstance(entry["seed"], int)
         assert entry["val_images"], path.name
@@ -31,7 +27,7 @@ def test_every_shipped_weight_has_a_provenance_file():
 
 @pytest.mark.parametrize("path", WEIGHTS, ids=lambda p: p.stem)
 def test_weights_load_with_the_recorded_scale_and_beat_bicubic(path: Path):
-    entry = record(path)
+    entry = read_json(path)
     net = load_espcn(REPO / "weights" / entry["weights"], torch.device("cpu"))
     assert net.scale == entry["settings"]["SCALE"]
     assert net.channels == entry["settings"]["CHANNELS"]
@@ -41,17 +37,17 @@ def test_weights_load_with_the_recorded_scale_and_beat_bicubic(path: Path):
 
 def test_default_x3_weights_meet_the_paper_table_1():
     """The recorded scores of the x3 weights that `espcn.py upscale` and `make demo` use."""
-    metrics = record(REPO / "weights" / "espcn_x3_y.json")["metrics"]
+    metrics = read_json(REPO / "weights" / "espcn_x3_y.json")["metrics"]
     for name, paper in PAPER_TABLE_1_X3.items():
         assert metrics[name]["model"]["psnr_y"] >= paper, name
 
 
 @pytest.mark.parametrize("path", WEIGHTS, ids=lambda p: p.stem)
 def test_eval_reproduces_the_recorded_scores(path: Path, datasets_root: Path, tmp_path: Path):
-    entry = record(path)
+    entry = read_json(path)
     load_script("espcn.py").main(["eval", "--weights", str(REPO / "weights" / entry["weights"]),
                                   "--data", str(datasets_root), "--out", str(tmp_path / "eval")])
-    measured = json.loads((tmp_path / "eval" / "eval.json").read_text())["metrics"]
+    measured = read_json(tmp_path / "eval" / "eval.json")["metrics"]
     for name, scores in entry["metrics"].items():
         for key in scores["model"]:
             assert measured[name]["model"][key] == pytest.approx(scores["model"][key], abs=0.005), (name, key)
