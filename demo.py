@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.errors import cli_entry
+from core.errors import cli_entry
 
 REPO = Path(__file__).resolve().parent
 PHASES = ("phase1_1.py", "phase1_2.py", "phase2_1.py", "phase2_2.py", "phase3.py", "phase4.py")
@@ -99,7 +99,7 @@ def summary(espcn_results: Path, multiblock_results: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from engine.settings import parse_cli
+    from core.settings import parse_cli
 
     ctx = parse_cli(globals(), argv, __doc__, default_out=f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     started = time.perf_counter()

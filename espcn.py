@@ -54,11 +54,11 @@ PRESETS = {
 
 import sys
 
-from engine.errors import cli_entry
+from core.errors import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipelines.espcn import run
+    from pipelines.espcn.cli import run
 
     run(globals(), argv)
 

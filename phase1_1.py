@@ -33,12 +33,12 @@ TEST_CURVE = True  # also score the test pairs at each evaluation, for the Fig. 
 
 import sys
 
-from engine.errors import cli_entry
+from core.errors import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:
-    from engine.settings import parse_cli
-    from pipelines.multiblock import train_block
+    from core.settings import parse_cli
+    from pipelines.multiblock.train import train_block
 
     train_block(parse_cli(globals(), argv, __doc__, default_out="runs/multiblock"), index=1)
 

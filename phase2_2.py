@@ -12,12 +12,12 @@ SCALE = 2  # RealSR scale folder (report: x2)
 
 import sys
 
-from engine.errors import cli_entry
+from core.errors import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:
-    from engine.settings import parse_cli
-    from pipelines.multiblock import regenerate
+    from core.settings import parse_cli
+    from pipelines.multiblock.regenerate import regenerate
 
     regenerate(parse_cli(globals(), argv, __doc__, default_out="runs/multiblock"), index=2)
 

@@ -34,12 +34,13 @@ TEST_CURVE = True  # also score the test pairs at each evaluation, for the Fig. 
 
 import sys
 
-from engine.errors import cli_entry
+from core.errors import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:
-    from engine.settings import parse_cli
-    from pipelines.multiblock import regenerate, train_block
+    from core.settings import parse_cli
+    from pipelines.multiblock.regenerate import regenerate
+    from pipelines.multiblock.train import train_block
 
     ctx = parse_cli(globals(), argv, __doc__, default_out="runs/multiblock")
     train_block(ctx, index=3)

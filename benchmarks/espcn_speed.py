@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from common import finish, interleaved, matmul_gflops, parser, rounded, start  # puts the repo on sys.path
 from torch import nn
 
-from engine.fast_inference import FastESPCN, upscale_yuv420
+from inference.fast_espcn import FastESPCN, upscale_yuv420
 from models.espcn import ESPCN
 
 
@@ -107,7 +107,7 @@ def bench_video(height: int, width: int, scale: int, frames: int) -> dict:
     """Decode -> network -> encode of a synthetic clip, with the reader and writer threads."""
     import av
 
-    from pipelines.espcn import upscale_video
+    from pipelines.espcn.upscale import upscale_video
 
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "clip.mp4"

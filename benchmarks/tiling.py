@@ -3,13 +3,13 @@
     python benchmarks/tiling.py [--quick] [--threads N] [--size WxH] [--tile T] [--paths banded,tiled,whole]
                                 [--float64]
 
-Runs ``engine.tiling.tiled_forward`` (overlap = the network's receptive-field radius, linear blending)
+Runs ``inference.tiling.tiled_forward`` (overlap = the network's receptive-field radius, linear blending)
 and a plain whole-image ``net(x)`` on the same image, in one process, and reports the time of each, the
 peak resident memory each adds to the process, and how far apart their outputs are. The blocks are
 N_i^+ (output clamped) with C = 64, R = 16 and the report's orthogonal initialisation (random weights:
 there is no download); the image is a bundled scikit-image photo resized to the requested size.
 
-``engine.banded.banded_forward`` (what evaluation and LR regeneration use for these blocks) computes the
+``inference.banded.banded_forward`` (what evaluation and LR regeneration use for these blocks) computes the
 attention's global means exactly, band by band, and is compared the same way.
 
 Tiled output is not the whole-image output: the channel attention's global average pool sees a tile,
@@ -30,8 +30,8 @@ from common import PeakRSS, finish, matmul_gflops, parser, release_memory, round
 
 from data.io import to_float
 from data.resize import imresize
-from engine.banded import banded_forward
-from engine.tiling import default_overlap, tiled_forward
+from inference.banded import banded_forward
+from inference.tiling import default_overlap, tiled_forward
 from models.rcan import Block, MultiBlockNet, orthogonal_init_
 
 

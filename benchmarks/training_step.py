@@ -27,7 +27,7 @@ from engine.losses import make_loss
 from engine.schedules import Constant
 from engine.trainer import Stage, TrainConfig, Trainer
 from models.rcan import Block, orthogonal_init_
-from pipelines.multiblock import mean_psnr
+from pipelines.multiblock.train import mean_psnr
 
 CHANNELS, RESBLOCKS, BATCH, PATCH, LR = 32, 2, 8, 32, 1e-4
 

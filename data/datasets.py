@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import UserError
+from core.settings import resolve_data_root
 from data.io import is_image_file, read_image
-from engine.errors import UserError
 
-DEFAULT_ROOT = "datasets"
 BUNDLED_SETS = {"skimage-train": "train", "skimage-test": "test"}
 # Real colour photos (two grey ones are repeated into RGB); the two splits share no image or scene.
 _BUNDLED = {
@@ -27,11 +27,6 @@ _BUNDLED = {
     "test": ("coffee", "motorcycle"),
 }
 _cache: dict[tuple, list[tuple[str, np.ndarray]]] = {}
-
-
-def resolve_data_root(arg: str | os.PathLike | None) -> Path:
-    """The data root: ``arg`` (from --data), else env ``SR_DATA``, else ``./datasets``."""
-    return Path(arg or os.environ.get("SR_DATA") or DEFAULT_ROOT).expanduser()
 
 
 def image_folder(root: str | os.PathLike, name: str) -> Path:

@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 
+from core.errors import UserError
 from data.resize import imresize, mirror_indices, resample_axis
-from engine.errors import UserError
 
 
 def modcrop(img: np.ndarray, scale: int) -> np.ndarray:

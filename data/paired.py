@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.errors import UserError
 from data.io import is_image_file, read_image
-from engine.errors import UserError
 
 SPLITS = ("Train", "Test")
 

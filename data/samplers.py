@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from engine.dist import DistInfo, shard_range
-from engine.errors import UserError
+from core.dist import DistInfo, shard_range
+from core.errors import UserError
 
 
 class EpochSampler:

@@ -19,8 +19,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from core.errors import UserError
 from data.degrade import gaussian_downscale, modcrop
-from engine.errors import UserError
 
 Degrade = Callable[[np.ndarray, int], np.ndarray]
 PAPER_FILTERS = (5, 3, 3)

@@ -28,12 +28,12 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from core.errors import UserError, cli_entry
 from data.datasets import BUNDLED_SETS, bundled_photos, list_images
 from data.degrade import modcrop
 from data.io import is_image_file, read_image, to_float, to_uint, write_image
 from data.paired import Pair, realsr_dir
 from data.resize import imresize
-from engine.errors import UserError, cli_entry
 
 
 @dataclass(frozen=True)

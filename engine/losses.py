@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.errors import UserError
+from core.errors import UserError
 
 
 def gradient_difference(pred: Tensor, target: Tensor) -> Tensor:

@@ -21,10 +21,10 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from engine.checkpoint import check_meta, load_checkpoint, load_weights, save_checkpoint
-from engine.dist import DistInfo, broadcast_flag
-from engine.errors import StopRequested, UserError
-from engine.logs import CsvLog
+from core.checkpoint import check_meta, load_checkpoint, load_weights, save_checkpoint
+from core.dist import DistInfo, broadcast_flag
+from core.errors import StopRequested, UserError
+from engine.csv_log import CsvLog
 from engine.schedules import Schedule
 
 BatchFn = Callable[[int, DistInfo], tuple[Tensor, Tensor]]

@@ -23,13 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import UserError
+from core.runs import prepare_run_dir, read_json, write_json, write_text_atomic
+from core.settings import RunContext, apply_preset, context_from_args, make_parser
 from data.datasets import bundled_photos, list_images
 from data.io import read_image
 from data.synth import synthesise_realsr
-from engine.errors import UserError
-from engine.runs import prepare_run_dir, read_json, write_json, write_text_atomic
-from engine.settings import RunContext, context_from_args, make_parser
-from pipelines.espcn import apply_preset
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
@@ -224,7 +223,7 @@ def write_outputs(ctx: RunContext, title: str, sections: Sequence[str], results:
 
 
 def save_figure(fig, path: Path) -> None:
-    from engine.logs import plt
+    from engine.plots import plt
 
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -51,13 +51,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experime
 import numpy as np
 import torch
 
+from core.errors import cli_entry
+from core.runs import read_json
 from data.io import to_float
 from data.paired import find_realsr_pairs, load_pairs
-from engine.errors import cli_entry
-from engine.inference import image_to_tensor, run_model
-from engine.logs import plt, read_log
+from engine.csv_log import read_log
 from engine.losses import gradient_difference
-from engine.runs import read_json
+from engine.plots import plt
 from experiments.common import (
     command_line,
     markdown_table,
@@ -71,7 +71,8 @@ from experiments.common import (
     timed_phase,
     write_outputs,
 )
-from pipelines.multiblock import load_block
+from inference.whole_image import image_to_tensor, run_model
+from pipelines.multiblock.run_folder import load_block
 
 _NAME = "gradient_loss"
 _TRAIN_KEYS = ("CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "REDUCTION", "PATCH_SIZE", "BATCH_SIZE",

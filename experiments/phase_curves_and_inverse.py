@@ -62,14 +62,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experime
 import numpy as np
 import torch
 
+from core.checkpoint import check_meta, load_checkpoint, load_weights
+from core.errors import UserError, cli_entry
+from core.runs import read_json
 from data.io import to_float
 from data.paired import find_realsr_pairs, load_pairs
-from engine.checkpoint import check_meta, load_checkpoint, load_weights
-from engine.errors import UserError, cli_entry
-from engine.evaluation import mean_metrics, pair_metrics
-from engine.inference import run_model
-from engine.logs import plt, read_log
-from engine.runs import read_json
+from engine.csv_log import read_log
+from engine.plots import plt
 from experiments.common import (
     command_line,
     markdown_table,
@@ -80,8 +79,10 @@ from experiments.common import (
     save_figure,
     write_outputs,
 )
+from inference.scoring import mean_metrics, pair_metrics
+from inference.whole_image import run_model
 from models.rcan import Block, MultiBlockNet
-from pipelines.multiblock import BLOCK_KEYS, load_block
+from pipelines.multiblock.run_folder import BLOCK_KEYS, load_block
 
 _NAME = "phase_curves_and_inverse"
 _PHASES = ("phase1", "phase2", "phase3", "phase4")

@@ -62,9 +62,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experiments/<name>.py` from anywhere
-from engine.errors import UserError, cli_entry
-from engine.logs import plt, read_log
-from engine.runs import read_json
+from core.errors import UserError, cli_entry
+from core.runs import read_json
+from engine.csv_log import read_log
+from engine.plots import plt
 from experiments import common
 from experiments.common import (
     block_iterations,

@@ -54,15 +54,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.errors import UserError, cli_entry
+from core.runs import read_json, write_json
 from data.io import to_float
 from data.paired import PatchSampler, find_realsr_pairs, load_pairs
-from engine.errors import UserError, cli_entry
-from engine.evaluation import score_pairs
-from engine.inference import run_model
-from engine.logs import plt, read_log
+from engine.csv_log import read_log
 from engine.losses import make_loss
-from engine.metrics import psnr
-from engine.runs import read_json, write_json
+from engine.plots import plt
 from engine.schedules import Constant
 from engine.trainer import Stage, TrainConfig, Trainer
 from experiments.common import (
@@ -75,6 +73,9 @@ from experiments.common import (
     seeds,
     write_outputs,
 )
+from inference.metrics import psnr
+from inference.scoring import score_pairs
+from inference.whole_image import run_model
 from models.rcan import normal_init_
 from models.toy import ToyBlock
 

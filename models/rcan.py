@@ -124,7 +124,7 @@ def receptive_field_radius(model: nn.Module) -> int:
 
     Sums (k - 1) / 2 * dilation over all convolutions, which is exact for the serial stacks here (skips
     are shorter paths) and an upper bound otherwise. Global pooling (channel attention) is not counted:
-    it is the one non-local part, see ``engine.tiling``. Raises ValueError when the model has no
+    it is the one non-local part, see ``inference.tiling``. Raises ValueError when the model has no
     convolution or one that changes resolution, where this count means nothing.
     """
     radius, found = 0, False

@@ -12,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.errors import UserError, cli_entry
-from engine.runs import read_json, write_json
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.errors import UserError, cli_entry
+from core.runs import read_json, write_json
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 
 import data.datasets as ds
+from core.errors import UserError
+from core.settings import resolve_data_root
 from data.datasets import (
     bundled_photos,
     image_folder,
     list_images,
     load_images,
     load_named_set,
-    resolve_data_root,
 )
 from data.io import write_image
-from engine.errors import UserError
 
 
 def make_set(root: Path, name: str, count: int = 3) -> list[np.ndarray]:

@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import UserError
 from data.color import rgb_to_y
 from data.datasets import load_named_set
 from data.degrade import bicubic_downscale, bicubic_upscale, gaussian_downscale, modcrop
 from data.io import to_float
 from data.resize import imresize
-from engine.errors import UserError
 
 RNG = np.random.default_rng(0)
 

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 import data.io as dio
+from core.errors import UserError
 from data.io import is_image_file, read_image, to_float, to_uint, write_image
-from engine.errors import UserError
 
 RNG = np.random.default_rng(0)
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from core.errors import UserError
 from data.paired import (
     Pair,
     PairedImages,
@@ -17,7 +18,6 @@ from data.paired import (
     lr_stage_dir,
     pairs_with_lr_folder,
 )
-from engine.errors import UserError
 
 
 def save(path: Path, array: np.ndarray) -> None:

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from core.errors import UserError
 from data.degrade import bicubic_downscale, gaussian_downscale
 from data.subimages import extract_subimages, paper_stride
-from engine.errors import UserError
 
 RNG = np.random.default_rng(0)
 

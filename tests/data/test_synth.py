@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
+from core.errors import UserError, cli_entry
 from data.io import read_image, write_image
 from data.paired import find_realsr_pairs, load_pairs
 from data.synth import Degradation, degrade, main, prepare_hr, synthesise_realsr
-from engine.errors import UserError, cli_entry
 
 
 def photos() -> list[tuple[str, np.ndarray]]:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from engine.errors import UserError
+from core.errors import UserError
 from engine.losses import gradient_difference, make_loss
 
 

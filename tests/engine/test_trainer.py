@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from engine.checkpoint import load_checkpoint
-from engine.dist import DistInfo
-from engine.errors import StopRequested, UserError
+from core.checkpoint import load_checkpoint
+from core.dist import DistInfo
+from core.errors import StopRequested, UserError
 from engine.schedules import Constant, Plateau
 from engine.trainer import Stage, TrainConfig, Trainer
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import experiments.common as common
-from engine.errors import UserError
+from core.errors import UserError
 
 DATA_AND_ARCH = ["SYNTH_MAX_SIZE=48", "N_FEATS=4", "N_RESBLOCKS=1"]
 BLOCK = ["PATCH_SIZE=16", "BATCH_SIZE=2", "ITERS_WARMUP=4", "ITERS_CLAMP_HIGH=2", "ITERS_CLAMP_LOW=2",

@@ -4,11 +4,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.errors import UserError
-from engine.runs import write_json
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.errors import UserError
+from core.runs import write_json
 from models.espcn import ESPCN
-from pipelines.espcn import load_espcn
+from pipelines.espcn.common import load_espcn
 from pipelines.export_weights import export
 
 

@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoint import save_checkpoint
-from engine.errors import UserError
+from core.checkpoint import save_checkpoint
+from core.errors import UserError
 from models.rcan import Block
-from pipelines.multiblock import ARCH, block_kwargs, check_choices, initial_block
+from pipelines.multiblock.run_folder import ARCH, block_kwargs, check_choices
+from pipelines.multiblock.train import initial_block
 
 SETTINGS = {"N_FEATS": 8, "N_RESBLOCKS": 2, "REDUCTION": 4, "END_CONV": True, "INIT": "inherit",
             "TAIL_GAIN": 0.1}

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.checkpoint import load_checkpoint
 from data.datasets import bundled_photos
 from data.synth import synthesise_realsr
-from engine.checkpoint import load_checkpoint
 from tests.scripts.helpers import REPO, run_script
 
 TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2"]

@@ -87,7 +87,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, args, message):
 
 
 def test_weights_of_another_architecture_are_refused(tmp_path: Path):
-    from engine.checkpoint import save_checkpoint
+    from core.checkpoint import save_checkpoint
 
     save_checkpoint(tmp_path / "block.pt", {"model": {}, "meta": {"arch": "multiblock-block"}})
     result = run_script("espcn.py", "eval", "--weights", str(tmp_path / "block.pt"))

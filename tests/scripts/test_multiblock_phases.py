@@ -16,10 +16,10 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.errors import cli_entry
 from data.io import read_image
-from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.errors import cli_entry
-from pipelines.multiblock import sha256
+from pipelines.multiblock.run_folder import sha256
 from tests.scripts.helpers import load_script, run_script
 
 TEST_SET = "RealSR-Canon-x2-test"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.runs import read_json
-from pipelines.espcn import load_espcn
+from core.runs import read_json
+from pipelines.espcn.common import load_espcn
 
 from .helpers import REPO, load_script
 

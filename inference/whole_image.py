@@ -12,8 +12,8 @@ from torch import nn
 
 from data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from data.resize import imresize
-from engine.banded import banded_forward, has_global_attention
-from engine.tiling import tiled_forward
+from inference.banded import banded_forward, has_global_attention
+from inference.tiling import tiled_forward
 
 DEFAULT_TILE = 512
 
@@ -33,7 +33,7 @@ def run_model(model: nn.Module, image: np.ndarray, device: torch.device, scale: 
     """Apply ``model`` to an HxWxC float image with bounded memory; the output is not clipped.
 
     Local networks (ESPCN) run on overlapping tiles; channel-attention blocks, whose global pooling makes
-    tiles inexact, run band by band with exact global statistics (``engine.banded``).
+    tiles inexact, run band by band with exact global statistics (``inference.banded``).
     """
     x = image_to_tensor(image).to(device)
     with torch.inference_mode():

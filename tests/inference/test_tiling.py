@@ -4,7 +4,7 @@ import skimage.data
 import torch
 from torch import nn
 
-from engine.tiling import tiled_forward
+from inference.tiling import tiled_forward
 from models import ESPCN, Block, ToyBlock
 
 

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoint import check_meta, load_checkpoint, load_weights, save_checkpoint
-from engine.errors import UserError
+from core.checkpoint import check_meta, load_checkpoint, load_weights, save_checkpoint
+from core.errors import UserError
 
 
 def test_round_trip_and_no_temporary_files(tmp_path: Path):

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import correlate1d
 
+from core.errors import UserError
 from data.color import rgb_to_y
-from engine.errors import UserError
 
 PROTOCOLS = {
     "benchmark": "Y (BT.601), shave = scale pixels from each side (BasicSR/EDSR convention)",

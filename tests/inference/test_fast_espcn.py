@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.fast_inference import (
+from inference.fast_espcn import (
     FastESPCN,
     fp16_agrees,
     has_fused_conv,
@@ -14,8 +14,8 @@ from engine.fast_inference import (
     upscale_rgb_uint8,
     upscale_yuv420,
 )
-from engine.inference import super_resolve
-from engine.tiling import tiled_forward
+from inference.tiling import tiled_forward
+from inference.whole_image import super_resolve
 from models.espcn import ESPCN
 
 TOL = 1e-4

@@ -1,4 +1,4 @@
-"""Training curves: one CSV row per evaluation, and matplotlib plots of loss and validation PSNR."""
+"""Training curves as data: one CSV row per evaluation, rewritten atomically, read back for plots."""
 from __future__ import annotations
 
 import csv
@@ -6,12 +6,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-from engine.runs import write_text_atomic
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from core.runs import write_text_atomic
 
 
 class CsvLog:
@@ -51,24 +46,3 @@ def _is_number(text: str | None) -> bool:
     except (TypeError, ValueError):
         return False
     return True
-
-
-def plot_curves(log_path: Path, out_path: Path, x: str = "step", title: str = "") -> None:
-    """Training loss and every ``val_*psnr*`` column against ``x`` (step or epoch), side by side."""
-    rows = read_log(log_path)
-    if not rows:
-        return
-    psnr_keys = [key for key in rows[-1] if "psnr" in key]
-    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(10, 4))
-    xs = [row.get(x, float("nan")) for row in rows]
-    ax_loss.plot(xs, [row.get("loss", float("nan")) for row in rows])
-    ax_loss.set(xlabel=x, ylabel="training loss", yscale="log", title="loss")
-    for key in psnr_keys:
-        ax_psnr.plot(xs, [row.get(key, float("nan")) for row in rows], label=key)
-    ax_psnr.set(xlabel=x, ylabel="PSNR (dB)", title="validation")
-    if psnr_keys:
-        ax_psnr.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from engine.banded import banded_forward, has_global_attention, map_rows
+from inference.banded import banded_forward, has_global_attention, map_rows
 from models.espcn import ESPCN
 from models.rcan import Block, MultiBlockNet, orthogonal_init_
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import UserError
-from engine.runs import append_results_row, prepare_run_dir, read_json, update_results
+from core.errors import UserError
+from core.runs import append_results_row, prepare_run_dir, read_json, update_results
 
 
 def test_update_results_merges_per_phase(tmp_path: Path):

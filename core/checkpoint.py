@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from engine.atomic import atomic_write
-from engine.errors import UserError
+from core.atomic import atomic_write
+from core.errors import UserError
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -262,7 +262,7 @@ def upscale_yuv420(model: FastESPCN, y: np.ndarray, u: np.ndarray, v: np.ndarray
     Y goes through the network (video Y is studio-range luma, the model's input convention); U and V are
     upscaled with PyTorch's bicubic (Keys a = -0.75, edge-clamped), not MATLAB's imresize: fast, and
     chroma carries little detail. No colour conversion, so colours stay exactly as coded. For scoring,
-    ``engine.inference.super_resolve`` keeps the MATLAB path.
+    ``inference.whole_image.super_resolve`` keeps the MATLAB path.
     """
     if model.channels != 1:
         raise ValueError("upscale_yuv420 needs a luminance (channels=1) model")

@@ -6,9 +6,9 @@ import skimage.data
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from core.errors import UserError
 from data.color import rgb_to_y
-from engine.errors import UserError
-from engine.metrics import PROTOCOLS, evaluate_pair, protocol, psnr, ssim
+from inference.metrics import PROTOCOLS, evaluate_pair, protocol, psnr, ssim
 
 
 @pytest.fixture(scope="module")

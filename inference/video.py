@@ -30,7 +30,7 @@ from typing import Any
 import av
 import numpy as np
 
-from engine.errors import UserError
+from core.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".m2ts", ".flv",
                   ".wmv", ".ogv", ".3gp", ".y4m", ".gif")

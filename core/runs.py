@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import atomic_write
-from engine.errors import UserError
+from core.atomic import atomic_write
+from core.errors import UserError
 
 
 def prepare_run_dir(path: Path) -> Path:

@@ -8,6 +8,7 @@ default and comment, in ``--help``.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,15 @@ from typing import Any
 
 import torch
 
-from data.datasets import resolve_data_root
-from engine.errors import UserError, fail
+from core.errors import UserError, fail
 
 SettingValue = int | float | bool | str | list | tuple
+DEFAULT_DATA_ROOT = "datasets"
+
+
+def resolve_data_root(arg: str | os.PathLike | None) -> Path:
+    """The data root: ``arg`` (from --data), else env ``SR_DATA``, else ``./datasets``."""
+    return Path(arg or os.environ.get("SR_DATA") or DEFAULT_DATA_ROOT).expanduser()
 
 
 def collect_settings(namespace: dict[str, Any]) -> dict[str, SettingValue]:
@@ -167,3 +173,12 @@ def parse_cli(namespace: dict[str, Any], argv: list[str] | None, description: st
     parser = make_parser(namespace, description, default_out)
     return context_from_args(namespace, parser.parse_args(argv))
 
+
+def apply_preset(settings: dict[str, SettingValue], presets: dict[str, dict[str, SettingValue]],
+                 overrides: list[str]) -> dict[str, SettingValue]:
+    """Settings block < preset < explicit --set."""
+    name = settings["PRESET"]
+    if name not in presets:
+        raise UserError(f"PRESET={name!r}: expected one of {', '.join(presets)}")
+    explicit = {item.partition("=")[0].strip() for item in overrides}
+    return {**settings, **{k: v for k, v in presets[name].items() if k not in explicit}}

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import UserError
-from engine.settings import apply_overrides, collect_settings, parse_cli, parse_value, setting_comments
+from core.errors import UserError
+from core.settings import apply_overrides, collect_settings, parse_cli, parse_value, setting_comments
 
 SETTINGS = {"EPOCHS": 10, "LR": 0.01, "AUGMENT": False, "NAME": "T91", "SETS": ["Set5", "Set14"],
             "SIZES": [24, 48]}

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoint import save_checkpoint
-from engine.errors import UserError
-from engine.fast_inference import FastESPCN
-from engine.video import Frame, VideoWriter, output_suffix, probe, read_video, run_pipeline
+from core.checkpoint import save_checkpoint
+from core.errors import UserError
+from inference.fast_espcn import FastESPCN
+from inference.video import Frame, VideoWriter, output_suffix, probe, read_video, run_pipeline
 from models.espcn import ESPCN
-from pipelines.espcn import upscale_video
+from pipelines.espcn.upscale import upscale_video
 from tests.scripts.helpers import load_script
 
 RATE = Fraction(30000, 1001)
@@ -116,7 +116,7 @@ def test_failed_run_leaves_no_output_file(clip: Path, tmp_path: Path, monkeypatc
     def failing(*_args):
         raise RuntimeError("network failed")
 
-    monkeypatch.setattr("pipelines.espcn.upscale_yuv420", failing)
+    monkeypatch.setattr("pipelines.espcn.upscale.upscale_yuv420", failing)
     with pytest.raises(RuntimeError, match="network failed"):
         upscale_video(FastESPCN(nearest_espcn(3, 1)), clip, tmp_path, SETTINGS)
     assert list(tmp_path.iterdir()) == []

@@ -17,8 +17,8 @@ from torch import nn
 from data.degrade import bicubic_downscale, modcrop
 from data.io import to_float
 from data.resize import imresize
-from engine.inference import DEFAULT_TILE, super_resolve
-from engine.metrics import evaluate_pair, psnr, ssim
+from inference.metrics import evaluate_pair, psnr, ssim
+from inference.whole_image import DEFAULT_TILE, super_resolve
 
 Named = Sequence[tuple[str, np.ndarray]]
 

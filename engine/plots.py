@@ -1,0 +1,56 @@
+"""Plots of training curves (matplotlib, no display): loss and PSNR of one run, PSNR per multiblock phase."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+from engine.csv_log import read_log
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def plot_curves(log_path: Path, out_path: Path, x: str = "step", title: str = "") -> None:
+    """Training loss and every ``val_*psnr*`` column against ``x`` (step or epoch), side by side."""
+    rows = read_log(log_path)
+    if not rows:
+        return
+    psnr_keys = [key for key in rows[-1] if "psnr" in key]
+    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(10, 4))
+    xs = [row.get(x, float("nan")) for row in rows]
+    ax_loss.plot(xs, [row.get("loss", float("nan")) for row in rows])
+    ax_loss.set(xlabel=x, ylabel="training loss", yscale="log", title="loss")
+    for key in psnr_keys:
+        ax_psnr.plot(xs, [row.get(key, float("nan")) for row in rows], label=key)
+    ax_psnr.set(xlabel=x, ylabel="PSNR (dB)", title="validation")
+    if psnr_keys:
+        ax_psnr.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+
+
+def plot_phases(run_dir: Path) -> None:
+    """The report's Fig. 8: test (or validation) PSNR against iteration, one line per phase."""
+    from engine.csv_log import read_log
+    from engine.plots import plt
+
+    logs = [(name, run_dir / f"log_{name}.csv") for name in ("N1", "N2", "N3", "N")]
+    logs = [(name, path) for name, path in logs if path.exists()]
+    if not logs:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    offset = 0.0
+    for name, path in logs:
+        rows = read_log(path)
+        key = "test_psnr" if rows and "test_psnr" in rows[0] else "val_psnr"
+        ax.plot([offset + r["step"] for r in rows], [r.get(key, float("nan")) for r in rows],
+                label=f"{name} {key}")
+        offset += rows[-1]["step"] if rows else 0
+    ax.set(xlabel="iteration (phases one after another)", ylabel="PSNR RGB (dB)", title="PSNR per phase")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run_dir / "phases.png", dpi=100)
+    plt.close(fig)

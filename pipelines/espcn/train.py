@@ -1,0 +1,138 @@
+"""``espcn.py train``: sub-images, the one training loop with the paper's plateau rule (or cosine), final scoring."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.checkpoint import load_checkpoint, load_weights
+from core.dist import cleanup, init_distributed
+from core.errors import UserError
+from core.runs import append_results_row, prepare_run_dir, update_results, write_json
+from core.settings import (
+    RunContext,
+)
+from data.degrade import modcrop
+from data.io import to_float
+from data.samplers import EpochSampler
+from data.splits import hold_out
+from engine.losses import make_loss
+from engine.plots import plot_curves
+from engine.report import metrics_table
+from engine.schedules import Cosine, Plateau
+from engine.trainer import Stage, TrainConfig, Trainer
+from inference.metrics import psnr
+from inference.scoring import score_scaled_set
+from inference.whole_image import super_resolve
+from models.espcn import ESPCN, PreshuffledView, espcn_param_groups
+from pipelines.espcn.common import ARCH, degrade_fn, load_set, protocol_text
+from pipelines.espcn.training_data import build_subimages
+
+
+def validation_psnr(net: ESPCN, images, settings: dict[str, Any], device: torch.device) -> float:
+    """Mean Y PSNR (shave = scale) on held-out training images degraded like the training data."""
+    scale, degrade = settings["SCALE"], degrade_fn(settings)
+    scores = []
+    for _name, image in images:
+        hr = modcrop(to_float(image), scale)
+        sr = super_resolve(net, degrade(hr, scale), scale=scale, channels=settings["CHANNELS"], device=device,
+                           tile=settings["EVAL_TILE"])
+        scores.append(psnr(sr, hr, space="y", shave=scale))
+    return float(np.mean(scores))
+
+
+def make_stage(settings: dict[str, Any], total_steps: int, steps_per_epoch: int) -> Stage:
+    lr_start, lr_end = settings["LR_START"], settings["LR_END"]
+    if settings["SCHEDULE"] == "plateau":
+        schedule = Plateau(lr_start, lr_end, settings["MU"], settings["PATIENCE"], settings["LR_FACTOR"],
+                           settings["COOLDOWN"])
+    elif settings["SCHEDULE"] == "cosine":
+        schedule = Cosine(lr_start, lr_end, total_steps)
+    else:
+        raise UserError(f"SCHEDULE={settings['SCHEDULE']!r}: expected 'plateau' or 'cosine'")
+
+    def make_optimizer(net: ESPCN) -> torch.optim.Optimizer:
+        groups = espcn_param_groups(net, lr_start, settings["LAST_LAYER_LR"])
+        if settings["OPTIMIZER"] == "adam":
+            return torch.optim.Adam(groups)
+        if settings["OPTIMIZER"] == "sgd":
+            return torch.optim.SGD(groups, momentum=settings["MOMENTUM"])
+        raise UserError(f"OPTIMIZER={settings['OPTIMIZER']!r}: expected 'adam' or 'sgd'")
+
+    return Stage("train", total_steps, make_optimizer, schedule)
+
+
+def meta_of(settings: dict[str, Any]) -> dict[str, Any]:
+    return {"arch": ARCH, "scale": settings["SCALE"], "channels": settings["CHANNELS"],
+            "features": list(settings["FEATURES"]), "settings": settings}
+
+
+def train(ctx: RunContext) -> None:
+    settings = ctx.settings
+    dist_info, device = init_distributed(ctx.device)
+    run_dir = prepare_run_dir(ctx.out) if dist_info.is_main else ctx.out
+    train_images = load_set(ctx, settings["TRAIN_SET"])
+    eval_sets = {name: load_set(ctx, name) for name in settings["EVAL_SETS"]}
+    kept, held_out = hold_out(len(train_images), settings["VAL_FRACTION"], ctx.seed)
+    train_images, val_images = [train_images[i] for i in kept], [train_images[i] for i in held_out]
+    inputs, targets = build_subimages(train_images, settings)
+    sampler = EpochSampler(inputs, targets, settings["BATCH_SIZE"], ctx.seed)
+    torch.manual_seed(ctx.seed)
+    net = ESPCN(settings["SCALE"], settings["CHANNELS"], tuple(settings["FEATURES"])).to(device)
+    if dist_info.is_main:
+        write_json(run_dir / "settings.json", {**settings, "seed": ctx.seed, "data": str(ctx.data_root),
+                                               "command": " ".join(["python", *sys.argv]),
+                                               "device": str(device), "world_size": dist_info.world_size,
+                                               "train_images": len(train_images),
+                                               "val_images": [name for name, _ in val_images],
+                                               "subimages": len(inputs)})
+        print(f"{len(inputs)} sub-images from {len(train_images)} images, {len(val_images)} held out "
+              f"for validation, {sampler.steps_per_epoch} steps per epoch", flush=True)
+    total = settings["EPOCHS"] * sampler.steps_per_epoch
+    trainer = Trainer(
+        net, [make_stage(settings, total, sampler.steps_per_epoch)], sampler.batch,
+        make_loss(settings["LOSS"]),
+        lambda model: {"val_psnr": validation_psnr(model, val_images, settings, device)},
+        TrainConfig(run_dir=run_dir, eval_every=sampler.steps_per_epoch,
+                    steps_per_epoch=sampler.steps_per_epoch, meta=meta_of(settings)),
+        device, dist_info, train_module=PreshuffledView(net))
+    started = time.perf_counter()
+    result = trainer.fit(resume=ctx.resume)
+    if dist_info.is_main:
+        state = load_checkpoint(run_dir / "best.pt")
+        load_weights(net, state, run_dir / "best.pt")
+        metrics = {name: score_scaled_set(net, images, scale=settings["SCALE"],
+                                          channels=settings["CHANNELS"], device=device,
+                                          tile=settings["EVAL_TILE"])
+                   for name, images in eval_sets.items()}
+        results = update_results(run_dir, {
+            "metrics": metrics,
+            "protocol": protocol_text(settings["SCALE"]),
+            "checkpoint": "best.pt",
+            "best_epoch": state["step"] / sampler.steps_per_epoch,
+            "best_val_psnr_y": result.best,
+            "epochs_run": result.step / sampler.steps_per_epoch,
+            "stopped_early": result.stopped_early,
+            "train_seconds": round(time.perf_counter() - started, 1),
+        })
+        plot_curves(run_dir / "log.csv", run_dir / "curves.png", x="epoch",
+                    title=f"ESPCN x{settings['SCALE']}")
+        append_results_row(run_dir.parent / "results.csv", sweep_row(run_dir, settings, ctx.seed, results))
+        print(metrics_table(metrics))
+    cleanup(dist_info)
+
+
+def sweep_row(run_dir: Path, settings: dict[str, Any], seed: int, results: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"run": str(run_dir), "seed": seed}
+    row.update({k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in settings.items()})
+    for set_name, methods in results["metrics"].items():
+        for method, values in methods.items():
+            for metric, value in values.items():
+                row[f"{set_name}/{method}/{metric}"] = round(value, 4)
+    row["best_val_psnr_y"] = round(results["best_val_psnr_y"], 4)
+    row["epochs_run"] = results["epochs_run"]
+    return row

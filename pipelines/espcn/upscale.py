@@ -1,0 +1,115 @@
+"""``espcn.py upscale``: images and videos through the fast ESPCN path, I/O overlapped with the network."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from core.errors import UserError
+from core.runs import prepare_run_dir
+from core.settings import (
+    RunContext,
+)
+from data.io import is_image_file, read_image, to_float, write_image
+from inference.fast_espcn import BACKENDS, FastESPCN, upscale_rgb_uint8, upscale_yuv420
+from inference.video import Frame, VideoWriter, is_video_file, output_suffix, probe, read_video, run_pipeline
+from inference.whole_image import super_resolve
+from models.espcn import ESPCN
+from pipelines.espcn.common import load_espcn, weights_path
+
+
+def input_media(inputs: list[str]) -> tuple[list[Path], list[Path]]:
+    """(image files, video files) named on the command line or found in the named folders."""
+    images: list[Path] = []
+    videos: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and (is_image_file(p) or is_video_file(p)))
+            if not found:
+                raise UserError(f"no image or video files in folder {path}")
+            images += [p for p in found if is_image_file(p)]
+            videos += [p for p in found if is_video_file(p)]
+        elif path.is_file():
+            (videos if is_video_file(path) else images).append(path)
+        else:
+            raise UserError(f"input not found: {path}")
+    return images, videos
+
+
+def fast_model(net: ESPCN, settings: dict[str, Any], device: torch.device) -> FastESPCN:
+    """The inference path named by INFERENCE/HALF (engine/fast_inference.py), checked for this device."""
+    if settings["INFERENCE"] not in BACKENDS:
+        raise UserError(f"INFERENCE={settings['INFERENCE']!r}: expected one of {', '.join(BACKENDS)}")
+    if settings["HALF"] and device.type != "cuda":
+        raise UserError("HALF=true needs --device cuda: fp16/bf16 are about 100x slower than fp32 on a CPU")
+    try:
+        return FastESPCN(net, backend=settings["INFERENCE"], half=settings["HALF"], device=device)
+    except ValueError as err:
+        raise UserError(f"INFERENCE={settings['INFERENCE']}: {err}") from None
+
+
+def upscale(ctx: RunContext) -> None:
+    """Upscale images (each alone, colour via MATLAB bicubic as in scoring) and videos (frame by frame,
+    streamed), overlapping reading and writing with the network; prints frames per second."""
+    net = load_espcn(weights_path(ctx), ctx.device)
+    images, videos = input_media(ctx.args.inputs)
+    out = prepare_run_dir(ctx.out)
+    model = fast_model(net, ctx.settings, ctx.device)
+    if images:
+        upscale_images(model, images, out, ctx)
+    for path in videos:
+        upscale_video(model, path, out, ctx.settings)
+
+
+def upscale_images(model: FastESPCN, files: list[Path], out: Path, ctx: RunContext) -> None:
+    scale, channels, tile = model.scale, model.channels, ctx.settings["EVAL_TILE"]
+
+    def load(path: Path) -> tuple[Path, np.ndarray]:
+        return path, to_float(read_image(path))
+
+    def process(item: tuple[Path, np.ndarray]) -> tuple[Path, np.ndarray, np.ndarray]:
+        path, image = item
+        sr = super_resolve(model, image, scale=scale, channels=channels, device=ctx.device, tile=tile)
+        return path, image, sr
+
+    def save(item: tuple[Path, np.ndarray, np.ndarray]) -> None:
+        path, image, sr = item
+        target = out / f"{path.stem}_x{scale}.png"
+        write_image(target, sr)
+        bar.write(f"{path} {image.shape[1]}x{image.shape[0]} -> {target} {sr.shape[1]}x{sr.shape[0]}")
+
+    with tqdm(total=len(files), unit="image", disable=None, dynamic_ncols=True, leave=False) as bar:
+        stats = run_pipeline(map(load, files), process, save, on_item=bar.update)
+    print(f"{stats.items} image(s) in {stats.seconds:.2f} s: {stats.fps:.2f} images/s "
+          f"({stats.compute_fps:.2f} images/s in the network and colour steps)", flush=True)
+
+
+def upscale_video(model: FastESPCN, path: Path, out: Path, settings: dict[str, Any]) -> None:
+    """One video, streamed: Y through the network and chroma by bicubic (Y model), or RGB through it."""
+    info = probe(path)
+    scale = model.scale
+    target = out / f"{path.stem}_x{scale}{output_suffix(path)}"
+    writer = VideoWriter(target, info.width * scale, info.height * scale, info.rate,
+                         codec=settings["VIDEO_CODEC"], crf=settings["VIDEO_CRF"])
+
+    def process(frame: Frame) -> Frame:
+        planes = (upscale_yuv420(model, *frame.planes) if model.channels == 1
+                  else (upscale_rgb_uint8(model, frame.planes[0]),))
+        return Frame(planes, frame.pts, frame.time_base, frame.index)
+
+    kind = "yuv420p" if model.channels == 1 else "rgb24"
+    try:
+        with tqdm(total=info.frames, unit="frame", desc=path.name, disable=None, dynamic_ncols=True,
+                  leave=False) as bar:
+            stats = run_pipeline(read_video(path, kind), process, writer.write, on_item=bar.update)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    print(f"{path} {info.width}x{info.height} -> {target} {writer.width}x{writer.height} ({writer.codec}), "
+          f"{stats.items} frames at {float(info.rate):.3f} fps in {stats.seconds:.2f} s: {stats.fps:.2f} frames/s "
+          f"({stats.compute_fps:.2f} frames/s in the network and colour steps)", flush=True)

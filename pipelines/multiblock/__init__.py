@@ -1,0 +1,10 @@
+"""Phased training of the Multiblock Channel Attention Network (called by the phase scripts).
+
+One run folder holds everything: ``N<i>_latest.pt`` (resume state), ``N<i>.pt`` (the trained block),
+``LR_<i>/{train,test}/<name>.png`` (N_i^+ applied to the previous inputs, 16-bit PNG) with
+``LR_<i>/manifest.json`` (which checkpoint made them), ``N_latest.pt`` / ``N.pt`` for the combined net,
+``log_N<i>.csv`` curves and plots, and ``results.json`` with one entry per phase.
+
+Block i trains on (LR_{i-1}, HR), LR_0 being the dataset's LR. What differs between phases is settings
+and the block index, not code.
+"""

@@ -1,0 +1,59 @@
+"""Phase 4: the combined network N = N_3^+(N_2^+(N_1^+(x))), trained end to end."""
+from __future__ import annotations
+
+import torch
+
+from core.checkpoint import load_checkpoint
+from core.dist import barrier, cleanup, init_distributed
+from core.errors import UserError
+from core.settings import RunContext
+from engine.schedules import Constant
+from engine.trainer import Stage
+from models.rcan import MultiBlockNet
+from pipelines.multiblock.run_folder import (
+    BLOCK_KEYS,
+    TRAIN_SCRIPT,
+    block_kwargs,
+    check_choices,
+    load_block,
+)
+from pipelines.multiblock.train import initial_block, optimizer_factory, set_clamp, train_network
+
+
+def train_combined(ctx: RunContext) -> None:
+    """Phase 4: N = N_3^+(N_2^+(N_1^+(x))) from the three blocks, trained end to end on (LR, HR).
+
+    ``INIT=fresh`` builds N from three new blocks (``initial_block``: orthogonal init, TAIL_GAIN) instead:
+    the single-backpropagation baseline of the report's Fig. 7, which needs no N<i>.pt."""
+    s = ctx.settings
+    init = str(s.get("INIT", "blocks")).lower()
+    if init not in ("blocks", "fresh"):
+        raise UserError(f"INIT={s['INIT']!r}: expected one of blocks, fresh (--set INIT=...)")
+    check_choices({key: value for key, value in s.items() if key != "INIT"})
+    paths = [ctx.out / f"N{i}.pt" for i in (1, 2, 3)]
+    missing = [index for index, path in enumerate(paths, 1) if not path.exists()]
+    if missing and init == "blocks":
+        scripts = TRAIN_SCRIPT[3] if missing[0] == 3 else f"the phases from {TRAIN_SCRIPT[missing[0]]} to phase3.py"
+        raise UserError(f"phase4.py needs {', '.join(paths[i - 1].name for i in missing)} in {ctx.out}; run "
+                        f"{scripts} first with the same --out, or set INIT=fresh")
+    dist_info, device = init_distributed(ctx.device)
+    if init == "fresh":  # three new blocks, seeded seed, seed+1, seed+2 (initial_block seeds torch itself)
+        blocks = [initial_block({**s, "INIT": "fresh"}, ctx.out, i, ctx.seed + i - 1) for i in (1, 2, 3)]
+        for block in blocks:
+            block.clamp = True
+        net, block_meta = MultiBlockNet(blocks), block_kwargs(s)
+    else:
+        net = MultiBlockNet([load_block(path, clamp=True) for path in paths])
+        block_meta = load_checkpoint(paths[0])["meta"]
+    torch.manual_seed(ctx.seed)
+    stages = [
+        Stage("high", s["ITERS_HIGH"], optimizer_factory("adam", s["LR_HIGH"]), Constant(s["LR_HIGH"]),
+              set_clamp(True)),
+        Stage("low", s["ITERS_LOW"], optimizer_factory("adam", s["LR_LOW"]), Constant(s["LR_LOW"]),
+              set_clamp(True)),
+    ]
+    meta = {"arch": "multiblock-net", "blocks": 3, **{key: block_meta[key] for key in BLOCK_KEYS}}
+    train_network(ctx, net, "N", [st for st in stages if st.steps > 0], 0, "phase4", "phase4.py", dist_info,
+                  device, meta)
+    barrier(dist_info)
+    cleanup(dist_info)

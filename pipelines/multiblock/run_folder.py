@@ -1,0 +1,101 @@
+"""The multiblock run folder: which script makes which file, LR_<i> folders and their checks, block records."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from core.checkpoint import check_meta, load_checkpoint, load_weights
+from core.dist import DistInfo
+from core.errors import UserError
+from core.runs import read_json, write_json
+from core.settings import RunContext
+from data.paired import (
+    find_realsr_pairs,
+    lr_stage_dir,
+    pairs_with_lr_folder,
+)
+from models.rcan import Block
+
+TRAIN_SCRIPT = {1: "phase1_1.py", 2: "phase2_1.py", 3: "phase3.py"}
+REGEN_SCRIPT = {1: "phase1_2.py", 2: "phase2_2.py", 3: "phase3.py"}
+LR_SPLITS = ("train", "test")
+ARCH = "multiblock-block"
+BLOCK_KEYS = ("n_feats", "n_resblocks", "reduction", "end_conv")
+
+
+def block_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
+    return {"n_feats": settings["N_FEATS"], "n_resblocks": settings["N_RESBLOCKS"],
+            "reduction": settings["REDUCTION"], "end_conv": settings["END_CONV"]}
+
+
+def test_set_name(settings: dict[str, Any]) -> str:
+    return f"RealSR-{settings['CAMERA']}-x{settings['SCALE']}-test"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def realsr_pairs(ctx: RunContext, split: str):
+    s = ctx.settings
+    return find_realsr_pairs(ctx.data_root, s["CAMERA"], s["SCALE"], split.capitalize())
+
+
+def stage_inputs(ctx: RunContext, stage: int, split: str, needed_by: str):
+    """Pairs whose LR side is LR_<stage> (stage 0: the dataset's LR), checked to be complete and current."""
+    pairs = realsr_pairs(ctx, split)
+    if stage == 0:
+        return pairs
+    require_lr_folder(ctx.out, stage, needed_by)
+    return pairs_with_lr_folder(pairs, lr_stage_dir(ctx.out, stage, split))
+
+
+def require_lr_folder(run_dir: Path, stage: int, needed_by: str) -> None:
+    weights = run_dir / f"N{stage}.pt"
+    manifest = read_json(run_dir / f"LR_{stage}" / "manifest.json")
+    first = " and ".join(dict.fromkeys([TRAIN_SCRIPT[stage], REGEN_SCRIPT[stage]]))
+    if not weights.exists():
+        raise UserError(f"{needed_by} needs {weights} and LR_{stage}/ in {run_dir}; run {first} first "
+                        f"with the same --out")
+    if not manifest.get("complete"):
+        raise UserError(f"{needed_by} needs a complete LR_{stage}/ in {run_dir}; run {REGEN_SCRIPT[stage]} "
+                        "first with the same --out")
+    if manifest.get("checkpoint_sha256") != sha256(weights):
+        raise UserError(f"LR_{stage}/ in {run_dir} was made by an older N{stage}.pt; rerun "
+                        f"{REGEN_SCRIPT[stage]} to regenerate it")
+
+
+def check_choices(settings: dict[str, Any]) -> None:
+    """Refuse a misspelt choice before any work starts (not after minutes of loading or training)."""
+    choices = {"INIT": ("inherit", "fresh"), "WARMUP_OPTIMIZER": ("adam", "adadelta"), "SELECT": ("best-val", "last"),
+               "LOSS": ("l1", "mse")}
+    for name, allowed in choices.items():
+        if name in settings and str(settings[name]).lower() not in allowed:
+            raise UserError(f"{name}={settings[name]!r}: expected one of {', '.join(allowed)} (--set {name}=...)")
+
+
+def load_block(path: Path, clamp: bool) -> Block:
+    """A block rebuilt from the architecture its checkpoint records."""
+    state = load_checkpoint(path)
+    check_meta(state, path, arch=ARCH)
+    meta = state.get("meta", {})
+    try:
+        block = Block(**{key: meta[key] for key in BLOCK_KEYS}, clamp=clamp)
+    except KeyError:
+        raise UserError(f"{path} records no block architecture; it was not written by a phase script") from None
+    load_weights(block, state, path)
+    return block
+
+
+def write_settings(ctx: RunContext, name: str, dist_info: DistInfo) -> None:
+    if dist_info.is_main:
+        path = ctx.out / "settings.json"
+        everything = read_json(path)
+        everything[name] = {**ctx.settings, "seed": ctx.seed, "data": str(ctx.data_root),
+                            "world_size": dist_info.world_size}
+        write_json(path, everything)

@@ -1,0 +1,191 @@
+"""Training one network of the chain (block N_i, or N) on (LR_<i-1>, HR) and scoring it: phases 1-1, 2-1, 3."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.checkpoint import check_meta, load_checkpoint, load_weights, save_checkpoint
+from core.dist import DistInfo, barrier, cleanup, init_distributed
+from core.errors import UserError
+from core.runs import prepare_run_dir, update_results
+from core.settings import RunContext
+from data.io import to_float
+from data.paired import (
+    PairedImages,
+    PatchSampler,
+    load_pairs,
+)
+from data.splits import hold_out
+from engine.losses import make_loss
+from engine.plots import plot_curves, plot_phases
+from engine.report import metrics_table
+from engine.schedules import Constant
+from engine.trainer import Stage, TrainConfig, Trainer
+from inference.metrics import psnr
+from inference.scoring import score_pairs
+from inference.whole_image import run_model
+from models.rcan import Block, orthogonal_init_
+from pipelines.multiblock.run_folder import (
+    ARCH,
+    TRAIN_SCRIPT,
+    block_kwargs,
+    check_choices,
+    realsr_pairs,
+    require_lr_folder,
+    stage_inputs,
+    test_set_name,
+    write_settings,
+)
+
+
+def initial_block(settings: dict[str, Any], run_dir: Path, index: int, seed: int) -> Block:
+    """Block N_<index> before training: orthogonal init (report 4.1; the tail conv with gain TAIL_GAIN), or
+    N_<index-1>'s weights when
+    ``INIT=inherit`` (report 4.2; block 1 has no parent and is always fresh)."""
+    torch.manual_seed(seed)
+    block = Block(**block_kwargs(settings))
+    orthogonal_init_(block)
+    # The report's gain 1 everywhere starts the block far from identity (~0 dB); a small tail gain keeps
+    # its residual small at the start, which is the report's stated aim (sec. 4.1).
+    torch.nn.init.orthogonal_(block.tail.weight, gain=settings["TAIL_GAIN"])
+    if index > 1 and settings["INIT"] == "inherit":
+        parent = run_dir / f"N{index - 1}.pt"
+        if not parent.exists():
+            raise UserError(f"{TRAIN_SCRIPT[index]} with INIT=inherit needs {parent}; run {TRAIN_SCRIPT[index - 1]} "
+                            "first with the same --out, or set INIT=fresh")
+        state = load_checkpoint(parent)
+        check_meta(state, parent, arch=ARCH)
+        load_weights(block, state, parent)
+    return block
+
+
+def split_validation(images: PairedImages, settings: dict[str, Any], seed: int) -> tuple[PairedImages, Any]:
+    """(training pairs, validation pairs): whole pairs held out (VAL_FRACTION), or the test pairs when
+    VALIDATE_ON_TEST reproduces the report's (optimistic) protocol."""
+    if settings["VALIDATE_ON_TEST"]:
+        return images, None
+    kept, held_out = hold_out(len(images), settings["VAL_FRACTION"], seed)
+    return images.subset(kept), images.subset(held_out)
+
+
+def mean_psnr(net: torch.nn.Module, images: PairedImages, device: torch.device) -> float:
+    """Mean RGB PSNR, no shave: the same-size validation score that selects checkpoints."""
+    scores = [psnr(np.clip(run_model(net, to_float(lr), device), 0, 1), to_float(hr),
+                   space="rgb", shave=0) for lr, hr in images.arrays]
+    return float(np.mean(scores))
+
+
+def optimizer_factory(kind: str, lr: float):
+    def build(net: torch.nn.Module) -> torch.optim.Optimizer:
+        if kind == "adam":
+            return torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        if kind == "adadelta":
+            return torch.optim.Adadelta(net.parameters(), lr=lr, rho=0.9, eps=1e-6, weight_decay=0)
+        raise UserError(f"optimizer {kind!r}: expected 'adam' or 'adadelta'")
+    return build
+
+
+def set_clamp(value: bool):
+    def prepare(net: torch.nn.Module) -> None:
+        for module in net.modules():
+            if isinstance(module, Block):
+                module.clamp = value
+    return prepare
+
+
+def block_stages(settings: dict[str, Any]) -> list[Stage]:
+    """Report 4.3: unclamped warm-up, then N_i^+ with Adam 1e-4, then 1e-5."""
+    stages = [
+        Stage("warmup", settings["ITERS_WARMUP"],
+              optimizer_factory(settings["WARMUP_OPTIMIZER"], settings["LR_WARMUP"]),
+              Constant(settings["LR_WARMUP"]), set_clamp(False)),
+        Stage("clamp_high", settings["ITERS_CLAMP_HIGH"], optimizer_factory("adam", settings["LR_CLAMP_HIGH"]),
+              Constant(settings["LR_CLAMP_HIGH"]), set_clamp(True)),
+        Stage("clamp_low", settings["ITERS_CLAMP_LOW"], optimizer_factory("adam", settings["LR_CLAMP_LOW"]),
+              Constant(settings["LR_CLAMP_LOW"]), set_clamp(True)),
+    ]
+    return [stage for stage in stages if stage.steps > 0]
+
+
+def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list[Stage], input_stage: int,
+                  phase_key: str, script: str, dist_info: DistInfo, device: torch.device,
+                  meta: dict[str, Any]) -> None:
+    """Train ``net`` on (LR_<input_stage>, HR), score the test pairs, write ``<name>.pt`` and results."""
+    s, run_dir = ctx.settings, ctx.out
+    train_images = load_pairs(stage_inputs(ctx, input_stage, "train", script))
+    test_images = load_pairs(stage_inputs(ctx, input_stage, "test", script))
+    raw_test = load_pairs(realsr_pairs(ctx, "test")) if input_stage > 0 else test_images
+    train_images, val_images = split_validation(train_images, s, ctx.seed)
+    val_images = val_images if val_images is not None else test_images
+    sampler = PatchSampler(train_images, s["PATCH_SIZE"], s["BATCH_SIZE"], ctx.seed)
+    loss_fn = make_loss(s["LOSS"], s["GRAD_LOSS_WEIGHT"])
+    latest = run_dir / f"{name}_latest.pt"
+    if latest.exists() and not ctx.resume:  # checked before settings.json is touched (the trainer checks too)
+        raise UserError(f"{latest} already holds a run; pass --resume to continue it, or choose another --out")
+    if dist_info.is_main:  # only now, with the inputs checked, is anything written
+        prepare_run_dir(run_dir)
+    write_settings(ctx, name, dist_info)
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        scores = {"val_psnr": mean_psnr(model, val_images, device)}
+        if s["TEST_CURVE"]:
+            scores["test_psnr"] = mean_psnr(model, test_images, device)
+        return scores
+
+    trainer = Trainer(
+        net.to(device), stages, lambda step, d: sampler.batch(step, d.rank, d.world_size), loss_fn, evaluate,
+        TrainConfig(run_dir=run_dir, latest_name=f"{name}_latest.pt", best_name=f"{name}_best.pt",
+                    log_name=f"log_{name}.csv", eval_every=s["EVAL_EVERY"], meta=meta),
+        device, dist_info)
+    started = time.perf_counter()
+    result = trainer.fit(resume=ctx.resume)
+    if not dist_info.is_main:
+        return
+    chosen = run_dir / (f"{name}_best.pt" if s["SELECT"] == "best-val" else f"{name}_latest.pt")
+    if not chosen.exists():  # no evaluation happened (every stage has 0 iterations): the starting weights
+        chosen = run_dir / f"{name}_latest.pt"
+    state = load_checkpoint(chosen)
+    load_weights(net, state, chosen)
+    set_clamp(True)(net)
+    save_checkpoint(run_dir / f"{name}.pt", {"model": net.state_dict(), "meta": meta,
+                                              "selected_step": state["step"], "select": s["SELECT"]})
+    chain_test = [(pair.name, lr, hr) for pair, (lr, hr) in zip(test_images.pairs, test_images.arrays,
+                                                                 strict=True)]
+    metrics = score_pairs(net, chain_test, device=device)
+    if input_stage > 0:  # the baseline is the dataset's LR; LR_<i-1> (this block's input) is reported too
+        metrics["input"] = metrics.pop("identity")
+    metrics["identity"] = score_pairs(None, [(p.name, lr, hr) for p, (lr, hr) in
+                                             zip(raw_test.pairs, raw_test.arrays, strict=True)],
+                                      device=device)["identity"]
+    update_results(run_dir, {phase_key: {
+        "metrics": {test_set_name(s): metrics},
+        "network": name, "selected_step": state["step"],
+        "best_val_psnr_rgb": result.best if math.isfinite(result.best) else None,
+        "iterations": result.step, "train_seconds": round(time.perf_counter() - started, 1),
+        "protocol": "same-size pairs; *_y: BT.601 Y, no shave; *_rgb: RGB, no shave; *_report: RGB, no "
+                    "shave, top-left crop of at most 1500x1500 (the report's); identity = the dataset LR",
+    }})
+    plot_curves(run_dir / f"log_{name}.csv", run_dir / f"curves_{name}.png", title=f"{name} ({script})")
+    plot_phases(run_dir)
+    print(metrics_table({test_set_name(s): metrics}))
+
+
+def train_block(ctx: RunContext, index: int) -> None:
+    """Phases 1-1, 2-1 and the training half of 3: block N_<index> on (LR_<index-1>, HR)."""
+    s = ctx.settings
+    script = TRAIN_SCRIPT[index]
+    check_choices(s)
+    if index > 1:  # before anything is written: a script run too early names the scripts to run first
+        require_lr_folder(ctx.out, index - 1, script)
+    dist_info, device = init_distributed(ctx.device)
+    block = initial_block(s, ctx.out, index, ctx.seed)
+    meta = {"arch": ARCH, "block": index, **block_kwargs(s)}
+    train_network(ctx, block, f"N{index}", block_stages(s), index - 1, f"phase{index}", script, dist_info,
+                  device, meta)
+    barrier(dist_info)  # N<index>.pt is written by rank 0; phase3.py's other ranks read it next
+    cleanup(dist_info)
