@@ -35,6 +35,8 @@ def run_model(model: nn.Module, image: np.ndarray, device: torch.device, scale: 
     Local networks (ESPCN) run on overlapping tiles; channel-attention blocks, whose global pooling makes
     tiles inexact, run band by band with exact global statistics (``inference.banded``).
     """
+    if isinstance(model, nn.Module):
+        model.to(device)  # model and input on one device (a no-op when the model is there already)
     x = image_to_tensor(image).to(device)
     with torch.inference_mode():
         if has_global_attention(model):
