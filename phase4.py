@@ -28,7 +28,7 @@ VAL_FRACTION = 0.1  # whole training pairs held out to select N.pt (ours)
 VALIDATE_ON_TEST = False  # select on the test pairs as the report did (optimistic; off by default)
 SELECT = "best-val"  # best-val = weights of the best validation evaluation | last
 TEST_CURVE = True  # also score the test pairs at each evaluation, for the Fig. 8 curves (never for selection)
-PRECISION = "auto"  # training math: auto (bf16 where measured faster, see docs/benchmarks.md) | fp32 | bf16 | fp16 (CUDA)
+PRECISION = "auto"  # auto (bf16 where measured faster: docs/benchmarks.md) | fp32 | bf16 | fp16 (CUDA only)
 CHANNELS_LAST = "auto"  # channels_last memory format for training: auto (on where measured faster) | true | false
 COMPILE = False  # torch.compile the training network (CUDA; the first iterations pay for compiling)
 DETERMINISTIC = False  # deterministic kernels, TF32 and cudnn.benchmark off: bit-exact reruns (slower)

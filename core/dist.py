@@ -2,15 +2,28 @@
 
 Under ``torchrun --nproc_per_node=N`` every rank draws the same global batch (sampling is a pure function of
 seed and step) and trains on its contiguous slice of it, so N ranks with a per-rank batch of B/N follow the
-same maths as one process with batch B. Only rank 0 writes files.
+same maths as one process with batch B. Only rank 0 writes files and evaluates; what it decides is sent to
+every rank, so all ranks stop, lower the rate or keep a checkpoint at the same iteration.
+
+Every tensor handed to a collective lives on ``DistInfo.device``, the backend's device: the GPU for NCCL
+(which has no CPU transport), the CPU for gloo.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from core.errors import UserError
+
+# Rank 0 evaluates and writes while the others wait in a collective; the default 10-minute watchdog of
+# NCCL would abort a long final scoring of a large test set, so the group waits this long instead.
+TIMEOUT_ENV = "SR_DIST_TIMEOUT_MINUTES"
+DEFAULT_TIMEOUT_MINUTES = 240
 
 
 @dataclass(frozen=True)
@@ -18,6 +31,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where collectives' tensors go
 
     @property
     def is_main(self) -> bool:
@@ -28,23 +42,54 @@ class DistInfo:
         return self.world_size > 1
 
 
+def backend_for(device: torch.device) -> str:
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def rank_device(device: torch.device, local_rank: int, visible: int) -> torch.device:
+    """This rank's device: GPU ``local_rank``, or the only visible GPU when a scheduler shows each process
+    one GPU (CUDA_VISIBLE_DEVICES per rank); CPU stays CPU."""
+    if device.type != "cuda":
+        return device
+    if visible == 0:
+        raise UserError("--device cuda: no CUDA GPU is visible to this process; use --device cpu")
+    if visible == 1:
+        return torch.device("cuda", 0)
+    if local_rank >= visible:
+        raise UserError(f"LOCAL_RANK={local_rank} but this process sees only {visible} GPUs; start at most "
+                        f"{visible} processes per node (torchrun --nproc_per_node={visible})")
+    return torch.device("cuda", local_rank)
+
+
+def timeout() -> timedelta:
+    text = os.environ.get(TIMEOUT_ENV, str(DEFAULT_TIMEOUT_MINUTES))
+    try:
+        return timedelta(minutes=float(text))
+    except ValueError:
+        raise UserError(f"{TIMEOUT_ENV}={text!r}: expected a number of minutes") from None
+
+
 def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
-    """Join the process group torchrun set up (env RANK/WORLD_SIZE), pick this rank's device."""
+    """Join the process group torchrun set up (env RANK/WORLD_SIZE) and pick this rank's device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
-        return DistInfo(), device
+        return DistInfo(device=device if device.type == "cuda" else torch.device("cpu")), device
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    visible = torch.cuda.device_count() if device.type == "cuda" else 0
+    device = rank_device(device, local_rank, visible)
     if device.type == "cuda":
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistInfo(rank, world_size, local_rank), device
+        dist.init_process_group(backend=backend_for(device), timeout=timeout())
+    return DistInfo(rank, world_size, local_rank, device), device
 
 
 def barrier(info: DistInfo) -> None:
     if info.enabled:
-        dist.barrier()
+        if info.device.type == "cuda":
+            dist.barrier(device_ids=[info.device.index])
+        else:
+            dist.barrier()
 
 
 def shard_range(total: int, info: DistInfo) -> range:
@@ -54,13 +99,30 @@ def shard_range(total: int, info: DistInfo) -> range:
     return range(start, start + base + (1 if info.rank < extra else 0))
 
 
-def broadcast_flag(flag: bool, info: DistInfo) -> bool:
-    """True on every rank if it is True on any rank (used for stop requests)."""
-    if not info.enabled:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0])
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+def any_rank(flag: bool | torch.Tensor, info: DistInfo) -> bool:
+    """True on every rank if it is true on any rank (stop requests, a non-finite loss)."""
+    value = torch.as_tensor(flag, dtype=torch.float32).reshape(1).to(info.device)
+    if info.enabled:
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item() > 0)
+
+
+def mean_over_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The mean of a scalar tensor over all ranks (the logged training loss)."""
+    value = value.detach().float().reshape(1).to(info.device)
+    if info.enabled:
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        value /= info.world_size
+    return value[0]
+
+
+def from_main(obj: Any, info: DistInfo) -> Any:
+    """Rank 0's ``obj`` on every rank (an evaluation's metrics, a decision taken once)."""
+    if not info.enabled:
+        return obj
+    box = [obj if info.is_main else None]
+    dist.broadcast_object_list(box, src=0, device=info.device)
+    return box[0]
 
 
 def cleanup(info: DistInfo) -> None:

@@ -125,8 +125,8 @@ def add_common_args(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument("--data", default=None,
                         help="dataset root (default: $SR_DATA, else ./datasets)")
     parser.add_argument("--out", default=default_out, help=f"run folder (default: {default_out})")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="auto picks cuda when available")
+    parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N",
+                        help="auto picks cuda when available; under torchrun each rank takes GPU LOCAL_RANK")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the run folder's latest checkpoint")
@@ -148,8 +148,15 @@ def make_parser(namespace: dict[str, Any], description: str | None, default_out:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu")
+    match = re.fullmatch(r"cpu|cuda(?::(\d+))?", name)
+    if not match:
+        raise UserError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+    if name.startswith("cuda"):
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if visible == 0:
+            raise UserError(f"--device {name}: no CUDA GPU is visible to PyTorch; use --device cpu")
+        if match.group(1) is not None and int(match.group(1)) >= visible:
+            raise UserError(f"--device {name}: this process sees {visible} GPU(s), cuda:0 to cuda:{visible - 1}")
     return torch.device(name)
 
 

@@ -3,6 +3,8 @@
 Each epoch is a fresh permutation drawn from a generator seeded by (seed, epoch); the last incomplete
 batch of an epoch is dropped. A resumed run and every rank of a distributed run therefore see exactly the
 batches of an uninterrupted single-process run; a rank keeps its contiguous slice of the global batch.
+``to(device)`` keeps the examples on the training device (the GPU), so a step gathers its batch there
+instead of copying it from the host.
 """
 from __future__ import annotations
 
@@ -25,10 +27,17 @@ class EpochSampler:
         self.steps_per_epoch = len(inputs) // batch_size
         self._cached: tuple[int, Tensor] | None = None
 
+    def to(self, device: torch.device) -> EpochSampler:
+        """Keep the examples on ``device``; the batches stay the same (the permutation is drawn on the CPU)."""
+        self.inputs, self.targets = self.inputs.to(device), self.targets.to(device)
+        self._cached = None
+        return self
+
     def _permutation(self, epoch: int) -> Tensor:
         if self._cached is None or self._cached[0] != epoch:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._cached = (epoch, torch.randperm(len(self.inputs), generator=generator))
+            order = torch.randperm(len(self.inputs), generator=generator)
+            self._cached = (epoch, order.to(self.inputs.device))
         return self._cached[1]
 
     def batch(self, step: int, dist: DistInfo | None = None) -> tuple[Tensor, Tensor]:

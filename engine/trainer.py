@@ -5,7 +5,13 @@ A stage is a number of iterations with its own optimizer, learning-rate schedule
 iterations and at the end of each stage, logs a CSV row, writes the full-state ``latest`` checkpoint
 (and ``best`` when the monitored validation metric improves), and stops a stage early when its schedule
 says so (the ESPCN plateau rule). Batches are a pure function of the iteration, so a resumed run repeats
-an uninterrupted one exactly. SIGTERM and Ctrl-C write a checkpoint at the next iteration boundary.
+an uninterrupted one exactly. SIGTERM and Ctrl-C write a checkpoint at the next check.
+
+No step waits for the device: the loss is summed and checked for non-finite values on the device, and
+the host looks at it only every ``check_every`` iterations and at evaluations (where a non-finite loss
+stops the run, naming the first bad iteration, before any checkpoint is written). Under torchrun, rank 0
+evaluates and every decision (stop, non-finite loss, plateau, best checkpoint) is taken from its numbers,
+so all ranks act at the same iteration.
 """
 from __future__ import annotations
 
@@ -13,19 +19,20 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from core.checkpoint import check_meta, load_checkpoint, load_weights, save_checkpoint
-from core.dist import DistInfo, broadcast_flag
+from core.dist import DistInfo, any_rank, from_main, mean_over_ranks
 from core.errors import StopRequested, UserError
 from engine.csv_log import CsvLog
+from engine.progress import ProgressReporter
 from engine.schedules import Schedule
+from engine.speed import Speed, backend_flags
 
 BatchFn = Callable[[int, DistInfo], tuple[Tensor, Tensor]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -47,10 +54,25 @@ class TrainConfig:
     best_name: str | None = "best.pt"
     log_name: str = "log.csv"
     eval_every: int = 100
+    check_every: int = 50  # iterations between host checks of the loss and of stop requests
     monitor: str = "val_psnr"
     steps_per_epoch: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    text_log_name: str | None = None  # plain progress lines, e.g. train_N1.log (None: no file)
+    speed: Speed = field(default_factory=Speed)
+
+
+@dataclass
+class LoopState:
+    """Where the loop is; saved in every checkpoint under these names."""
+
+    step: int = 0  # iterations done, all stages
+    stage_index: int = 0
+    stage_step: int = 0  # iterations done in the current stage
+    best: float = -math.inf  # best monitored validation metric so far
+    last_eval: dict[str, float] = field(default_factory=dict)
+    stopped_early: list[str] = field(default_factory=list)  # "<stage>@<step>" for each early stop
 
 
 @dataclass
@@ -61,167 +83,222 @@ class TrainResult:
     stopped_early: list[str]
 
 
+class LossWatch:
+    """Running loss sum and the first non-finite loss, both kept on the device (no host sync per step)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.total = torch.zeros((), device=device)
+        self.count = 0
+        self.first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
+        self.first_bad_value = torch.zeros((), device=device)
+
+    def add(self, loss: Tensor, step: int) -> None:
+        loss = loss.detach().float()
+        bad = ~torch.isfinite(loss) & (self.first_bad_step < 0)
+        self.first_bad_step = torch.where(bad, step, self.first_bad_step)
+        self.first_bad_value = torch.where(bad, loss, self.first_bad_value)
+        self.total += torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0)
+        self.count += 1
+
+    def mean(self, dist: DistInfo) -> float:
+        value = mean_over_ranks(self.total / max(1, self.count), dist).item()
+        self.total.zero_()
+        self.count = 0
+        return value
+
+    def raise_if_bad(self, dist: DistInfo, stage: str, latest: Path) -> None:
+        if not any_rank(self.first_bad_step >= 0, dist):
+            return
+        step = int(self.first_bad_step.item())
+        value = self.first_bad_value.item() if step >= 0 else float("nan")
+        where = f"iteration {step}" if step >= 0 else "an iteration on another rank"
+        raise UserError(f"loss became {value} at {where} (stage {stage}); stopped. The last good checkpoint "
+                        f"is kept in {latest}; lower the learning rate or check the data")
+
+
 class Trainer:
     def __init__(self, net: nn.Module, stages: list[Stage], batches: BatchFn,
                  loss_fn: Callable[[Tensor, Tensor], Tensor], evaluate: EvalFn, config: TrainConfig,
                  device: torch.device, dist_info: DistInfo | None = None,
                  train_module: nn.Module | None = None) -> None:
         """``net`` is what is checkpointed; ``train_module`` (sharing its parameters, default ``net``) is what
-        the loop calls on a batch, e.g. an ESPCN view that returns pre-shuffled output."""
+        the loop calls on a batch, e.g. an ESPCN view that returns pre-shuffled output. ``evaluate`` runs
+        on rank 0 only."""
         self.net, self.stages, self.batches = net, stages, batches
         self.loss_fn, self.evaluate, self.config = loss_fn, evaluate, config
-        self.device = device
-        self.dist = dist_info or DistInfo()
-        module = train_module if train_module is not None else net
-        if self.dist.enabled:
-            ids = [device.index] if device.type == "cuda" else None
-            module = nn.parallel.DistributedDataParallel(module, device_ids=ids)
-        self.module = module
+        self.device, self.speed = device, config.speed
+        self.dist = dist_info or DistInfo(device=device if device.type == "cuda" else torch.device("cpu"))
+        self.module = self._training_module(train_module if train_module is not None else net)
         self.latest_path = config.run_dir / config.latest_name
         self.best_path = config.run_dir / config.best_name if config.best_name else None
         self._stop_signal: int | None = None
 
+    def _training_module(self, module: nn.Module) -> nn.Module:
+        self.net.to(self.device)
+        self.speed.prepare_module(module)
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            module = nn.parallel.DistributedDataParallel(module, device_ids=ids)
+        return torch.compile(module) if self.speed.compile else module
+
     # ----------------------------------------------------------------- state
-    def _state(self, stage_index: int, stage_step: int, step: int, optimizer, schedule: Schedule,
-               best: float, stopped_early: list[str], last_eval: dict[str, float]) -> dict[str, Any]:
+    def _checkpoint(self, state: LoopState, optimizer: torch.optim.Optimizer | None, schedule: Schedule | None,
+                    scaler: torch.amp.GradScaler | None) -> dict[str, Any]:
         return {
             "model": self.net.state_dict(),
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "schedule": schedule.state_dict() if schedule is not None else None,
-            "stage_index": stage_index,
-            "stage_step": stage_step,
-            "step": step,
-            "best": best,
-            "stopped_early": stopped_early,
-            "last_eval": last_eval,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            **asdict(state),
             "rng": torch.get_rng_state(),
             "meta": self.config.meta,
+            "speed": self.speed.describe(),
         }
 
-    def _save(self, path: Path, state: dict[str, Any]) -> None:
+    def _save(self, path: Path, checkpoint: dict[str, Any]) -> None:
         if self.dist.is_main:
-            save_checkpoint(path, state)
+            save_checkpoint(path, checkpoint)
 
     def _load_resume_state(self, resume: bool) -> dict[str, Any] | None:
         if not self.latest_path.exists():
             return None
         if not resume:
-            state = load_checkpoint(self.latest_path)
-            raise UserError(f"{self.latest_path} already holds a run at iteration {state.get('step', '?')}; "
+            saved = load_checkpoint(self.latest_path)
+            raise UserError(f"{self.latest_path} already holds a run at iteration {saved.get('step', '?')}; "
                             "pass --resume to continue it, or choose another --out")
-        state = load_checkpoint(self.latest_path)
+        saved = load_checkpoint(self.latest_path)
         structural = {key: value for key, value in self.config.meta.items() if key != "settings"}
-        check_meta(state, self.latest_path, **structural)
-        load_weights(self.net, state, self.latest_path)
-        torch.set_rng_state(state["rng"])
+        check_meta(saved, self.latest_path, **structural)
+        load_weights(self.net, saved, self.latest_path)
+        torch.set_rng_state(saved["rng"])
         if self.dist.is_main:
-            print(f"resuming {self.latest_path} at iteration {state['step']}", flush=True)
-        return state
+            print(f"resuming {self.latest_path} at iteration {saved['step']}", flush=True)
+        return saved
 
     # ------------------------------------------------------------------ loop
     def fit(self, resume: bool = False) -> TrainResult:
-        state = self._load_resume_state(resume)
-        step = state["step"] if state else 0
-        first_stage = state["stage_index"] if state else 0
-        best = state["best"] if state else -math.inf
-        stopped_early: list[str] = list(state["stopped_early"]) if state else []
-        last_eval: dict[str, float] = dict(state["last_eval"]) if state else {}
-        log = CsvLog(self.config.run_dir / self.config.log_name, resume_step=step if state else None) \
+        saved = self._load_resume_state(resume)
+        state = LoopState(**{key: saved[key] for key in LoopState.__dataclass_fields__}) if saved else LoopState()
+        log = CsvLog(self.config.run_dir / self.config.log_name, resume_step=state.step if saved else None) \
             if self.dist.is_main else None
         total = sum(stage.steps for stage in self.stages)
-        bar = tqdm(total=total, initial=min(step, total), disable=None if self.dist.is_main and
-                   self.config.progress else True, dynamic_ncols=True, leave=False)
+        text_log = self.config.run_dir / self.config.text_log_name if self.config.text_log_name else None
+        reporter = ProgressReporter(total, text_log, is_main=self.dist.is_main and self.config.progress,
+                                    initial=min(state.step, total))
         previous = self._install_signal_handlers()
         try:
-            for index in range(first_stage, len(self.stages)):
-                stage = self.stages[index]
-                resuming_here = state is not None and index == state["stage_index"]
-                stage_step = state["stage_step"] if resuming_here else 0
-                if stage.prepare is not None:
-                    stage.prepare(self.net)
-                optimizer = stage.make_optimizer(self.net)
-                if resuming_here and state["optimizer"] is not None:
-                    optimizer.load_state_dict(state["optimizer"])
-                    stage.schedule.load_state_dict(state["schedule"])
-                step, best, last_eval = self._run_stage(index, stage, stage_step, step, optimizer, best,
-                                                        stopped_early, last_eval, log, bar)
-            done = self._state(len(self.stages), 0, step, None, None, best, stopped_early, last_eval)
-            self._save(self.latest_path, done)
+            with backend_flags(self.speed, self.device):
+                for index in range(state.stage_index, len(self.stages)):
+                    resuming_here = saved is not None and index == saved["stage_index"]
+                    self._run_stage(index, state, saved if resuming_here else None, log, reporter)
+            state.stage_index, state.stage_step = len(self.stages), 0
+            self._save(self.latest_path, self._checkpoint(state, None, None, None))
         finally:
-            bar.close()
+            reporter.close()
             self._restore_signal_handlers(previous)
-        return TrainResult(step, best, last_eval, stopped_early)
+        return TrainResult(state.step, state.best, state.last_eval, state.stopped_early)
 
-    def _run_stage(self, index: int, stage: Stage, stage_step: int, step: int, optimizer,
-                   best: float, stopped_early: list[str], last_eval: dict[str, float],
-                   log: CsvLog | None, bar: tqdm) -> tuple[int, float, dict[str, float]]:
-        loss_sum = torch.zeros((), device=self.device)
-        loss_count = 0
+    def _run_stage(self, index: int, state: LoopState, saved: dict[str, Any] | None, log: CsvLog | None,
+                   reporter: ProgressReporter) -> None:
+        stage = self.stages[index]
+        state.stage_index, state.stage_step = index, saved["stage_step"] if saved else 0
+        if stage.prepare is not None:
+            stage.prepare(self.net)
+        optimizer = stage.make_optimizer(self.net)
+        scaler = self.speed.grad_scaler(self.device)
+        if saved is not None and saved["optimizer"] is not None:
+            optimizer.load_state_dict(saved["optimizer"])
+            stage.schedule.load_state_dict(saved["schedule"])
+            if scaler is not None and saved.get("scaler"):
+                scaler.load_state_dict(saved["scaler"])
+        watch = LossWatch(self.device)
         started = time.perf_counter()
         self.module.train()
-        while stage_step < stage.steps:
-            lr = stage.schedule.lr(stage_step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_factor", 1.0)
-            inputs, targets = self.batches(step, self.dist)
-            inputs = inputs.to(self.device, non_blocking=True)
-            targets = targets.to(self.device, non_blocking=True)
-            loss = self.loss_fn(self.module(inputs), targets)
-            if not torch.isfinite(loss).item():
-                raise UserError(
-                    f"loss became {loss.item()} at iteration {step + 1} (stage {stage.name}); stopped. "
-                    f"The last good checkpoint is kept in {self.latest_path}; lower the learning rate "
-                    "or check the data")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            loss_count += 1
-            step += 1
-            stage_step += 1
-            bar.update(1)
-            stage_over = stage_step >= stage.steps
-            if step % self.config.eval_every == 0 or stage_over:
-                last_eval = self._evaluate()
-                row = {"step": step, "stage": stage.name, "lr": lr,
-                       "loss": (loss_sum / max(1, loss_count)).item(),
-                       "seconds": round(time.perf_counter() - started, 3), **last_eval}
-                if self.config.steps_per_epoch:
-                    row["epoch"] = step / self.config.steps_per_epoch
-                loss_sum.zero_()
-                loss_count = 0
-                metric = last_eval.get(self.config.monitor, -math.inf)
-                improved = metric > best
-                best = max(best, metric)
-                if stage.schedule.observe(metric) and not stage_over:
-                    stopped_early.append(f"{stage.name}@{step}")
-                    stage_over = True
-                    stage_step = stage.steps
-                if log is not None:
-                    log.append(row)
-                bar.set_postfix(loss=f"{row['loss']:.4g}", **{self.config.monitor: f"{metric:.3f}"})
-                next_index, next_step = (index + 1, 0) if stage_over else (index, stage_step)
-                checkpoint = self._state(next_index, next_step, step,
-                                         None if stage_over else optimizer,
-                                         None if stage_over else stage.schedule,
-                                         best, stopped_early, last_eval)
-                self._save(self.latest_path, checkpoint)
-                if improved and self.best_path is not None:
-                    self._save(self.best_path, checkpoint)
+        while state.stage_step < stage.steps:
+            lr = stage.schedule.lr(state.stage_step)
+            self._step(optimizer, scaler, lr, state.step, watch)
+            state.step += 1
+            state.stage_step += 1
+            reporter.advance(1)
+            stage_over = state.stage_step >= stage.steps
+            if state.step % self.config.eval_every == 0 or stage_over:
+                watch.raise_if_bad(self.dist, stage.name, self.latest_path)
+                row = {"step": state.step, "stage": stage.name, "lr": lr, "loss": watch.mean(self.dist),
+                       "seconds": round(time.perf_counter() - started, 3)}
+                stop_early, improved = self._after_evaluation(stage, state, row, log, reporter)
+                stage_over = stage_over or stop_early
+                done = (index + 1, 0) if stage_over else (index, state.stage_step)
+                self._save_evaluated(state, done, improved,
+                                     None if stage_over else (optimizer, stage.schedule, scaler))
                 self.module.train()
                 if stage_over:
-                    break
-            if broadcast_flag(self._stop_signal is not None, self.dist):
-                self._save(self.latest_path, self._state(index, stage_step, step, optimizer, stage.schedule,
-                                                         best, stopped_early, last_eval))
-                raise StopRequested(f"stopped by signal at iteration {step}; checkpoint written to "
+                    return
+            if state.step % self.config.check_every == 0:
+                watch.raise_if_bad(self.dist, stage.name, self.latest_path)
+            if self._stop_requested(state.step):
+                self._save(self.latest_path, self._checkpoint(state, optimizer, stage.schedule, scaler))
+                raise StopRequested(f"stopped by signal at iteration {state.step}; checkpoint written to "
                                     f"{self.latest_path}; rerun with --resume to continue")
-        return step, best, last_eval
+
+    def _step(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None, lr: float,
+              step: int, watch: LossWatch) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_factor", 1.0)
+        inputs, targets = self.batches(step, self.dist)
+        inputs = self.speed.prepare_batch(inputs.to(self.device, non_blocking=True))
+        targets = self.speed.prepare_batch(targets.to(self.device, non_blocking=True))
+        with self.speed.autocast(self.device):
+            output = self.module(inputs)
+        loss = self.loss_fn(output.float(), targets)
+        watch.add(loss, step + 1)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+    def _after_evaluation(self, stage: Stage, state: LoopState, row: dict[str, Any], log: CsvLog | None,
+                          reporter: ProgressReporter) -> tuple[bool, bool]:
+        """Evaluate (rank 0), log, and take the decisions every rank shares: (stop the stage early, improved)."""
+        state.last_eval = from_main(self._evaluate() if self.dist.is_main else None, self.dist)
+        row.update(state.last_eval)
+        if self.config.steps_per_epoch:
+            row["epoch"] = state.step / self.config.steps_per_epoch
+        metric = state.last_eval.get(self.config.monitor, -math.inf)
+        improved = metric > state.best
+        state.best = max(state.best, metric)
+        stop = stage.schedule.observe(metric) and state.stage_step < stage.steps
+        if stop:
+            state.stopped_early.append(f"{stage.name}@{state.step}")
+        if log is not None:
+            log.append(row)
+        reporter.on_eval(row)
+        return stop, improved
+
+    def _save_evaluated(self, state: LoopState, done: tuple[int, int], improved: bool,
+                        resumable: tuple[torch.optim.Optimizer, Schedule, Any] | None) -> None:
+        """``latest`` (and ``best`` when the metric improved), positioned where the loop goes on."""
+        here = (state.stage_index, state.stage_step)
+        state.stage_index, state.stage_step = done
+        checkpoint = self._checkpoint(state, *(resumable or (None, None, None)))
+        state.stage_index, state.stage_step = here
+        self._save(self.latest_path, checkpoint)
+        if improved and self.best_path is not None:
+            self._save(self.best_path, checkpoint)
 
     def _evaluate(self) -> dict[str, float]:
         self.net.eval()
         with torch.no_grad():
             return dict(self.evaluate(self.net))
+
+    def _stop_requested(self, step: int) -> bool:
+        """A signal seen by any rank; alone, checked every step (free), under torchrun every check_every."""
+        if not self.dist.enabled:
+            return self._stop_signal is not None
+        return step % self.config.check_every == 0 and any_rank(self._stop_signal is not None, self.dist)
 
     # --------------------------------------------------------------- signals
     def _install_signal_handlers(self) -> dict[int, Any]:

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Tests pin their precision: PRECISION=auto means fp32 here on every CPU (subprocesses inherit it).
+os.environ.setdefault("SR_AUTO_PRECISION", "fp32")
 
 
 def shared_datasets() -> Path | None:

@@ -12,6 +12,7 @@ import torch
 from core.checkpoint import load_checkpoint, load_weights
 from core.dist import cleanup, init_distributed
 from core.errors import UserError
+from core.hardware import device_has_room
 from core.runs import append_results_row, prepare_run_dir, update_results, write_json
 from core.settings import (
     RunContext,
@@ -24,6 +25,7 @@ from engine.losses import make_loss
 from engine.plots import plot_curves
 from engine.report import metrics_table
 from engine.schedules import Cosine, Plateau
+from engine.speed import speed_from_settings
 from engine.trainer import Stage, TrainConfig, Trainer
 from inference.metrics import psnr
 from inference.scoring import score_scaled_set
@@ -81,6 +83,8 @@ def train(ctx: RunContext) -> None:
     train_images, val_images = [train_images[i] for i in kept], [train_images[i] for i in held_out]
     inputs, targets = build_subimages(train_images, settings)
     sampler = EpochSampler(inputs, targets, settings["BATCH_SIZE"], ctx.seed)
+    if device_has_room(device, inputs.nbytes + targets.nbytes):
+        sampler.to(device)  # the sub-images live on the GPU: a step gathers its batch there
     torch.manual_seed(ctx.seed)
     net = ESPCN(settings["SCALE"], settings["CHANNELS"], tuple(settings["FEATURES"])).to(device)
     if dist_info.is_main:
@@ -97,8 +101,8 @@ def train(ctx: RunContext) -> None:
         net, [make_stage(settings, total, sampler.steps_per_epoch)], sampler.batch,
         make_loss(settings["LOSS"]),
         lambda model: {"val_psnr": validation_psnr(model, val_images, settings, device)},
-        TrainConfig(run_dir=run_dir, eval_every=sampler.steps_per_epoch,
-                    steps_per_epoch=sampler.steps_per_epoch, meta=meta_of(settings)),
+        TrainConfig(run_dir=run_dir, eval_every=sampler.steps_per_epoch, steps_per_epoch=sampler.steps_per_epoch,
+                    meta=meta_of(settings), text_log_name="train.log", speed=speed_from_settings(settings, device)),
         device, dist_info, train_module=PreshuffledView(net))
     started = time.perf_counter()
     result = trainer.fit(resume=ctx.resume)

@@ -12,6 +12,7 @@ import torch
 from core.checkpoint import check_meta, load_checkpoint, load_weights, save_checkpoint
 from core.dist import DistInfo, barrier, cleanup, init_distributed
 from core.errors import UserError
+from core.hardware import device_has_room
 from core.runs import prepare_run_dir, update_results
 from core.settings import RunContext
 from data.io import to_float
@@ -25,6 +26,7 @@ from engine.losses import make_loss
 from engine.plots import plot_curves, plot_phases
 from engine.report import metrics_table
 from engine.schedules import Constant
+from engine.speed import speed_from_settings
 from engine.trainer import Stage, TrainConfig, Trainer
 from inference.metrics import psnr
 from inference.scoring import score_pairs
@@ -123,6 +125,8 @@ def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list
     train_images, val_images = split_validation(train_images, s, ctx.seed)
     val_images = val_images if val_images is not None else test_images
     sampler = PatchSampler(train_images, s["PATCH_SIZE"], s["BATCH_SIZE"], ctx.seed)
+    if device_has_room(device, train_images.nbytes * 2):  # 16-bit LR_<i> are kept as int32 there
+        sampler.to(device)
     loss_fn = make_loss(s["LOSS"], s["GRAD_LOSS_WEIGHT"])
     latest = run_dir / f"{name}_latest.pt"
     if latest.exists() and not ctx.resume:  # checked before settings.json is touched (the trainer checks too)
@@ -138,9 +142,10 @@ def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list
         return scores
 
     trainer = Trainer(
-        net.to(device), stages, lambda step, d: sampler.batch(step, d.rank, d.world_size), loss_fn, evaluate,
+        net.to(device), stages, sampler.batch, loss_fn, evaluate,
         TrainConfig(run_dir=run_dir, latest_name=f"{name}_latest.pt", best_name=f"{name}_best.pt",
-                    log_name=f"log_{name}.csv", eval_every=s["EVAL_EVERY"], meta=meta),
+                    log_name=f"log_{name}.csv", text_log_name=f"train_{name}.log", eval_every=s["EVAL_EVERY"],
+                    meta=meta, speed=speed_from_settings(s, device)),
         device, dist_info)
     started = time.perf_counter()
     result = trainer.fit(resume=ctx.resume)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from core.dist import DistInfo
 from core.errors import UserError
 from data.paired import (
     Pair,
@@ -172,12 +173,25 @@ def test_rank_shards_concatenate_to_the_global_batch() -> None:
     images = coordinate_images(40, 40)
     sampler = PatchSampler(images, 8, 12, seed=0)
     lr, hr = sampler.batch(4)
-    shards = [sampler.batch(4, rank=r, world_size=4) for r in range(4)]
+    shards = [sampler.batch(4, DistInfo(rank=r, world_size=4)) for r in range(4)]
     assert all(s[0].shape == (3, 3, 8, 8) for s in shards)
     assert torch.equal(torch.cat([s[0] for s in shards]), lr)
     assert torch.equal(torch.cat([s[1] for s in shards]), hr)
     with pytest.raises(UserError, match="batch size 12 is not divisible by the 5 processes"):
-        sampler.batch(0, rank=0, world_size=5)
+        sampler.batch(0, DistInfo(rank=0, world_size=5))
+
+
+def test_patches_cropped_on_the_device_equal_the_host_path() -> None:
+    rng = np.random.default_rng(2)
+    hr = [random_image(rng, 30 + 3 * i, 41 - 2 * i, high=256) for i in range(3)]
+    lr = [(h.astype(np.uint16) * 257 + 3).astype(np.uint16) for h in hr]  # 16-bit LR_<i>, as phases write
+    images = PairedImages([Pair(str(i), Path("x"), Path("y")) for i in range(3)], lr, hr)
+    host = PatchSampler(images, 9, 8, seed=5)
+    device = PatchSampler(images, 9, 8, seed=5).to(torch.device("cpu"))
+    for step in range(12):
+        for expected, got in zip(host.batch(step, DistInfo(rank=1, world_size=2)),
+                                 device.batch(step, DistInfo(rank=1, world_size=2)), strict=True):
+            assert got.dtype == torch.float32 and torch.equal(expected, got)
 
 
 def test_uint16_lr_is_scaled_by_its_own_peak() -> None:

@@ -18,8 +18,9 @@ TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--
 
 
 def torchrun(*args: str) -> subprocess.CompletedProcess:
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "SR_AUTO_PRECISION": "fp32"}
     return subprocess.run([*TORCHRUN, *args], cwd=REPO, capture_output=True, text=True, timeout=600,
-                          check=False, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                          check=False, env=env)
 
 
 def assert_same_weights(a: Path, b: Path, atol: float) -> None:

@@ -1,0 +1,118 @@
+"""The training speed settings (PRECISION, CHANNELS_LAST, COMPILE, DETERMINISTIC), resolved for one device.
+
+``auto`` picks what was measured faster (docs/benchmarks.md): bf16 autocast on CUDA GPUs that support it
+and on CPUs that compute bf16 in hardware (AMX or AVX512-BF16; elsewhere bf16 is emulated and about 100x
+slower, so fp32), and the channels_last memory format (on the CPU measured here it is 2.4x faster in fp32
+for the full-size block). fp16 is CUDA-only and runs with a gradient scaler. DETERMINISTIC turns on
+deterministic kernels and turns off TF32 and cudnn.benchmark, for exact comparisons between runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.errors import UserError
+from core.hardware import cpu_bf16_hardware
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Speed:
+    precision: str = "fp32"  # fp32 | bf16 | fp16, resolved
+    channels_last: bool = False
+    compile: bool = False
+    deterministic: bool = False
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=DTYPES[self.precision])
+
+    def grad_scaler(self, device: torch.device) -> torch.amp.GradScaler | None:
+        return torch.amp.GradScaler(device.type) if self.precision == "fp16" else None
+
+    def prepare_module(self, module: nn.Module) -> nn.Module:
+        return module.to(memory_format=torch.channels_last) if self.channels_last else module
+
+    def prepare_batch(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and tensor.dim() == 4:
+            return tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
+
+    def describe(self) -> dict[str, Any]:
+        return {"precision": self.precision, "channels_last": self.channels_last, "compile": self.compile,
+                "deterministic": self.deterministic}
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(cpu_bf16_hardware())
+
+
+AUTO_ENV = "SR_AUTO_PRECISION"  # what PRECISION=auto means when set (the tests set fp32: same on every CPU)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    name = str(name).lower()
+    if name == "auto":
+        pinned = os.environ.get(AUTO_ENV)
+        name = pinned.lower() if pinned else ("bf16" if bf16_is_fast(device) else "fp32")
+    if name not in ("fp32", "bf16", "fp16"):
+        raise UserError(f"PRECISION={name!r}: expected auto, fp32, bf16 or fp16")
+    if name == "fp16" and device.type != "cuda":
+        raise UserError("PRECISION=fp16 needs a CUDA GPU (--device cuda); on a CPU use bf16 or fp32")
+    return name
+
+
+def resolve_flag(name: str, value: Any, auto: bool) -> bool:
+    text = str(value).strip().lower()
+    if text == "auto":
+        return auto
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise UserError(f"{name}={value!r}: expected auto, true or false")
+
+
+def speed_from_settings(settings: dict[str, Any], device: torch.device) -> Speed:
+    """The speed settings of a training script's block (missing ones mean fp32 eager), for ``device``.
+    DETERMINISTIC wins: it forces fp32 without compile (their kernels are not bit-reproducible)."""
+    deterministic = resolve_flag("DETERMINISTIC", settings.get("DETERMINISTIC", False), auto=False)
+    if deterministic:
+        return Speed(deterministic=True,
+                     channels_last=resolve_flag("CHANNELS_LAST", settings.get("CHANNELS_LAST", False), False))
+    return Speed(precision=resolve_precision(settings.get("PRECISION", "fp32"), device),
+                 channels_last=resolve_flag("CHANNELS_LAST", settings.get("CHANNELS_LAST", False), auto=True),
+                 compile=resolve_flag("COMPILE", settings.get("COMPILE", False), auto=False))
+
+
+@contextlib.contextmanager
+def backend_flags(speed: Speed, device: torch.device) -> Iterator[None]:
+    """cudnn.benchmark for the fixed patch shapes of training, or the deterministic setup; restored after."""
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.are_deterministic_algorithms_enabled())
+    try:
+        if speed.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be deterministic
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            torch.use_deterministic_algorithms(True)
+        elif device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        yield
+    finally:
+        (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, enabled) = saved
+        torch.use_deterministic_algorithms(enabled)
