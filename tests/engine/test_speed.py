@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from core.checkpoint import load_checkpoint
+from core.errors import UserError
+from engine import speed as speed_module
+from engine.schedules import Constant
+from engine.speed import Speed, speed_from_settings
+from engine.trainer import Stage, TrainConfig, Trainer
+
+CPU = torch.device("cpu")
+
+
+def test_fp16_is_refused_on_the_cpu_in_one_line():
+    with pytest.raises(UserError, match="PRECISION=fp16 needs a CUDA GPU"):
+        speed_from_settings({"PRECISION": "fp16"}, CPU)
+    with pytest.raises(UserError, match="PRECISION='fp8': expected auto, fp32, bf16 or fp16"):
+        speed_from_settings({"PRECISION": "fp8"}, CPU)
+
+
+def test_auto_follows_the_cpu_and_can_be_pinned(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv(speed_module.AUTO_ENV, raising=False)
+    monkeypatch.setattr(speed_module, "cpu_bf16_hardware", lambda: ("amx_bf16",))
+    assert speed_from_settings({"PRECISION": "auto"}, CPU).precision == "bf16"
+    monkeypatch.setattr(speed_module, "cpu_bf16_hardware", lambda: ())
+    assert speed_from_settings({"PRECISION": "auto"}, CPU).precision == "fp32"  # emulated bf16 is ~100x slower
+    monkeypatch.setenv(speed_module.AUTO_ENV, "bf16")
+    assert speed_from_settings({"PRECISION": "auto"}, CPU).precision == "bf16"
+
+
+def test_deterministic_wins_over_the_fast_settings():
+    speed = speed_from_settings({"PRECISION": "bf16", "COMPILE": True, "DETERMINISTIC": True}, CPU)
+    assert speed == Speed(precision="fp32", channels_last=False, compile=False, deterministic=True)
+    assert speed_from_settings({}, CPU) == Speed()  # scripts without the settings train fp32 eager
+    with pytest.raises(UserError, match="CHANNELS_LAST='sometimes': expected auto, true or false"):
+        speed_from_settings({"CHANNELS_LAST": "sometimes"}, CPU)
+
+
+def train_a_little(run_dir: Path, speed: Speed) -> tuple[nn.Module, float]:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+
+    def batches(step, _dist):
+        x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(step))
+        return x, x.flip(3)
+
+    def evaluate(model):
+        x, y = batches(999, None)
+        return {"val_psnr": -10 * torch.log10(((model(x) - y) ** 2).mean()).item()}
+
+    stage = Stage("a", 40, lambda m: torch.optim.Adam(m.parameters(), lr=3e-3), Constant(3e-3))
+    result = Trainer(net, [stage], batches, nn.functional.l1_loss, evaluate,
+                     TrainConfig(run_dir=run_dir, eval_every=20, progress=False, speed=speed), CPU).fit()
+    return net, result.best
+
+
+def test_bf16_and_channels_last_train_to_an_fp32_checkpoint_close_to_fp32(tmp_path: Path):
+    _, fp32_best = train_a_little(tmp_path / "fp32", Speed())
+    net, bf16_best = train_a_little(tmp_path / "bf16", Speed(precision="bf16", channels_last=True))
+    assert abs(bf16_best - fp32_best) < 0.5
+    saved = load_checkpoint(tmp_path / "bf16" / "latest.pt")
+    assert saved["speed"]["precision"] == "bf16"
+    assert all(t.dtype == torch.float32 for t in saved["model"].values())
+    fresh = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+    fresh.load_state_dict(saved["model"])  # channels_last weights load into a plain NCHW model
+    x = torch.rand(1, 3, 9, 7)
+    assert torch.allclose(fresh(x), net(x), atol=1e-6)

@@ -1,0 +1,113 @@
+"""The trainer under a real 2-process gloo group: every collective's tensors on the backend's device, and
+every decision taken once (ranks that see different local metrics or losses still act together)."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from core.dist import DistInfo, rank_device
+from core.errors import UserError
+from engine.schedules import Constant, Plateau
+from engine.trainer import Stage, TrainConfig, Trainer
+
+COLLECTIVES = ("all_reduce", "broadcast", "broadcast_object_list", "all_gather", "reduce", "barrier")
+
+
+def record_collectives(log: list[str]) -> None:
+    """Wrap torch.distributed's collectives so each call records the devices of the tensors it was given."""
+    for name in COLLECTIVES:
+        original = getattr(dist, name)
+
+        @functools.wraps(original)
+        def recorded(*args, _original=original, _name=name, **kwargs):
+            tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+            if _name == "broadcast_object_list":
+                tensors.append(torch.empty(0, device=kwargs.get("device") or "cpu"))
+            log.extend(f"{_name}:{t.device.type}" for t in tensors)
+            return _original(*args, **kwargs)
+
+        setattr(dist, name, recorded)
+
+
+def batches(step: int, info: DistInfo):
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(step))
+    part = slice(2 * info.rank, 2 * info.rank + 2) if info.enabled else slice(0, 4)
+    return x[part], (0.5 * x + 0.1)[part]
+
+
+def worker(rank: int, run_dir: str, port: int, scenario: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    info = DistInfo(rank=rank, world_size=2, device=torch.device("cpu"))
+    log: list[str] = []
+    record_collectives(log)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 1, 3, padding=1))
+
+    def batch_fn(step, d):
+        x, y = batches(step, d)
+        return (x * float("nan"), y) if scenario == "nan" and rank == 1 and step == 5 else (x, y)
+
+    def evaluate(model):  # each rank would see another number: only rank 0's may count
+        return {"val_psnr": 10.0 if rank == 0 else 20.0 + model[0].weight.sum().item()}
+
+    schedule = Plateau(0.01, 0.01, mu=0.0, patience=2) if scenario == "plateau" else Constant(0.01)
+    stages = [Stage("a", 12, lambda m: torch.optim.Adam(m.parameters(), lr=0.01), schedule)]
+    config = TrainConfig(run_dir=Path(run_dir), eval_every=2, check_every=3, progress=False)
+    outcome: dict = {"rank": rank}
+    try:
+        result = Trainer(net, stages, batch_fn, nn.functional.l1_loss, evaluate, config, torch.device("cpu"),
+                         info).fit()
+        outcome.update(step=result.step, stopped=result.stopped_early, best=result.best,
+                       weights=[p.detach().sum().item() for p in net.parameters()])
+    except UserError as err:
+        outcome["error"] = str(err)
+    outcome["collective_devices"] = sorted(set(log))
+    Path(run_dir, f"rank{rank}.json").write_text(json.dumps(outcome))
+    dist.destroy_process_group()
+
+
+def run_two_ranks(tmp_path: Path, scenario: str) -> list[dict]:
+    port = 29500 + os.getpid() % 1000
+    mp.start_processes(worker, args=(str(tmp_path), port, scenario), nprocs=2, start_method="spawn")
+    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+@pytest.mark.slow
+def test_ranks_with_different_local_metrics_take_one_plateau_decision(tmp_path: Path):
+    first, second = run_two_ranks(tmp_path, "plateau")
+    # rank 0 sees 10.0 every time: improvement once, then two stale evaluations stop the stage at step 6
+    assert first["stopped"] == second["stopped"] == ["a@6"]
+    assert first["step"] == second["step"] == 6 and first["best"] == second["best"] == 10.0
+    assert first["weights"] == pytest.approx(second["weights"], abs=0)
+    for outcome in (first, second):  # gloo's device is the CPU; a collective of NCCL would need the GPU
+        assert outcome["collective_devices"] and all(d.endswith(":cpu") for d in outcome["collective_devices"])
+
+
+@pytest.mark.slow
+def test_a_non_finite_loss_on_one_rank_stops_both_at_the_same_iteration(tmp_path: Path):
+    first, second = run_two_ranks(tmp_path, "nan")
+    assert "error" in first and "error" in second
+    assert "loss became nan at iteration 6" in second["error"]  # the rank that saw it names the iteration
+    assert "stopped" in first["error"] and "last good checkpoint" in first["error"]
+    assert torch.load(tmp_path / "latest.pt", weights_only=True)["step"] == 4  # nothing saved after the NaN
+
+
+def test_rank_device_follows_local_rank_and_a_single_visible_gpu():
+    cuda = torch.device("cuda")
+    assert rank_device(cuda, local_rank=3, visible=8) == torch.device("cuda", 3)
+    assert rank_device(cuda, local_rank=3, visible=1) == torch.device("cuda", 0)  # one GPU per process
+    assert rank_device(torch.device("cpu"), local_rank=3, visible=0) == torch.device("cpu")
+    with pytest.raises(UserError, match="LOCAL_RANK=2 but this process sees only 2 GPUs"):
+        rank_device(cuda, local_rank=2, visible=2)
+    with pytest.raises(UserError, match="no CUDA GPU is visible"):
+        rank_device(cuda, local_rank=0, visible=0)
