@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DATA ?= $(or $(SR_DATA),./datasets)
 RUN ?= runs/multiblock
 
-.PHONY: demo test lint phases clean-venv
+.PHONY: demo test lint phases gpu-check clean-venv
 
 # (Re)create the virtual environment when it is missing or older than requirements.txt.
 $(VENV)/.installed: requirements.txt
@@ -33,6 +33,12 @@ phases: $(VENV)/.installed
 	$(PY) phase2_2.py --data $(DATA) --out $(RUN) $(ARGS)
 	$(PY) phase3.py --data $(DATA) --out $(RUN) $(ARGS)
 	$(PY) phase4.py --data $(DATA) --out $(RUN) $(ARGS)
+
+# One-shot GPU check (benchmarks/gpu_check.py): every path on one CUDA GPU in a few minutes, results in OUT.
+# `make gpu-check PY=python3` uses that interpreter as it is (no .venv); DRY=1 rehearses it on the CPU.
+OUT ?= runs/gpu_check
+gpu-check:
+	$(PY) benchmarks/gpu_check.py --out $(OUT) $(if $(DRY),--dry-run)
 
 clean-venv:
 	rm -rf $(VENV)
