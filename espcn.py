@@ -39,6 +39,7 @@ PRECISION = "auto"  # training math: auto (bf16 where measured faster, see docs/
 CHANNELS_LAST = "auto"  # channels_last memory format for training: auto (on where measured faster) | true | false
 COMPILE = False  # torch.compile the training network (CUDA; the first iterations pay for compiling)
 DETERMINISTIC = False  # deterministic kernels, TF32 and cudnn.benchmark off: bit-exact reruns (slower)
+TENSORBOARD = False  # also log scalars and a validation crop to <run folder>/tensorboard/ (pip install tensorboard)
 EVAL_TILE = 512  # tile side (LR pixels) for whole-image inference
 INFERENCE = "auto"  # upscale: auto | strips | channels_last | compile | eager (engine/fast_inference.py)
 HALF = False  # upscale on CUDA: autocast fp16 where it matches fp32 within 60 dB PSNR (ours); CPU: never
