@@ -48,10 +48,8 @@ def progress_iter(items: Iterable[T], desc: str, *, total: int | None = None, st
         yield from tqdm(items, desc=desc, total=total, file=stream, dynamic_ncols=True, leave=False)
         return
     started = last = time.perf_counter()
-    done = 0
-    for item in items:
+    for done, item in enumerate(items, 1):
         yield item
-        done += 1
         now = time.perf_counter()
         if done == 1 or done == total or now - last >= every_s:
             last = now
