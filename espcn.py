@@ -3,6 +3,7 @@
     python espcn.py train --data DIR --out runs/espcn_x3 [--set NAME=VALUE ...] [--resume]
     python espcn.py eval --weights W [--set EVAL_SETS=Set5,Set14] [--data DIR]
     python espcn.py upscale --weights W INPUT... --out DIR     (images, folders, videos)
+    python espcn.py export --weights W --format safetensors|onnx|state_dict [--out FILE]
 
 Model selection (best.pt, the plateau rule, early stopping) looks only at whole training images held out
 from TRAIN_SET (VAL_FRACTION); the EVAL_SETS are scored once, at the end, with bicubic beside the model.
