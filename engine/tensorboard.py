@@ -52,6 +52,15 @@ class TensorBoardLog:
         self.writer.close()
 
 
+def fixed_crop(lr: np.ndarray, hr: np.ndarray, scale: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The centre ``size`` x ``size`` crop of ``lr`` (smaller images whole) and the HR region it covers: the
+    same validation patch at every evaluation, so TensorBoard's image slider shows the network learning."""
+    height, width = min(size, lr.shape[0]), min(size, lr.shape[1])
+    top, left = (lr.shape[0] - height) // 2, (lr.shape[1] - width) // 2
+    return (lr[top:top + height, left:left + width],
+            hr[top * scale:(top + height) * scale, left * scale:(left + width) * scale])
+
+
 def open_tensorboard(enabled: bool, log_dir: Path) -> TensorBoardLog | None:
     """A TensorBoardLog writing event files under ``log_dir``, or None when ``enabled`` is False."""
     if not enabled:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.errors import UserError
-from engine.tensorboard import open_tensorboard
+from engine.tensorboard import fixed_crop, open_tensorboard
 from tests.conftest import REPO
 
 
@@ -46,3 +46,13 @@ def test_on_writes_scalars_and_an_image(tmp_path):
     assert [(e.step, round(e.value, 4)) for e in events.Scalars("metrics/val_psnr")] == [(100, 30.5), (200, 31.0)]
     [image] = events.Images("val/crop")
     assert image.step == 200 and image.height == 24 + 2 * 4 and image.width == 3 * 30 + 4 * 4
+
+
+def test_fixed_crop_takes_the_centre_and_its_hr_region():
+    lr = np.arange(10 * 12).reshape(10, 12, 1).astype(np.float32)
+    hr = np.repeat(np.repeat(lr, 3, axis=0), 3, axis=1)
+    crop_lr, crop_hr = fixed_crop(lr, hr, scale=3, size=4)
+    assert crop_lr[..., 0].tolist() == lr[3:7, 4:8, 0].tolist()
+    assert crop_hr.shape == (12, 12, 1) and np.array_equal(crop_hr[::3, ::3], crop_lr)
+    small_lr, small_hr = fixed_crop(lr, hr, scale=3, size=64)
+    assert small_lr.shape == lr.shape and small_hr.shape == hr.shape
