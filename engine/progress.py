@@ -52,7 +52,9 @@ class ProgressReporter:
         self._last_step, self._last_time = step, now
         eta = format_duration((self.total - step) / rate) if rate > 0 else "?"
         parts = [f"[{self.name}] step {step}/{self.total} ({100 * step / max(self.total, 1):.1f}%)"]
-        parts += [f"{key}={format_number(row[key])}" for key in ("epoch", "stage", "lr", "loss") if key in row]
+        if "epoch" in row:
+            parts.append(f"epoch={row['epoch']:.2f}")
+        parts += [f"{key}={format_number(row[key])}" for key in ("stage", "lr", "loss") if key in row]
         parts += [f"{key}={format_number(value)}" for key, value in row.items()
                   if key not in _FIXED and isinstance(value, (int, float))]
         parts.append(f"{rate:.3g} it/s, ETA {eta}")

@@ -56,3 +56,8 @@ def test_non_main_rank_is_silent(tmp_path):
     progress.on_eval({**ROW, "step": 5})
     progress.message("hello")
     assert stream.getvalue() == "" and not log.exists()
+
+
+def test_epoch_is_shown_with_two_decimals():
+    line = ProgressReporter(1000, None, stream=io.StringIO()).on_eval({**ROW, "epoch": 12.5})
+    assert "(20.0%) epoch=12.50 stage=high" in line
