@@ -1,19 +1,35 @@
 # Two commands do all the set-up themselves: `make demo` and `make test`.
+# They create .venv from requirements.txt (with PYTHON) the first time. make never deletes an environment:
+# it installs into .venv only if it created it (the .made-by-make marker), and with PY=/path/to/python
+# it uses that environment as it is and creates nothing.
 PYTHON ?= python3
 VENV := .venv
-PY := $(VENV)/bin/python
 DATA ?= $(or $(SR_DATA),./datasets)
 RUN ?= runs/multiblock
 
 .PHONY: demo test lint phases gpu-check clean-venv
 
-# (Re)create the virtual environment when it is missing or older than requirements.txt.
+ifeq ($(origin PY),undefined)
+PY := $(VENV)/bin/python
+# Create .venv when missing; (re)install when requirements.txt is newer than the last install.
 $(VENV)/.installed: requirements.txt
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	touch $@
+	@if [ -e $(VENV) ] && [ ! -e $(VENV)/.made-by-make ] && [ ! -e $@ ]; then \
+	  echo "make: $(VENV) was not created by make; using it as it is (install requirements.txt into it" \
+	       "yourself, or run make with PY=/path/to/python)"; \
+	else \
+	  set -e; \
+	  if [ ! -x $(PY) ]; then mkdir -p $(VENV); touch $(VENV)/.made-by-make; $(PYTHON) -m venv $(VENV); fi; \
+	  touch $(VENV)/.made-by-make; \
+	  $(PY) -m pip install --quiet --upgrade pip; \
+	  $(PY) -m pip install --quiet -r requirements.txt; \
+	  touch $@; \
+	fi
+else
+# PY given: its environment is used as it is; nothing is created or installed.
+.PHONY: $(VENV)/.installed
+$(VENV)/.installed:
+	@:
+endif
 
 demo: $(VENV)/.installed
 	$(PY) demo.py
@@ -37,8 +53,10 @@ phases: $(VENV)/.installed
 # One-shot GPU check (benchmarks/gpu_check.py): every path on one CUDA GPU in a few minutes, results in OUT.
 # `make gpu-check PY=python3` uses that interpreter as it is (no .venv); DRY=1 rehearses it on the CPU.
 OUT ?= runs/gpu_check
-gpu-check:
+gpu-check: $(VENV)/.installed
 	$(PY) benchmarks/gpu_check.py --out $(OUT) $(if $(DRY),--dry-run)
 
+# Deletes .venv only when make created it.
 clean-venv:
-	rm -rf $(VENV)
+	@if [ -e $(VENV)/.made-by-make ] || [ -e $(VENV)/.installed ]; then rm -rf $(VENV); \
+	else echo "make: $(VENV) was not created by make; left alone"; fi

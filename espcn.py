@@ -3,6 +3,7 @@
     python espcn.py train --data DIR --out runs/espcn_x3 [--set NAME=VALUE ...] [--resume]
     python espcn.py eval --weights W [--set EVAL_SETS=Set5,Set14] [--data DIR]
     python espcn.py upscale --weights W INPUT... --out DIR     (images, folders, videos)
+    python espcn.py export --weights W --format safetensors|onnx|state_dict [--out FILE]
 
 Model selection (best.pt, the plateau rule, early stopping) looks only at whole training images held out
 from TRAIN_SET (VAL_FRACTION); the EVAL_SETS are scored once, at the end, with bicubic beside the model.
@@ -39,6 +40,7 @@ PRECISION = "auto"  # auto (bf16 where measured faster: docs/benchmarks.md) | fp
 CHANNELS_LAST = "auto"  # channels_last memory format for training: auto (on where measured faster) | true | false
 COMPILE = False  # torch.compile the training network (CUDA; the first iterations pay for compiling)
 DETERMINISTIC = False  # deterministic kernels, TF32 and cudnn.benchmark off: bit-exact reruns (slower)
+TENSORBOARD = False  # also log scalars and a validation crop to <run folder>/tensorboard/ (pip install tensorboard)
 EVAL_TILE = 512  # tile side (LR pixels) for whole-image inference
 INFERENCE = "auto"  # upscale: auto | strips | channels_last | compile | eager (engine/fast_inference.py)
 HALF = False  # upscale on CUDA: autocast fp16 where it matches fp32 within 60 dB PSNR (ours); CPU: never

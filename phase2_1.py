@@ -34,6 +34,7 @@ PRECISION = "auto"  # auto (bf16 where measured faster: docs/benchmarks.md) | fp
 CHANNELS_LAST = "auto"  # channels_last memory format for training: auto (on where measured faster) | true | false
 COMPILE = False  # torch.compile the training network (CUDA; the first iterations pay for compiling)
 DETERMINISTIC = False  # deterministic kernels, TF32 and cudnn.benchmark off: bit-exact reruns (slower)
+TENSORBOARD = False  # also log scalars and a validation crop to <run folder>/tensorboard/ (pip install tensorboard)
 # --------------------------------------------------------------------------------------------
 
 import sys

@@ -1,7 +1,12 @@
-"""Training progress: a tqdm bar on a terminal; otherwise (nohup, a batch scheduler) one plain line per
-evaluation. The same lines always go to a text log in the run folder when one is named."""
+"""Training progress: a bar on a terminal, one plain line per evaluation otherwise, and a log file always.
+
+A run started with nohup or by a batch scheduler gets one line at every evaluation (step/total, stage,
+lr, loss, every metric, iterations per second, ETA) on stdout; the same lines are appended to a log file
+in the run folder whatever stdout is, so a run's history survives its terminal.
+"""
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -9,53 +14,82 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from core.progress import format_duration, is_terminal, timestamp
 
-def format_row(row: dict[str, Any], total: int, rate: float) -> str:
-    """'step 500/15000 clamp_high lr 1e-04 loss 0.0213 val_psnr 30.12 test_psnr 29.80 3.1 it/s ETA 1:17:58'."""
-    parts = [f"step {int(row['step'])}/{total}", str(row.get("stage", ""))]
-    if "lr" in row:
-        parts.append(f"lr {row['lr']:.3g}")
-    if "loss" in row:
-        parts.append(f"loss {row['loss']:.4g}")
-    parts += [f"{key} {value:.3f}" for key, value in row.items() if "psnr" in key and isinstance(value, float)]
-    remaining = (total - int(row["step"])) / rate if rate > 0 else float("nan")
-    eta = time.strftime("%H:%M:%S", time.gmtime(remaining)) if remaining == remaining else "?"
-    parts += [f"{rate:.3g} it/s", f"ETA {eta}"]
-    return " ".join(part for part in parts if part)
+# Row keys the line formats itself; every other numeric key is printed as a metric, in row order.
+_FIXED = ("step", "stage", "lr", "loss", "seconds", "epoch")
+
+
+def format_number(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}" if abs(value) < 1e-2 else f"{value:.4f}"
+    return str(value)
 
 
 class ProgressReporter:
-    def __init__(self, total: int, log_path: Path | None, *, is_main: bool, initial: int = 0,
-                 stream: TextIO | None = None) -> None:
-        self.total, self.log_path, self.is_main = total, log_path, is_main
+    """Progress of one training run of ``total_steps`` iterations, resumed at ``initial_step``.
+
+    Only the main process (``is_main``) draws, prints or writes. ``log_path`` None writes no file."""
+
+    def __init__(self, total_steps: int, log_path: Path | None, *, is_main: bool = True,
+                 stream: TextIO | None = None, initial_step: int = 0, name: str = "train") -> None:
+        self.total, self.name, self.is_main = total_steps, name, is_main
         self.stream = stream or sys.stdout
-        self.terminal = is_main and self.stream.isatty()
-        self.bar = tqdm(total=total, initial=initial, file=self.stream, dynamic_ncols=True, leave=False,
-                        disable=not self.terminal)
-        self._since = time.perf_counter()
-        self._steps = 0
+        self.log_path = Path(log_path) if log_path is not None and is_main else None
+        self.bar = (tqdm(total=total_steps, initial=min(initial_step, total_steps), file=self.stream,
+                         dynamic_ncols=True, leave=False)
+                    if is_main and is_terminal(self.stream) else None)
+        self._last_step, self._last_time = initial_step, time.perf_counter()
 
-    def advance(self, steps: int) -> None:
-        self._steps += steps
-        self.bar.update(steps)
+    def advance(self, n_steps: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n_steps)
 
-    def on_eval(self, row: dict[str, Any]) -> None:
-        if not self.is_main:
-            return
-        rate = self._steps / max(1e-9, time.perf_counter() - self._since)
-        self._since, self._steps = time.perf_counter(), 0
-        self.message(format_row(row, self.total, rate))
-
-    def message(self, line: str) -> None:
-        if not self.is_main:
-            return
-        if self.terminal:
-            self.bar.write(line, file=self.stream)
+    def on_eval(self, row: dict[str, Any]) -> str:
+        """Report one evaluation row (step, stage, lr, loss, metrics...); returns the line written."""
+        now, step = time.perf_counter(), int(row["step"])
+        rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
+        self._last_step, self._last_time = step, now
+        eta = format_duration((self.total - step) / rate) if rate > 0 else "?"
+        parts = [f"[{self.name}] step {step}/{self.total} ({100 * step / max(self.total, 1):.1f}%)"]
+        if "epoch" in row:
+            parts.append(f"epoch={row['epoch']:.2f}")
+        parts += [f"{key}={format_number(row[key])}" for key in ("stage", "lr", "loss") if key in row]
+        parts += [f"{key}={format_number(value)}" for key, value in row.items()
+                  if key not in _FIXED and isinstance(value, (int, float))]
+        parts.append(f"{rate:.3g} it/s, ETA {eta}")
+        line = " ".join(parts)
+        if self.bar is not None:
+            shown = {key: format_number(value) for key, value in row.items()
+                     if key == "loss" or (key not in _FIXED and isinstance(value, (int, float)))}
+            self.bar.set_postfix(shown, refresh=True)
+            self._write_file(line)
         else:
-            print(line, file=self.stream, flush=True)
+            self.message(line)
+        return line
+
+    def message(self, text: str) -> None:
+        """Any other line (resuming, early stop, ...): on stdout (above the bar) and in the log file."""
+        if not self.is_main:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(f"{timestamp()} {text}", file=self.stream, flush=True)
+        self._write_file(text)
+
+    def _write_file(self, text: str) -> None:
         if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
+                handle.write(f"{timestamp()} {text}\n")
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+
+    def __enter__(self) -> ProgressReporter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

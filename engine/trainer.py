@@ -15,6 +15,7 @@ so all ranks act at the same iteration.
 """
 from __future__ import annotations
 
+import io
 import math
 import signal
 import time
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -33,9 +35,11 @@ from engine.csv_log import CsvLog
 from engine.progress import ProgressReporter
 from engine.schedules import Schedule
 from engine.speed import Speed, backend_flags
+from engine.tensorboard import open_tensorboard
 
 BatchFn = Callable[[int, DistInfo], tuple[Tensor, Tensor]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
+PreviewFn = Callable[[nn.Module], tuple[np.ndarray, np.ndarray, np.ndarray]]  # (LR, output, HR) of one crop
 
 
 @dataclass
@@ -61,6 +65,8 @@ class TrainConfig:
     progress: bool = True
     text_log_name: str | None = None  # plain progress lines, e.g. train_N1.log (None: no file)
     speed: Speed = field(default_factory=Speed)
+    tensorboard_dir: Path | None = None  # TensorBoard event files (None: off)
+    preview: PreviewFn | None = None  # the validation crop TensorBoard shows at each evaluation
 
 
 @dataclass
@@ -171,8 +177,6 @@ class Trainer:
         check_meta(saved, self.latest_path, **structural)
         load_weights(self.net, saved, self.latest_path)
         torch.set_rng_state(saved["rng"])
-        if self.dist.is_main:
-            print(f"resuming {self.latest_path} at iteration {saved['step']}", flush=True)
         return saved
 
     # ------------------------------------------------------------------ loop
@@ -182,9 +186,14 @@ class Trainer:
         log = CsvLog(self.config.run_dir / self.config.log_name, resume_step=state.step if saved else None) \
             if self.dist.is_main else None
         total = sum(stage.steps for stage in self.stages)
-        text_log = self.config.run_dir / self.config.text_log_name if self.config.text_log_name else None
-        reporter = ProgressReporter(total, text_log, is_main=self.dist.is_main and self.config.progress,
-                                    initial=min(state.step, total))
+        name = self.config.text_log_name or "train.log"
+        reporter = ProgressReporter(total, self.config.run_dir / name if self.config.text_log_name else None,
+                                    is_main=self.dist.is_main, initial_step=state.step, name=Path(name).stem,
+                                    stream=None if self.config.progress else io.StringIO())
+        if saved is not None:
+            reporter.message(f"resuming {self.latest_path} at iteration {state.step}")
+        self.tensorboard = open_tensorboard(self.dist.is_main and self.config.tensorboard_dir is not None,
+                                            self.config.tensorboard_dir or self.config.run_dir)
         previous = self._install_signal_handlers()
         try:
             with backend_flags(self.speed, self.device):
@@ -195,6 +204,8 @@ class Trainer:
             self._save(self.latest_path, self._checkpoint(state, None, None, None))
         finally:
             reporter.close()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
             self._restore_signal_handlers(previous)
         return TrainResult(state.step, state.best, state.last_eval, state.stopped_early)
 
@@ -276,6 +287,14 @@ class Trainer:
         if log is not None:
             log.append(row)
         reporter.on_eval(row)
+        if stop:
+            reporter.message(f"stage {stage.name} stopped early at iteration {state.step} (no improvement)")
+        if self.tensorboard is not None:
+            self.tensorboard.scalars(state.step, row)
+            if self.config.preview is not None:
+                self.net.eval()
+                with torch.no_grad():
+                    self.tensorboard.images(state.step, "validation_crop", *self.config.preview(self.net))
         return stop, improved
 
     def _save_evaluated(self, state: LoopState, done: tuple[int, int], improved: bool,

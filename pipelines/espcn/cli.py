@@ -13,11 +13,12 @@ from core.settings import (
     context_from_args,
     settings_help,
 )
+from inference.weight_files import FORMATS
 from pipelines.espcn.common import DEFAULT_WEIGHTS
 
 # Each subcommand imports only its own module (upscaling needs neither matplotlib nor the trainer).
 SUBCOMMANDS = {"train": ("pipelines.espcn.train", "train"), "eval": ("pipelines.espcn.evaluate", "evaluate"),
-               "upscale": ("pipelines.espcn.upscale", "upscale")}
+               "upscale": ("pipelines.espcn.upscale", "upscale"), "export": ("pipelines.espcn.export", "export")}
 
 
 def run(namespace: dict[str, Any], argv: list[str] | None) -> None:
@@ -32,7 +33,13 @@ def run(namespace: dict[str, Any], argv: list[str] | None) -> None:
     upscale_parser = commands.add_parser("upscale", help="upscale images or folders (no downscaling first)")
     add_common_args(upscale_parser, default_out="upscaled")
     upscale_parser.add_argument("inputs", nargs="+", help="image files or folders of images")
-    for sub in (eval_parser, upscale_parser):
+    export_parser = commands.add_parser("export", help="write the weights as safetensors, ONNX or a plain state dict")
+    export_parser.add_argument("--format", required=True, choices=list(FORMATS))
+    export_parser.add_argument("--out", default="", help="output file (default: beside the weights, new suffix)")
+    export_parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                               help="SCALE, CHANNELS, FEATURES of a plain third-party state dict")
+    export_parser.set_defaults(data=None, device="cpu", seed=0, resume=False)
+    for sub in (eval_parser, upscale_parser, export_parser):
         sub.add_argument("--weights", default=None, help=f"checkpoint (default: {DEFAULT_WEIGHTS.name})")
     args = parser.parse_args(argv)
     ctx = context_from_args(namespace, args)

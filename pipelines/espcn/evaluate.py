@@ -12,7 +12,7 @@ from pipelines.espcn.common import load_espcn, load_set, protocol_text, weights_
 
 def evaluate(ctx: RunContext) -> None:
     path = weights_path(ctx)
-    net = load_espcn(path, ctx.device)
+    net = load_espcn(path, ctx.device, ctx.settings)
     sets = {name: load_set(ctx, name) for name in ctx.settings["EVAL_SETS"]}
     metrics = {name: score_scaled_set(net, images, scale=net.scale, channels=net.channels, device=ctx.device,
                                       tile=ctx.settings["EVAL_TILE"])

@@ -1,6 +1,7 @@
 """``espcn.py train``: sub-images, the one training loop with the paper's plateau rule (or cosine), final scoring."""
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from engine.plots import plot_curves
 from engine.report import metrics_table
 from engine.schedules import Cosine, Plateau
 from engine.speed import speed_from_settings
+from engine.tensorboard import fixed_crop
 from engine.trainer import Stage, TrainConfig, Trainer
 from inference.metrics import psnr
 from inference.scoring import score_scaled_set
@@ -45,6 +47,15 @@ def validation_psnr(net: ESPCN, images, settings: dict[str, Any], device: torch.
                            tile=settings["EVAL_TILE"])
         scores.append(psnr(sr, hr, space="y", shave=scale))
     return float(np.mean(scores))
+
+
+def preview_crop(model: ESPCN, image: np.ndarray, settings: dict[str, Any],
+                 device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(LR, output, HR) of the centre crop of one held-out image: what TensorBoard shows at evaluations."""
+    scale = settings["SCALE"]
+    hr = modcrop(to_float(image), scale)
+    lr, hr = fixed_crop(degrade_fn(settings)(hr, scale), hr, scale)
+    return lr, super_resolve(model, lr, scale=scale, channels=settings["CHANNELS"], device=device), hr
 
 
 def make_stage(settings: dict[str, Any], total_steps: int, steps_per_epoch: int) -> Stage:
@@ -102,7 +113,10 @@ def train(ctx: RunContext) -> None:
         make_loss(settings["LOSS"]),
         lambda model: {"val_psnr": validation_psnr(model, val_images, settings, device)},
         TrainConfig(run_dir=run_dir, eval_every=sampler.steps_per_epoch, steps_per_epoch=sampler.steps_per_epoch,
-                    meta=meta_of(settings), text_log_name="train.log", speed=speed_from_settings(settings, device)),
+                    meta=meta_of(settings), text_log_name="train.log", speed=speed_from_settings(settings, device),
+                    tensorboard_dir=run_dir / "tensorboard" if settings.get("TENSORBOARD") else None,
+                    preview=functools.partial(preview_crop, image=val_images[0][1], settings=settings,
+                                              device=device)),
         device, dist_info, train_module=PreshuffledView(net))
     started = time.perf_counter()
     result = trainer.fit(resume=ctx.resume)

@@ -55,7 +55,7 @@ def fast_model(net: ESPCN, settings: dict[str, Any], device: torch.device) -> Fa
 def upscale(ctx: RunContext) -> None:
     """Upscale images (each alone, colour via MATLAB bicubic as in scoring) and videos (frame by frame,
     streamed), overlapping reading and writing with the network; prints frames per second."""
-    net = load_espcn(weights_path(ctx), ctx.device)
+    net = load_espcn(weights_path(ctx), ctx.device, ctx.settings)
     images, videos = input_media(ctx.args.inputs)
     out = prepare_run_dir(ctx.out)
     model = fast_model(net, ctx.settings, ctx.device)

@@ -1,6 +1,7 @@
 """Training one network of the chain (block N_i, or N) on (LR_<i-1>, HR) and scoring it: phases 1-1, 2-1, 3."""
 from __future__ import annotations
 
+import functools
 import math
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from engine.plots import plot_curves, plot_phases
 from engine.report import metrics_table
 from engine.schedules import Constant
 from engine.speed import speed_from_settings
+from engine.tensorboard import fixed_crop
 from engine.trainer import Stage, TrainConfig, Trainer
 from inference.metrics import psnr
 from inference.scoring import score_pairs
@@ -80,6 +82,13 @@ def mean_psnr(net: torch.nn.Module, images: PairedImages, device: torch.device) 
     scores = [psnr(np.clip(run_model(net, to_float(lr), device), 0, 1), to_float(hr),
                    space="rgb", shave=0) for lr, hr in images.arrays]
     return float(np.mean(scores))
+
+
+def preview_crop(model: torch.nn.Module, pair: tuple[np.ndarray, np.ndarray],
+                 device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(LR, output, HR) of the centre crop of one validation pair: what TensorBoard shows at evaluations."""
+    lr, hr = fixed_crop(to_float(pair[0]), to_float(pair[1]), scale=1)
+    return lr, np.clip(run_model(model, lr, device), 0.0, 1.0), hr
 
 
 def optimizer_factory(kind: str, lr: float):
@@ -145,7 +154,9 @@ def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list
         net.to(device), stages, sampler.batch, loss_fn, evaluate,
         TrainConfig(run_dir=run_dir, latest_name=f"{name}_latest.pt", best_name=f"{name}_best.pt",
                     log_name=f"log_{name}.csv", text_log_name=f"train_{name}.log", eval_every=s["EVAL_EVERY"],
-                    meta=meta, speed=speed_from_settings(s, device)),
+                    meta=meta, speed=speed_from_settings(s, device),
+                    tensorboard_dir=run_dir / "tensorboard" / name if s.get("TENSORBOARD") else None,
+                    preview=functools.partial(preview_crop, pair=val_images.arrays[0], device=device)),
         device, dist_info)
     started = time.perf_counter()
     result = trainer.fit(resume=ctx.resume)

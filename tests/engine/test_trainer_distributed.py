@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -73,11 +74,14 @@ def worker(rank: int, run_dir: str, port: int, scenario: str) -> None:
         outcome["error"] = str(err)
     outcome["collective_devices"] = sorted(set(log))
     Path(run_dir, f"rank{rank}.json").write_text(json.dumps(outcome))
+    dist.barrier()
     dist.destroy_process_group()
 
 
 def run_two_ranks(tmp_path: Path, scenario: str) -> list[dict]:
-    port = 29500 + os.getpid() % 1000
+    with socket.socket() as probe:  # a free port: other test runs on this machine may hold the usual ones
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     mp.start_processes(worker, args=(str(tmp_path), port, scenario), nprocs=2, start_method="spawn")
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
 
