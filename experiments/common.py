@@ -25,7 +25,7 @@ import numpy as np
 
 from core.errors import UserError
 from core.runs import prepare_run_dir, read_json, write_json, write_text_atomic
-from core.settings import RunContext, apply_preset, context_from_args, make_parser
+from core.settings import RunContext, context_from_args, make_parser
 from data.datasets import bundled_photos, list_images
 from data.io import read_image
 from data.synth import synthesise_realsr
@@ -41,8 +41,7 @@ def parse(namespace: dict[str, Any], argv: list[str] | None, name: str) -> RunCo
     """Settings block < preset < --set, plus the common flags; ``--out`` defaults to runs/experiments/<name>."""
     parser = make_parser(namespace, namespace["__doc__"], default_out=f"runs/experiments/{name}")
     args = parser.parse_args(argv)
-    ctx = context_from_args(namespace, args)
-    ctx.settings = apply_preset(ctx.settings, namespace["PRESETS"], args.overrides)
+    ctx = context_from_args(namespace, args, namespace["PRESETS"])
     if str(ctx.settings.get("SOURCE", "auto")) not in SOURCES:
         raise UserError(f"SOURCE={ctx.settings['SOURCE']!r}: expected one of {', '.join(SOURCES)}")
     if ctx.settings.get("REPEATS", 1) < 1:
