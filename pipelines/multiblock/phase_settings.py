@@ -29,7 +29,7 @@ from core.settings import (
     presets_help,
     settings_help,
 )
-from pipelines.multiblock.run_record import read_record, record_path
+from pipelines.multiblock.run_record import find_record
 
 REPO = Path(__file__).resolve().parents[2]
 PHASE_SCRIPTS = ("phase1_1.py", "phase1_2.py", "phase2_1.py", "phase2_2.py", "phase3.py", "phase4.py")
@@ -126,7 +126,7 @@ def parse_phase_cli(namespace: dict[str, Any], argv: list[str] | None, script: s
     add_common_args(parser, DEFAULT_OUT)
     args = parser.parse_args(argv)
     known = catalogue()
-    record = read_record(Path(args.out))
+    record, source = find_record(Path(args.out))
     recorded = {key: value for key, value in {**record.get("settings", {}), **record.get("location", {})}.items()
                 if key in known}
     defaults = {**known, **recorded}
@@ -138,11 +138,11 @@ def parse_phase_cli(namespace: dict[str, Any], argv: list[str] | None, script: s
         for key, value in given.items():
             if key in recorded and recorded[key] != value:
                 raise UserError(f"{key}={value!r} differs from {key}={recorded[key]!r} recorded in "
-                                f"{record_path(ctx.out)} by {record.get('recorded_by', FIRST_SCRIPT)}; a run "
+                                f"{source} by {record.get('recorded_by', FIRST_SCRIPT)}; a run "
                                 "is one configuration: drop the value or start a new run with another --out")
         if ctx.seed_given and ctx.seed != record.get("seed", ctx.seed):
             raise UserError(f"--seed {ctx.seed} differs from seed {record['seed']} recorded in "
-                            f"{record_path(ctx.out)}; drop --seed or start a new run with another --out")
+                            f"{source}; drop --seed or start a new run with another --out")
         ctx.seed = record.get("seed", ctx.seed)
     preset = given.get("PRESET", defaults["PRESET"] if recorded else block.get("PRESET", known["PRESET"]))
     chosen = {key: defaults[key] if recorded else block.get(key, known[key]) for key in RUN_WIDE}

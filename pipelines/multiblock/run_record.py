@@ -11,11 +11,13 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from core.checkpoint import load_checkpoint
 from core.errors import UserError
 from core.runs import read_json, write_json
 from data.paired import Pair
 
 RECORD_NAME = "run.json"
+CHECKPOINTS = ("N1.pt", "N2.pt", "N3.pt", "N.pt")  # each carries the record too (meta["run"])
 
 
 def record_path(run_dir: Path) -> Path:
@@ -24,8 +26,21 @@ def record_path(run_dir: Path) -> Path:
 
 def read_record(run_dir: Path) -> dict[str, Any]:
     """The run's record, or ``{}`` when the folder has none (yet)."""
+    return find_record(run_dir)[0]
+
+
+def find_record(run_dir: Path) -> tuple[dict[str, Any], Path]:
+    """(record, the file it was read from): run.json, else the record inside the first checkpoint that has
+    one (a folder holding copied checkpoints only), else ``({}, run.json)``."""
     path = record_path(run_dir)
-    return read_json(path) if path.is_file() else {}
+    if path.is_file():
+        return read_json(path), path
+    for name in CHECKPOINTS:
+        if (Path(run_dir) / name).is_file():
+            record = load_checkpoint(Path(run_dir) / name).get("meta", {}).get("run")
+            if record:
+                return record, Path(run_dir) / name
+    return {}, path
 
 
 def data_fingerprint(pairs: dict[str, list[Pair]]) -> str:
