@@ -22,6 +22,26 @@ _HINTS = {errno.ENOSPC: "disk full", errno.EFBIG: "file size limit", errno.EDQUO
           errno.ENOENT: "its folder no longer exists"}
 
 
+_guarded: set[Path] = set()  # run folders held by this process (core.runs.run_lock): never made again
+
+
+def guard_folder(folder: Path, guarded: bool) -> None:
+    """While a run holds ``folder``, a write below it fails if the folder was removed, instead of silently
+    making it again, empty, and carrying on."""
+    key = Path(os.path.abspath(folder))
+    if guarded:
+        _guarded.add(key)
+    else:
+        _guarded.discard(key)
+
+
+def _check_guarded(parent: Path) -> None:
+    parent = Path(os.path.abspath(parent))
+    for folder in _guarded:
+        if (folder == parent or folder in parent.parents) and not folder.is_dir():
+            raise OSError(errno.ENOENT, f"the run folder {folder} was removed", str(folder))
+
+
 class WriteError(UserError):
     """A file could not be written; the message names it and says why. Nothing was replaced."""
 
@@ -51,17 +71,15 @@ def describe(err: OSError) -> str:
     return f"{hint} ({reason})" if hint and hint.lower() != reason.lower() else reason
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object], make_parents: bool = False) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` on a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
-
-    The folder must exist unless ``make_parents``: a run folder removed under a running job is an error,
-    not silently made again empty."""
+    Missing folders are made, except a held run folder that was removed (``guard_folder``)."""
     path = Path(path)
     tmp: str | None = None
     handle: _RecordingHandle | None = None
     try:
-        if make_parents:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        _check_guarded(path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as raw:
             handle = _RecordingHandle(raw)

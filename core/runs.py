@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from core.atomic import atomic_write
+from core.atomic import atomic_write, guard_folder
 from core.errors import UserError
 
 
@@ -56,6 +56,7 @@ def run_lock(path: Path) -> Iterator[Path]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         _held[key] = (fd, 1)
+        guard_folder(key, True)
     try:
         yield path
     finally:
@@ -64,15 +65,16 @@ def run_lock(path: Path) -> Iterator[Path]:
             _held[key] = (fd, depth - 1)
         else:
             del _held[key]
+            guard_folder(key, False)
             os.close(fd)  # releases the lock; the file stays (removing it would race with a new holder)
 
 
-def write_text_atomic(path: Path, text: str, make_parents: bool = False) -> None:
-    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")), make_parents=make_parents)
+def write_text_atomic(path: Path, text: str) -> None:
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
-def write_json(path: Path, obj: Any, make_parents: bool = False) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", make_parents)
+def write_json(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_json(path: Path) -> dict:

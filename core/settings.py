@@ -135,12 +135,12 @@ def read_config(path: Path, known: dict[str, SettingValue], section: str | None 
         record = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"--config {path} is not valid JSON ({err}); pass a run folder's settings.json") from None
-    if section is not None and section in record and isinstance(record[section], dict):
+    sections = [key for key, value in record.items() if isinstance(value, dict)]
+    if section is not None and sections:  # a multiblock run's settings.json: one section per network
+        if section not in sections:
+            raise UserError(f"--config {path} has no {section!r} section (it has: {', '.join(sections)}); run "
+                            "the script that writes that section first, or pass another settings.json")
         record = record[section]
-    elif section is not None and not any(key.isupper() for key in record):
-        sections = ", ".join(key for key, value in record.items() if isinstance(value, dict)) or "none"
-        raise UserError(f"--config {path} has no {section!r} section (it has: {sections}); run the script "
-                        "that writes that section first, or pass another settings.json")
     settings = {}
     for name, value in record.items():
         if not name.isupper():

@@ -93,12 +93,12 @@ def write_image(path: str | os.PathLike, array: np.ndarray, bits: int = 8) -> No
     if array.dtype == np.uint16:
         if suffix != ".png":
             raise UserError(f"cannot write 16-bit {path}: only PNG holds 16 bits; use a .png name")
-        atomic_write(path, lambda f: _write_png16(f, array), make_parents=True)
+        atomic_write(path, lambda f: _write_png16(f, array))
         return
     image = Image.fromarray(np.ascontiguousarray(array))
     fmt = _WRITE_FORMATS[suffix]
     options = {"quality": _JPEG_QUALITY} if fmt == "JPEG" else {}
-    atomic_write(path, lambda f: image.save(f, format=fmt, **options), make_parents=True)
+    atomic_write(path, lambda f: image.save(f, format=fmt, **options))
 
 
 def _is_png16(path: Path) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,8 @@ import torch
 import core.atomic as atomic
 from core.atomic import WriteError, atomic_write
 from core.checkpoint import keeps_checkpoint, load_checkpoint, save_checkpoint
+from core.errors import UserError
+from core.runs import run_lock
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,18 +70,24 @@ def test_torch_rewrapping_the_error_still_reports_the_reason(tmp_path: Path, mon
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_removed_folder_is_not_made_again(tmp_path: Path):
-    gone = tmp_path / "run"
-    with pytest.raises(WriteError, match="its folder no longer exists"):
-        atomic_write(gone / "log.csv", lambda handle: handle.write(b"step\n"))
-    assert not gone.exists()
+def test_a_run_folder_removed_under_its_run_is_not_made_again(tmp_path: Path):
+    run = tmp_path / "run"
+    atomic_write(tmp_path / "new" / "x.txt", lambda handle: handle.write(b"x"))  # other folders are made
+    with run_lock(run):
+        shutil.rmtree(run)
+        with pytest.raises(WriteError, match=rf"cannot write {run / 'log.csv'}: its folder no longer exists"):
+            atomic_write(run / "log.csv", lambda handle: handle.write(b"step\n"))
+        assert not run.exists()
+    atomic_write(run / "log.csv", lambda handle: handle.write(b"step\n"))  # no longer held: made again
 
 
 def test_keeps_checkpoint_names_the_checkpoint_kept(tmp_path: Path):
     latest = tmp_path / "latest.pt"
     save_checkpoint(latest, {"model": {}, "step": 3})
-    with pytest.raises(Exception) as info, keeps_checkpoint(latest):
-        atomic_write(tmp_path / "nowhere" / "x.png", lambda handle: handle.write(b"x"))
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(UserError) as info, keeps_checkpoint(latest):
+        atomic_write(blocker / "curves.png", lambda handle: handle.write(b"x"))
     assert f"the last good checkpoint {latest} is kept" in str(info.value)
     assert "\n" not in str(info.value)
 
