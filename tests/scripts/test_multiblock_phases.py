@@ -1,13 +1,17 @@
 """The six multiblock phase scripts, run in order on tiny same-size pairs made here in the RealSR layout.
 
 The pairs are made with numpy/scipy from scikit-image photos (HR: 64x64 crops; LR: the HR blurred, same
-size), not with ``data.synth``, as a user with their own pairs would. Every script runs through its
-``main(argv)`` into one run folder; the error paths run as real subprocesses or through ``cli_entry``.
+size), not with ``data.synth``, as a user with their own pairs would. The chain runs as ``make phases`` with
+one settings list for all six scripts; the other checks run a script through its ``main(argv)``, as a real
+subprocess, or through ``cli_entry``.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +24,7 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.errors import cli_entry
 from data.io import read_image
 from pipelines.multiblock.run_folder import sha256
-from tests.scripts.helpers import load_script, run_script
+from tests.scripts.helpers import REPO, load_script, run_script
 
 TEST_SET = "RealSR-Canon-x2-test"
 N_TRAIN, N_TEST = 8, 4
@@ -75,12 +79,22 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def chain(one_thread, tmp_path_factory) -> tuple[Path, Path]:
-    """(data root, run folder) after phase1_1.py ... phase4.py, in order."""
+    """(data root, run folder) after phase1_1.py ... phase4.py, in order, run as a user runs them:
+    `make phases PRESET=tiny ARGS="--set ..."` (one identical command line for all six)."""
     base = tmp_path_factory.mktemp("multiblock")
     data, run = base / "data", base / "run"
     make_pairs(data)
-    for script in PHASES:
-        run_phase(script, data, run, ONE_LIST)
+    if shutil.which("make") is None:  # the same six command lines, in-process
+        for script in PHASES:
+            run_phase(script, data, run, ONE_LIST)
+        return data, run
+    preset, *others = ONE_LIST
+    done = subprocess.run(["make", "-s", "-o", ".venv/.installed", "phases", f"PY={sys.executable}", f"DATA={data}",
+                           f"RUN={run}", f"PRESET={preset.partition('=')[2]}",
+                           f"ARGS=--device cpu {' '.join(sets(others))}"],
+                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
     return data, run
 
 
