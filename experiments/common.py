@@ -28,6 +28,7 @@ from core.runs import prepare_run_dir, read_json, write_json, write_text_atomic
 from core.settings import RunContext, context_from_args, make_parser
 from data.datasets import bundled_photos, list_images
 from data.io import read_image
+from data.paired import find_realsr_root
 from data.synth import synthesise_realsr
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,13 +79,22 @@ def _folder_images(folder: Path) -> Iterator[tuple[str, np.ndarray]]:
     return ((str(path), read_image(path)) for path in list_images(folder))
 
 
+def _has_realsr(root: Path, camera: str, scale: int) -> bool:
+    """RealSR pairs under ``root`` by any of its published folder names (data.paired.find_realsr_root)."""
+    try:
+        find_realsr_root(root, camera, scale, "Train")
+    except UserError:
+        return False
+    return True
+
+
 def prepare_data(ctx: RunContext, min_side: int = 0) -> tuple[Path, dict[str, Any]]:
     """(data root holding RealSR pairs, a description for results.json); see the module docstring.
 
     ``min_side``: synthesise only from images whose shorter side is at least this (the largest patch)."""
     s = ctx.settings
     camera, scale, source = s["CAMERA"], s["SCALE"], str(s["SOURCE"])
-    if source == "auto" and (ctx.data_root / "RealSR" / camera / "Train" / str(scale)).is_dir():
+    if source == "auto" and _has_realsr(ctx.data_root, camera, scale):
         return ctx.data_root, {"source": f"RealSR pairs under {ctx.data_root}"}
     found = _folder_with(("T91", "Set14"), (ctx.data_root, os.environ.get("SR_DATA"), SHARED_DATASETS))
     if source == "t91" and found is None:
