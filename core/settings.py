@@ -304,13 +304,3 @@ def parse_cli(namespace: dict[str, Any], argv: list[str] | None, description: st
     """Parse the command line of a script whose settings block is ``namespace`` (its ``globals()``)."""
     parser = make_parser(namespace, description, default_out)
     return context_from_args(namespace, parser.parse_args(argv), namespace.get("PRESETS"))
-
-
-def apply_preset(settings: dict[str, SettingValue], presets: dict[str, dict[str, SettingValue]],
-                 overrides: list[str]) -> dict[str, SettingValue]:
-    """Settings block < preset < explicit --set."""
-    name = settings["PRESET"]
-    if name not in presets:
-        raise UserError(f"PRESET={name!r}: expected one of {', '.join(presets)}")
-    explicit = {item.partition("=")[0].strip() for item in overrides}
-    return {**settings, **{k: v for k, v in presets[name].items() if k not in explicit}}
