@@ -41,14 +41,16 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
-# The six multiblock scripts in order on one run folder: make phases DATA=/path/to/datasets RUN=runs/x
+# The six multiblock scripts in order on one run folder, each given the same settings:
+#   make phases DATA=/path/to/datasets RUN=runs/x [PRESET=report|small|tiny] [ARGS="--set NAME=VALUE ..."]
+PHASE_ARGS = --data $(DATA) --out $(RUN) $(if $(PRESET),--set PRESET=$(PRESET)) $(ARGS)
 phases: $(VENV)/.installed
-	$(PY) phase1_1.py --data $(DATA) --out $(RUN) $(ARGS)
-	$(PY) phase1_2.py --data $(DATA) --out $(RUN) $(ARGS)
-	$(PY) phase2_1.py --data $(DATA) --out $(RUN) $(ARGS)
-	$(PY) phase2_2.py --data $(DATA) --out $(RUN) $(ARGS)
-	$(PY) phase3.py --data $(DATA) --out $(RUN) $(ARGS)
-	$(PY) phase4.py --data $(DATA) --out $(RUN) $(ARGS)
+	$(PY) phase1_1.py $(PHASE_ARGS)
+	$(PY) phase1_2.py $(PHASE_ARGS)
+	$(PY) phase2_1.py $(PHASE_ARGS)
+	$(PY) phase2_2.py $(PHASE_ARGS)
+	$(PY) phase3.py $(PHASE_ARGS)
+	$(PY) phase4.py $(PHASE_ARGS)
 
 # One-shot GPU check (benchmarks/gpu_check.py): every path on one CUDA GPU in a few minutes, results in OUT.
 # `make gpu-check PY=python3` uses that interpreter as it is (no .venv); DRY=1 rehearses it on the CPU.

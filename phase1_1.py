@@ -6,13 +6,20 @@ curves_N1.png, and the "phase1" entry of results.json into the run folder (--out
 from __future__ import annotations
 
 # ----------------------------------------------------------------------------------- settings
+# Run-wide: recorded in the run folder (run.json, and in every N<i>.pt and LR_<i>/manifest.json); the later
+# phases read them from there, and stop when given a different value. --seed is run-wide too.
+PRESET = "report"  # report (these blocks as written) | small (CPU, minutes) | tiny (seconds); values: --help
 CAMERA = "Canon"  # RealSR camera folder (report: Canon)
 SCALE = 2  # RealSR scale folder; pairs are same-size (report: x2)
+REALSR_DIR = ""  # folder holding <CAMERA>/Train/<SCALE>/, under --data or absolute; empty = RealSR, RealSR(V3), ...
 N_FEATS = 64  # feature channels C (report: 64)
 N_RESBLOCKS = 16  # residual channel-attention blocks R per block (report: 16)
 REDUCTION = 4  # channel-attention squeeze C -> C/REDUCTION (report: 64 -> 16)
 END_CONV = True  # conv3x3 after the RCABs, as in the report's code
 TAIL_GAIN = 0.1  # orthogonal-init gain of the tail conv (report: 1); small = start near identity (ours)
+VAL_FRACTION = 0.1  # whole training pairs held out to select each N<i>.pt (ours)
+VALIDATE_ON_TEST = False  # select on the test pairs as the report did (optimistic; off by default)
+# This phase:
 PATCH_SIZE = 48  # training patch side (report: 48)
 BATCH_SIZE = 16  # patches per iteration, split across torchrun ranks (report: 16)
 ITERS_WARMUP = 2000  # stage A: unclamped warm-up iterations (report: 2000)
@@ -25,8 +32,6 @@ LR_CLAMP_LOW = 1e-5  # (report: 1e-5)
 LOSS = "l1"  # l1 (report) | mse
 GRAD_LOSS_WEIGHT = 0.0  # weight of the first-order gradient-difference term added to the loss (report sec. 6)
 EVAL_EVERY = 500  # iterations between evaluations and checkpoints (ours)
-VAL_FRACTION = 0.1  # whole training pairs held out to select N1.pt (ours)
-VALIDATE_ON_TEST = False  # select on the test pairs as the report did (optimistic; off by default)
 SELECT = "best-val"  # best-val = weights of the best validation evaluation | last
 TEST_CURVE = True  # also score the test pairs at each evaluation, for the Fig. 8 curves (never for selection)
 PRECISION = "auto"  # auto (bf16 where measured faster: docs/benchmarks.md) | fp32 | bf16 | fp16 (CUDA only)
@@ -42,10 +47,10 @@ from core.errors import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:
-    from core.settings import parse_cli
+    from pipelines.multiblock.phase_settings import parse_phase_cli
     from pipelines.multiblock.train import train_block
 
-    train_block(parse_cli(globals(), argv, __doc__, default_out="runs/multiblock"), index=1)
+    train_block(parse_phase_cli(globals(), argv, "phase1_1.py"), index=1)
 
 
 if __name__ == "__main__":

@@ -6,20 +6,20 @@ a run killed halfway continues where it stopped. Next: phase2_1.py.
 from __future__ import annotations
 
 # ----------------------------------------------------------------------------------- settings
-CAMERA = "Canon"  # RealSR camera folder (report: Canon)
-SCALE = 2  # RealSR scale folder (report: x2)
+# Run-wide settings (CAMERA, SCALE, the block architecture, VAL_FRACTION, PRESET, ...) are set in phase1_1.py
+# and read from the run folder's run.json; all phase settings are accepted here (see --help).
+# This phase has no settings of its own.
 # --------------------------------------------------------------------------------------------
-
 import sys
 
 from core.errors import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:
-    from core.settings import parse_cli
+    from pipelines.multiblock.phase_settings import parse_phase_cli
     from pipelines.multiblock.regenerate import regenerate
 
-    regenerate(parse_cli(globals(), argv, __doc__, default_out="runs/multiblock"), index=1)
+    regenerate(parse_phase_cli(globals(), argv, "phase1_2.py"), index=1)
 
 
 if __name__ == "__main__":

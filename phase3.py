@@ -6,13 +6,9 @@ curves_N3.png, the "phase3" entry of results.json, and LR_3/. Next: phase4.py.
 from __future__ import annotations
 
 # ----------------------------------------------------------------------------------- settings
-CAMERA = "Canon"  # RealSR camera folder (report: Canon)
-SCALE = 2  # RealSR scale folder; pairs are same-size (report: x2)
-N_FEATS = 64  # feature channels C (report: 64)
-N_RESBLOCKS = 16  # residual channel-attention blocks R per block (report: 16)
-REDUCTION = 4  # channel-attention squeeze C -> C/REDUCTION (report: 64 -> 16)
-END_CONV = True  # conv3x3 after the RCABs, as in the report's code
-TAIL_GAIN = 0.1  # orthogonal-init gain of the tail conv (report: 1); small = start near identity (ours)
+# Run-wide settings (CAMERA, SCALE, the block architecture, VAL_FRACTION, PRESET, ...) are set in phase1_1.py
+# and read from the run folder's run.json; all phase settings are accepted here (see --help).
+# This phase:
 PATCH_SIZE = 48  # training patch side (report: 48)
 BATCH_SIZE = 16  # patches per iteration, split across torchrun ranks (report: 16)
 INIT = "inherit"  # inherit = start from N2.pt (report 4.2) | fresh = orthogonal init
@@ -26,8 +22,6 @@ LR_CLAMP_LOW = 1e-5  # (report: 1e-5)
 LOSS = "l1"  # l1 (report) | mse
 GRAD_LOSS_WEIGHT = 0.0  # weight of the first-order gradient-difference term added to the loss (report sec. 6)
 EVAL_EVERY = 500  # iterations between evaluations and checkpoints (ours)
-VAL_FRACTION = 0.1  # whole training pairs held out to select N3.pt (ours)
-VALIDATE_ON_TEST = False  # select on the test pairs as the report did (optimistic; off by default)
 SELECT = "best-val"  # best-val = weights of the best validation evaluation | last
 TEST_CURVE = True  # also score the test pairs at each evaluation, for the Fig. 8 curves (never for selection)
 PRECISION = "auto"  # auto (bf16 where measured faster: docs/benchmarks.md) | fp32 | bf16 | fp16 (CUDA only)
@@ -43,11 +37,11 @@ from core.errors import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:
-    from core.settings import parse_cli
+    from pipelines.multiblock.phase_settings import parse_phase_cli
     from pipelines.multiblock.regenerate import regenerate
     from pipelines.multiblock.train import train_block
 
-    ctx = parse_cli(globals(), argv, __doc__, default_out="runs/multiblock")
+    ctx = parse_phase_cli(globals(), argv, "phase3.py")
     train_block(ctx, index=3)
     regenerate(ctx, index=3)
 

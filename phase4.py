@@ -7,14 +7,11 @@ curves_N.png, phases.png and the "phase4" entry of results.json.
 from __future__ import annotations
 
 # ----------------------------------------------------------------------------------- settings
-CAMERA = "Canon"  # RealSR camera folder (report: Canon)
-SCALE = 2  # RealSR scale folder (report: x2)
+# Run-wide settings (CAMERA, SCALE, the block architecture, VAL_FRACTION, PRESET, ...) are set in phase1_1.py
+# and read from the run folder's run.json (INIT=fresh in a new folder: phase1_1.py's values, recorded here);
+# all phase settings are accepted here (see --help).
+# This phase:
 INIT = "blocks"  # blocks = N from N1.pt..N3.pt (report) | fresh = new orthogonal blocks: the single-backprop baseline
-N_FEATS = 64  # INIT=fresh only (blocks: read from N1.pt): feature channels C (report: 64)
-N_RESBLOCKS = 16  # INIT=fresh only: residual channel-attention blocks R per block (report: 16)
-REDUCTION = 4  # INIT=fresh only: channel-attention squeeze C -> C/REDUCTION (report: 64 -> 16)
-END_CONV = True  # INIT=fresh only: conv3x3 after the RCABs, as in the report's code
-TAIL_GAIN = 0.1  # INIT=fresh only: orthogonal-init gain of the tail conv (report: 1; ours, as phase1_1.py)
 PATCH_SIZE = 48  # training patch side (report: 48; the report's code used 120 here)
 BATCH_SIZE = 16  # patches per iteration, split across torchrun ranks (report: 16; its code used 8)
 ITERS_HIGH = 5000  # Adam iterations at LR_HIGH (report: 5000)
@@ -24,8 +21,6 @@ LR_LOW = 1e-5  # (report: 1e-5)
 LOSS = "l1"  # l1 (report) | mse
 GRAD_LOSS_WEIGHT = 0.0  # weight of the first-order gradient-difference term added to the loss (report sec. 6)
 EVAL_EVERY = 500  # iterations between evaluations and checkpoints (ours)
-VAL_FRACTION = 0.1  # whole training pairs held out to select N.pt (ours)
-VALIDATE_ON_TEST = False  # select on the test pairs as the report did (optimistic; off by default)
 SELECT = "best-val"  # best-val = weights of the best validation evaluation | last
 TEST_CURVE = True  # also score the test pairs at each evaluation, for the Fig. 8 curves (never for selection)
 PRECISION = "auto"  # auto (bf16 where measured faster: docs/benchmarks.md) | fp32 | bf16 | fp16 (CUDA only)
@@ -41,10 +36,10 @@ from core.errors import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:
-    from core.settings import parse_cli
     from pipelines.multiblock.combined import train_combined
+    from pipelines.multiblock.phase_settings import parse_phase_cli
 
-    train_combined(parse_cli(globals(), argv, __doc__, default_out="runs/multiblock"))
+    train_combined(parse_phase_cli(globals(), argv, "phase4.py"))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def with_trainer(sampler: PatchSampler, val: PairedImages, steps: int, eval_ever
 
     stage = Stage("train", steps, lambda m: torch.optim.Adam(m.parameters(), lr=LR), Constant(LR))
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(net, [stage], lambda step, d: sampler.batch(step, d.rank, d.world_size),
+        trainer = Trainer(net, [stage], sampler.batch,
                           make_loss("l1"), evaluate, TrainConfig(run_dir=Path(tmp), eval_every=eval_every),
                           torch.device("cpu"))
         began = time.perf_counter()

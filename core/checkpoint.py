@@ -1,18 +1,32 @@
 """Full-state checkpoints: written atomically, loadable on a CPU-only machine, checked before use."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from core.atomic import atomic_write
+from core.atomic import WriteError, atomic_write
 from core.errors import UserError
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """``torch.save`` through a temporary file in the same folder, renamed over ``path`` when complete."""
     atomic_write(path, lambda handle: torch.save(state, handle))
+
+
+@contextlib.contextmanager
+def keeps_checkpoint(latest: Path, rerun: str = "rerun with --resume") -> Iterator[None]:
+    """A failed write inside (checkpoint, log, plot, results) ends the run with one line that names the file
+    and says which checkpoint is kept, instead of a library's traceback."""
+    try:
+        yield
+    except WriteError as err:
+        kept = (f"the last good checkpoint {latest} is kept" if Path(latest).is_file() else
+                "no checkpoint had been written yet")
+        raise UserError(f"{err}; {kept}; free space or fix the folder, then {rerun}") from None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

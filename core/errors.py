@@ -1,7 +1,9 @@
 """User mistakes end a run with one clear line and exit code 2, never a traceback."""
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -24,7 +26,10 @@ def fail(message: str) -> NoReturn:
 
 def cli_entry(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> None:
     """Run ``main(argv)``: a UserError becomes one line on stderr and exit 2; a stop request or Ctrl-C
-    exits 130 after saying where the checkpoint is."""
+    exits 130 after saying where the checkpoint is. A file-size limit (``ulimit -f``) fails the write that
+    reaches it (EFBIG, reported as one line) instead of killing the process with SIGXFSZ."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         main(argv)
     except UserError as err:

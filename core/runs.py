@@ -1,14 +1,19 @@
-"""The run folder: settings.json, results.json (merged, never clobbered) and the sweep table results.csv."""
+"""The run folder: one writer at a time (``run_lock``), settings.json, results.json (merged, never
+clobbered) and the sweep table results.csv."""
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
+import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from core.atomic import atomic_write
+from core.atomic import atomic_write, guard_folder
 from core.errors import UserError
 
 
@@ -21,6 +26,47 @@ def prepare_run_dir(path: Path) -> Path:
     except OSError as err:
         raise UserError(f"cannot write to run folder {path} ({err.strerror}); choose another --out") from None
     return path
+
+
+LOCK_NAME = "run.lock"
+_held: dict[Path, tuple[int, int]] = {}  # run folder -> (open lock file descriptor, nesting depth)
+
+
+@contextlib.contextmanager
+def run_lock(path: Path) -> Iterator[Path]:
+    """Hold the run folder (created if needed, see ``prepare_run_dir``) for this process: an exclusive
+    ``flock`` on ``<path>/run.lock``, which holds the holder's PID. A second process is refused with one line
+    naming the folder and that PID. The OS drops the lock when its process ends, however it ends, so a
+    killed run never blocks ``--resume``. Nested use in one process (phase3.py trains, then regenerates)
+    is allowed. Take it after the inputs are checked: a refused start then writes nothing."""
+    key = Path(os.path.abspath(path))
+    if key in _held:
+        fd, depth = _held[key]
+        _held[key] = (fd, depth + 1)
+    else:
+        prepare_run_dir(path)
+        fd = os.open(key / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(f"run folder {path} is in use by process {holder} (another run writes there); "
+                            "wait for it to end, or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        _held[key] = (fd, 1)
+        guard_folder(key, True)
+    try:
+        yield path
+    finally:
+        fd, depth = _held[key]
+        if depth > 1:
+            _held[key] = (fd, depth - 1)
+        else:
+            del _held[key]
+            guard_folder(key, False)
+            os.close(fd)  # releases the lock; the file stays (removing it would race with a new holder)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

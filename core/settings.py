@@ -2,15 +2,21 @@
 
 Every script opens with UPPER_CASE settings, each followed by a comment saying what it means and where
 the value comes from. ``parse_cli`` turns them into ``--set NAME=VALUE`` overrides (typed by the default's
-type), adds the common flags (``--data --out --device --seed --resume``) and lists every setting, with its
-default and comment, in ``--help``.
+type), adds the common flags (``--data --out --device --seed --resume --config``) and lists every setting,
+with its default and comment, in ``--help``.
+
+Precedence, lowest first: the settings block, the preset it names (``PRESET``), ``--config`` (a run's
+``settings.json``, replayed), ``--set``. ``RunContext.given`` keeps what ``--config`` and ``--set`` gave, so a
+caller can compare it with a value recorded earlier (the multiblock phases do).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,19 +81,75 @@ def parse_value(name: str, default: SettingValue, text: str) -> SettingValue:
         raise UserError(f"--set {name}={text!r}: expected {kind} (default is {default!r})") from None
 
 
-def apply_overrides(settings: dict[str, SettingValue], assignments: list[str]) -> dict[str, SettingValue]:
-    """Apply ``NAME=VALUE`` strings to a copy of ``settings``; unknown names are an error."""
-    result = dict(settings)
+def parse_assignments(known: dict[str, SettingValue], assignments: list[str]) -> dict[str, SettingValue]:
+    """``NAME=VALUE`` strings parsed by the type of ``known[NAME]``; a name not in ``known`` is an error."""
+    result: dict[str, SettingValue] = {}
     for assignment in assignments:
         name, sep, text = assignment.partition("=")
         name = name.strip()
         if not sep:
             raise UserError(f"--set {assignment!r}: expected NAME=VALUE")
-        if name not in result:
-            known = ", ".join(sorted(settings))
-            raise UserError(f"--set {name}: unknown setting; known settings: {known}")
-        result[name] = parse_value(name, settings[name], text)
+        if name not in known:
+            raise UserError(f"--set {name}: unknown setting; known settings: {', '.join(sorted(known))}")
+        result[name] = parse_value(name, known[name], text)
     return result
+
+
+def apply_overrides(settings: dict[str, SettingValue], assignments: list[str]) -> dict[str, SettingValue]:
+    """Apply ``NAME=VALUE`` strings to a copy of ``settings``; unknown names are an error."""
+    return {**settings, **parse_assignments(settings, assignments)}
+
+
+def _from_json(name: str, default: SettingValue, value: Any, source: Path) -> SettingValue:
+    """A value read from a settings.json, checked against (and converted to) the type of the default."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        ok = isinstance(default, bool) and isinstance(value, bool)
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and (isinstance(default, float) or float(value).is_integer())
+        value = type(default)(value) if ok else value
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, list)
+        if ok and default:
+            try:
+                value = type(default)(_from_json(name, default[0], item, source) for item in value)
+            except UserError:
+                ok = False
+        elif ok:
+            value = type(default)(value)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise UserError(f"{source}: {name}={value!r} does not fit this setting (default {default!r}); fix the file")
+    return value
+
+
+def read_config(path: Path, known: dict[str, SettingValue], section: str | None = None
+                ) -> tuple[dict[str, SettingValue], int | None]:
+    """(settings, seed) of a run's ``settings.json`` (or its ``section``, e.g. 'N2' of a multiblock run).
+
+    UPPER_CASE keys are settings and must be known here; lower-case keys (data, device, ...) are records,
+    except ``seed``, which is replayed too."""
+    if not path.is_file():
+        raise UserError(f"--config {path}: file not found; pass a run folder's settings.json")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"--config {path} is not valid JSON ({err}); pass a run folder's settings.json") from None
+    sections = [key for key, value in record.items() if isinstance(value, dict)]
+    if section is not None and sections:  # a multiblock run's settings.json: one section per network
+        if section not in sections:
+            raise UserError(f"--config {path} has no {section!r} section (it has: {', '.join(sections)}); run "
+                            "the script that writes that section first, or pass another settings.json")
+        record = record[section]
+    settings = {}
+    for name, value in record.items():
+        if not name.isupper():
+            continue
+        if name not in known:
+            raise UserError(f"--config {path}: unknown setting {name}; known settings: {', '.join(sorted(known))}")
+        settings[name] = _from_json(name, known[name], value, path)
+    seed = record.get("seed")
+    return settings, seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
 class CliParser(argparse.ArgumentParser):
@@ -99,7 +161,10 @@ class CliParser(argparse.ArgumentParser):
 
 @dataclass
 class RunContext:
-    """What a script runs with: the effective settings and the common flags, resolved."""
+    """What a script runs with: the effective settings and the common flags, resolved.
+
+    ``given``: the settings that ``--config`` or ``--set`` named, with their values (the block and the preset
+    are not in it); ``seed_given``: whether ``--seed`` (or the config's seed) chose the seed."""
 
     settings: dict[str, SettingValue]
     data_root: Path
@@ -108,28 +173,67 @@ class RunContext:
     seed: int
     resume: bool
     args: argparse.Namespace
+    given: dict[str, SettingValue] = field(default_factory=dict)
+    seed_given: bool = False
 
 
-def settings_help(settings: dict[str, SettingValue], source_file: str | Path) -> str:
-    comments = setting_comments(source_file)
-    lines = ["settings (override with --set NAME=VALUE):"]
+def _shown(value: SettingValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return ",".join(map(_shown, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def settings_help(settings: dict[str, SettingValue], source_file: str | Path | list,
+                  presets: dict[str, dict[str, SettingValue]] | None = None,
+                  title: str = "settings (override with --set NAME=VALUE):") -> str:
+    """The settings with their defaults and comments (read from ``source_file``, or several files: the first
+    that comments a name wins), and what each preset sets among them."""
+    comments: dict[str, str] = {}
+    for path in source_file if isinstance(source_file, list) else [source_file]:
+        comments = {**setting_comments(path), **comments}
+    lines = [title]
     for name, value in settings.items():
-        shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
-        lines.append(f"  {name}={shown}  {comments.get(name, '')}".rstrip())
+        lines.append(f"  {name}={_shown(value)}  {comments.get(name, '')}".rstrip())
+    if presets:
+        lines.append(presets_help(presets, settings))
     return "\n".join(lines)
 
 
-def add_common_args(parser: argparse.ArgumentParser, default_out: str) -> None:
+def presets_help(presets: dict[str, dict[str, SettingValue]], names: Iterable[str]) -> str:
+    """One line per preset: the values it sets among ``names``."""
+    names = set(names)
+    lines = ["presets (--set PRESET=NAME; --set wins over a preset):"]
+    for name, values in presets.items():
+        shown = [f"{key}={_shown(value)}" for key, value in values.items() if key in names]
+        lines.append(f"  {name}: {' '.join(shown) if shown else '(the settings as written)'}")
+    return "\n".join(lines)
+
+
+COMMON_FLAGS = ("data", "out", "device", "seed", "resume", "config")
+
+
+def add_common_args(parser: argparse.ArgumentParser, default_out: str,
+                    flags: tuple[str, ...] = COMMON_FLAGS) -> None:
+    """``--set`` and the common ``flags`` that do something for this command."""
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                         help="override a setting of the settings block (repeatable)")
-    parser.add_argument("--data", default=None,
-                        help="dataset root (default: $SR_DATA, else ./datasets)")
-    parser.add_argument("--out", default=default_out, help=f"run folder (default: {default_out})")
-    parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N",
-                        help="auto picks cuda when available; under torchrun each rank takes GPU LOCAL_RANK")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the run folder's latest checkpoint")
+    if "config" in flags:
+        parser.add_argument("--config", default=None, metavar="SETTINGS_JSON",
+                            help="replay a run: start from the settings in a run folder's settings.json "
+                                 "(--set still wins)")
+    if "data" in flags:
+        parser.add_argument("--data", default=None, help="dataset root (default: $SR_DATA, else ./datasets)")
+    if "out" in flags:
+        parser.add_argument("--out", default=default_out,
+                            help=f"output folder (default: {default_out or 'none, nothing written'})")
+    if "device" in flags:
+        parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N",
+                            help="auto picks cuda when available; under torchrun each rank takes GPU LOCAL_RANK")
+    if "seed" in flags:
+        parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    if "resume" in flags:
+        parser.add_argument("--resume", action="store_true",
+                            help="continue from the run folder's latest checkpoint")
 
 
 def make_parser(namespace: dict[str, Any], description: str | None, default_out: str,
@@ -137,7 +241,7 @@ def make_parser(namespace: dict[str, Any], description: str | None, default_out:
     settings = collect_settings(namespace)
     parser = CliParser(
         description=description,
-        epilog=settings_help(settings, namespace["__file__"]),
+        epilog=settings_help(settings, namespace["__file__"], namespace.get("PRESETS")),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     if common:
@@ -160,17 +264,45 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def context_from_args(namespace: dict[str, Any], args: argparse.Namespace) -> RunContext:
-    """Resolve parsed common flags and ``--set`` overrides against a script's settings block."""
-    settings = apply_overrides(collect_settings(namespace), args.overrides)
+def resolve_settings(block: dict[str, SettingValue], args: argparse.Namespace,
+                     presets: dict[str, dict[str, SettingValue]] | None = None,
+                     accepted: dict[str, SettingValue] | None = None, section: str | None = None,
+                     ) -> tuple[dict[str, SettingValue], dict[str, SettingValue], int | None]:
+    """(effective settings, given settings, config seed): block < preset < --config < --set.
+
+    ``accepted``: further names (with defaults, for typing) that ``--set``/``--config`` may give although
+    the block lacks them; they land in ``given`` only."""
+    known = {**(accepted or {}), **block}
+    config_path = getattr(args, "config", None)
+    config, seed = read_config(Path(config_path), known, section) if config_path else ({}, None)
+    given = {**config, **parse_assignments(known, getattr(args, "overrides", []))}
+    settings = dict(block)
+    if presets is not None and "PRESET" in known:
+        name = given.get("PRESET", settings.get("PRESET", known["PRESET"]))
+        if name not in presets:
+            raise UserError(f"PRESET={name!r}: expected one of {', '.join(presets)}")
+        settings.update({key: value for key, value in presets[name].items() if key in block})
+    settings.update({key: value for key, value in given.items() if key in block})
+    return settings, given, seed
+
+
+def context_from_args(namespace: dict[str, Any], args: argparse.Namespace,
+                      presets: dict[str, dict[str, SettingValue]] | None = None,
+                      accepted: dict[str, SettingValue] | None = None, section: str | None = None) -> RunContext:
+    """Resolve parsed common flags, ``--config`` and ``--set`` against a script's settings block."""
+    settings, given, config_seed = resolve_settings(collect_settings(namespace), args, presets, accepted, section)
+    seed = getattr(args, "seed", None)
+    seed = seed if seed is not None else config_seed
     return RunContext(
         settings=settings,
-        data_root=resolve_data_root(args.data),
-        out=Path(args.out),
-        device=resolve_device(args.device),
-        seed=args.seed,
-        resume=args.resume,
+        data_root=resolve_data_root(getattr(args, "data", None)),
+        out=Path(getattr(args, "out", "") or ""),
+        device=resolve_device(getattr(args, "device", "auto")),
+        seed=seed if seed is not None else 0,
+        resume=getattr(args, "resume", False),
         args=args,
+        given=given,
+        seed_given=seed is not None,
     )
 
 
@@ -178,14 +310,4 @@ def parse_cli(namespace: dict[str, Any], argv: list[str] | None, description: st
               default_out: str) -> RunContext:
     """Parse the command line of a script whose settings block is ``namespace`` (its ``globals()``)."""
     parser = make_parser(namespace, description, default_out)
-    return context_from_args(namespace, parser.parse_args(argv))
-
-
-def apply_preset(settings: dict[str, SettingValue], presets: dict[str, dict[str, SettingValue]],
-                 overrides: list[str]) -> dict[str, SettingValue]:
-    """Settings block < preset < explicit --set."""
-    name = settings["PRESET"]
-    if name not in presets:
-        raise UserError(f"PRESET={name!r}: expected one of {', '.join(presets)}")
-    explicit = {item.partition("=")[0].strip() for item in overrides}
-    return {**settings, **{k: v for k, v in presets[name].items() if k not in explicit}}
+    return context_from_args(namespace, parser.parse_args(argv), namespace.get("PRESETS"))

@@ -1,7 +1,8 @@
 """Reading and writing images losslessly, with atomic writes.
 
 ``read_image`` always returns an HxWx3 array: grey, grey+alpha, RGBA and palette images become RGB (alpha
-is dropped), and 16-bit images keep their 16 bits (``uint16``). ``write_image`` writes 8-bit PNG, BMP or
+is dropped), and 16-bit images keep their 16 bits (``uint16``); an EXIF orientation tag (photos from phones
+and cameras) is applied, so every image is read the way viewers show it. ``write_image`` writes 8-bit PNG, BMP or
 JPEG through Pillow and 16-bit PNG itself, always via a temporary file in the target folder
 and a rename, so a killed process never leaves a truncated image behind.
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.atomic import atomic_write
 from core.errors import UserError
@@ -34,7 +35,8 @@ def is_image_file(path: str | os.PathLike) -> bool:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file into an HxWx3 ``uint8`` (or ``uint16`` for 16-bit files) array.
+    """Decode an image file into an HxWx3 ``uint8`` (or ``uint16`` for 16-bit files) array, turned as its
+    EXIF orientation tag says (a photo tagged "rotate 90" comes out as viewers show it).
 
     A missing, truncated or corrupt file raises ``UserError`` naming the file.
     """
@@ -44,7 +46,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return _grey_to_rgb(_read_png16(path))
         with Image.open(path) as img:
             img.load()
-            return _to_rgb_array(img)
+            return _to_rgb_array(ImageOps.exif_transpose(img))
     except FileNotFoundError:
         raise UserError(f"image not found: {path}; check the path") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, zlib.error) as err:

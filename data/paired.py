@@ -1,8 +1,10 @@
 """RealSR same-size LR/HR pairs: name matching with checks, in-memory loading, and a patch sampler.
 
 Published layout: ``<root>/RealSR/<Camera>/<Train|Test>/<scale>/<Camera>_NNN_HR.png`` beside
-``<Camera>_NNN_LR<scale>.png``; the LR image has the HR image's size. Pairs are matched by name, never by
-sorted index, so one missing or extra file is an error naming it instead of a silent misalignment.
+``<Camera>_NNN_LR<scale>.png``; the LR image has the HR image's size. The release unpacks as ``RealSR(V3)/``;
+that name and its common renamings are found too (``REALSR_NAMES``), or a folder named by the caller.
+Pairs are matched by name, never by sorted index, so one missing or extra file is an error naming it
+instead of a silent misalignment.
 
 The phased training regenerates the LR side: ``<run>/LR_<i>/<split>/<name>.png`` (split ``train`` or
 ``test``, ``name`` the pair name without ``_HR``, e.g. ``LR_1/train/Canon_001.png``), see ``lr_stage_dir``.
@@ -22,6 +24,8 @@ from core.errors import UserError
 from data.io import is_image_file, read_image
 
 SPLITS = ("Train", "Test")
+# The names RealSR is published and commonly unpacked under; ``<root>`` itself may be that folder too.
+REALSR_NAMES = ("RealSR", "RealSR(V3)", "RealSR_V3", "RealSR (V3)", "RealSRV3", "RealSR-V3")
 
 
 @dataclass(frozen=True)
@@ -33,12 +37,29 @@ class Pair:
     hr_path: Path
 
 
-def realsr_dir(root: str | os.PathLike, camera: str = "Canon", scale: int = 2, split: str = "Train") -> Path:
-    """``<root>/RealSR/<camera>/<Train|Test>/<scale>``; ``split`` is case-insensitive."""
+def realsr_dir(root: str | os.PathLike, camera: str = "Canon", scale: int = 2, split: str = "Train",
+               folder: str | os.PathLike = "RealSR") -> Path:
+    """``<root>/<folder>/<camera>/<Train|Test>/<scale>``; ``split`` is case-insensitive."""
     canonical = split.capitalize()
     if canonical not in SPLITS:
         raise UserError(f"unknown RealSR split {split!r}; use 'Train' or 'Test'")
-    return Path(root) / "RealSR" / camera / canonical / str(scale)
+    return Path(root) / folder / camera / canonical / str(scale)
+
+
+def find_realsr_root(root: str | os.PathLike, camera: str = "Canon", scale: int = 2, split: str = "Train",
+                     folder: str | os.PathLike = "") -> Path:
+    """The folder playing ``RealSR/`` that holds ``<camera>/<split>/<scale>/``: ``folder`` when given (absolute
+    or under ``root``), else the first of ``REALSR_NAMES`` under ``root``, else ``root`` itself."""
+    candidates = [Path(root) / folder] if str(folder) else [*(Path(root) / name for name in REALSR_NAMES),
+                                                             Path(root)]
+    for candidate in candidates:
+        if realsr_dir(candidate, camera, scale, split, folder="").is_dir():
+            return candidate
+    looked = ", ".join(str(realsr_dir(candidate, camera, scale, split, folder="")) for candidate in candidates)
+    how = ("--set REALSR_DIR=FOLDER names another" if str(folder) else
+           "pass the folder holding one of them with --data, or name it with --set REALSR_DIR=FOLDER")
+    raise UserError(f"RealSR pairs not found: looked for {looked} (each holding {camera}_001_HR.png + "
+                    f"{camera}_001_LR{scale}.png, ...); {how}")
 
 
 def lr_stage_dir(run_dir: str | os.PathLike, stage: int, split: str) -> Path:
@@ -47,16 +68,13 @@ def lr_stage_dir(run_dir: str | os.PathLike, stage: int, split: str) -> Path:
 
 
 def find_realsr_pairs(
-    root: str | os.PathLike, camera: str = "Canon", scale: int = 2, split: str = "Train"
+    root: str | os.PathLike, camera: str = "Canon", scale: int = 2, split: str = "Train",
+    realsr_folder: str | os.PathLike = "",
 ) -> list[Pair]:
-    """Match ``*_HR`` with ``*_LR<scale>`` images by name in the RealSR folder; sorted by name."""
-    folder = realsr_dir(root, camera, scale, split)
+    """Match ``*_HR`` with ``*_LR<scale>`` images by name in the RealSR folder (``find_realsr_root``);
+    sorted by name."""
+    folder = realsr_dir(find_realsr_root(root, camera, scale, split, realsr_folder), camera, scale, split, "")
     layout = f"{camera}_001_HR.png + {camera}_001_LR{scale}.png, ..."
-    if not folder.is_dir():
-        raise UserError(
-            f"RealSR folder not found: {folder} (expected RealSR/{camera}/{folder.parent.name}/{scale}/ "
-            f"holding {layout}); pass the folder containing RealSR/ with --data"
-        )
     pattern = re.compile(rf"^(?P<name>.+)_(?:(?P<hr>HR)|LR{scale})$")
     hr: dict[str, Path] = {}
     lr: dict[str, Path] = {}

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import matplotlib
 
+from core.atomic import atomic_write
 from engine.csv_log import read_log
 
 matplotlib.use("Agg")
@@ -28,8 +29,10 @@ def plot_curves(log_path: Path, out_path: Path, x: str = "step", title: str = ""
         ax_psnr.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
+    try:
+        atomic_write(out_path, lambda handle: fig.savefig(handle, format="png", dpi=100))
+    finally:
+        plt.close(fig)
 
 
 def plot_phases(run_dir: Path) -> None:
@@ -52,5 +55,7 @@ def plot_phases(run_dir: Path) -> None:
     ax.set(xlabel="iteration (phases one after another)", ylabel="PSNR RGB (dB)", title="PSNR per phase")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(run_dir / "phases.png", dpi=100)
-    plt.close(fig)
+    try:
+        atomic_write(run_dir / "phases.png", lambda handle: fig.savefig(handle, format="png", dpi=100))
+    finally:
+        plt.close(fig)

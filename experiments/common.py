@@ -25,9 +25,10 @@ import numpy as np
 
 from core.errors import UserError
 from core.runs import prepare_run_dir, read_json, write_json, write_text_atomic
-from core.settings import RunContext, apply_preset, context_from_args, make_parser
+from core.settings import RunContext, context_from_args, make_parser
 from data.datasets import bundled_photos, list_images
 from data.io import read_image
+from data.paired import find_realsr_root
 from data.synth import synthesise_realsr
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,8 +42,7 @@ def parse(namespace: dict[str, Any], argv: list[str] | None, name: str) -> RunCo
     """Settings block < preset < --set, plus the common flags; ``--out`` defaults to runs/experiments/<name>."""
     parser = make_parser(namespace, namespace["__doc__"], default_out=f"runs/experiments/{name}")
     args = parser.parse_args(argv)
-    ctx = context_from_args(namespace, args)
-    ctx.settings = apply_preset(ctx.settings, namespace["PRESETS"], args.overrides)
+    ctx = context_from_args(namespace, args, namespace["PRESETS"])
     if str(ctx.settings.get("SOURCE", "auto")) not in SOURCES:
         raise UserError(f"SOURCE={ctx.settings['SOURCE']!r}: expected one of {', '.join(SOURCES)}")
     if ctx.settings.get("REPEATS", 1) < 1:
@@ -79,13 +79,22 @@ def _folder_images(folder: Path) -> Iterator[tuple[str, np.ndarray]]:
     return ((str(path), read_image(path)) for path in list_images(folder))
 
 
+def _has_realsr(root: Path, camera: str, scale: int) -> bool:
+    """RealSR pairs under ``root`` by any of its published folder names (data.paired.find_realsr_root)."""
+    try:
+        find_realsr_root(root, camera, scale, "Train")
+    except UserError:
+        return False
+    return True
+
+
 def prepare_data(ctx: RunContext, min_side: int = 0) -> tuple[Path, dict[str, Any]]:
     """(data root holding RealSR pairs, a description for results.json); see the module docstring.
 
     ``min_side``: synthesise only from images whose shorter side is at least this (the largest patch)."""
     s = ctx.settings
     camera, scale, source = s["CAMERA"], s["SCALE"], str(s["SOURCE"])
-    if source == "auto" and (ctx.data_root / "RealSR" / camera / "Train" / str(scale)).is_dir():
+    if source == "auto" and _has_realsr(ctx.data_root, camera, scale):
         return ctx.data_root, {"source": f"RealSR pairs under {ctx.data_root}"}
     found = _folder_with(("T91", "Set14"), (ctx.data_root, os.environ.get("SR_DATA"), SHARED_DATASETS))
     if source == "t91" and found is None:

@@ -1,14 +1,18 @@
-"""The ``espcn.py`` command line: train / eval / upscale subcommands over the script's settings block."""
+"""The ``espcn.py`` command line: train / eval / upscale / export subcommands over the settings block.
+
+Each subcommand lists in its ``--help``, and accepts in ``--set``, only the settings it reads, and has only
+the flags that do something there; ``train`` also shows what each preset sets and replays ``--config``.
+"""
 from __future__ import annotations
 
 import argparse
 import importlib
 from typing import Any
 
+from core.errors import UserError
 from core.settings import (
     CliParser,
     add_common_args,
-    apply_preset,
     collect_settings,
     context_from_args,
     settings_help,
@@ -19,30 +23,60 @@ from pipelines.espcn.common import DEFAULT_WEIGHTS
 # Each subcommand imports only its own module (upscaling needs neither matplotlib nor the trainer).
 SUBCOMMANDS = {"train": ("pipelines.espcn.train", "train"), "eval": ("pipelines.espcn.evaluate", "evaluate"),
                "upscale": ("pipelines.espcn.upscale", "upscale"), "export": ("pipelines.espcn.export", "export")}
+UPSCALE_ONLY = ("INFERENCE", "HALF", "VIDEO_CODEC", "VIDEO_CRF")
+# eval, upscale and export take scale, channels and features from the weights; only a plain third-party
+# state dict, which records none, needs them as settings.
+ARCHITECTURE = ("SCALE", "CHANNELS", "FEATURES")
+READS = {"eval": (*ARCHITECTURE, "EVAL_SETS", "EVAL_TILE"), "upscale": (*ARCHITECTURE, "EVAL_TILE", *UPSCALE_ONLY),
+         "export": ARCHITECTURE}
+FLAGS = {"train": ("data", "out", "device", "seed", "resume", "config"), "eval": ("data", "out", "device"),
+         "upscale": ("out", "device"), "export": ()}
+HELP = {"train": "train on TRAIN_SET, then score EVAL_SETS", "eval": "score a checkpoint on HR folders (EVAL_SETS)",
+        "upscale": "upscale images, folders or videos (no downscaling first)",
+        "export": "write the weights as safetensors, ONNX or a plain state dict"}
+DEFAULT_OUT = {"train": "runs/espcn", "eval": "", "upscale": "upscaled", "export": ""}
+
+
+def subcommand_settings(namespace: dict[str, Any], command: str) -> dict[str, Any]:
+    settings = collect_settings(namespace)
+    if command == "train":
+        return {name: value for name, value in settings.items() if name not in UPSCALE_ONLY}
+    return {name: value for name, value in settings.items() if name in READS[command]}
+
+
+def build_parser(namespace: dict[str, Any]) -> CliParser:
+    everything = collect_settings(namespace)
+    parser = CliParser(description=namespace["__doc__"],
+                       epilog=settings_help(everything, namespace["__file__"], namespace["PRESETS"]),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=CliParser)
+    for command in SUBCOMMANDS:
+        settings = subcommand_settings(namespace, command)
+        presets = namespace["PRESETS"] if command == "train" else None
+        sub = commands.add_parser(command, help=HELP[command], description=HELP[command],
+                                  epilog=settings_help(settings, namespace["__file__"], presets),
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_common_args(sub, default_out=DEFAULT_OUT[command], flags=FLAGS[command])
+        if command == "upscale":
+            sub.add_argument("inputs", nargs="+", help="image files, folders of images, or videos")
+        if command == "export":
+            sub.add_argument("--format", required=True, choices=list(FORMATS))
+            sub.add_argument("--out", default="", help="output file (default: beside the weights, new suffix)")
+        if command != "train":
+            sub.add_argument("--weights", default=None, help=f"checkpoint (default: {DEFAULT_WEIGHTS.name})")
+    return parser
 
 
 def run(namespace: dict[str, Any], argv: list[str] | None) -> None:
-    parser = CliParser(description=namespace["__doc__"],
-                       epilog=settings_help(collect_settings(namespace), namespace["__file__"]),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=CliParser)
-    train_parser = commands.add_parser("train", help="train on TRAIN_SET, then score EVAL_SETS")
-    add_common_args(train_parser, default_out="runs/espcn")
-    eval_parser = commands.add_parser("eval", help="score a checkpoint on HR folders (EVAL_SETS)")
-    add_common_args(eval_parser, default_out="")
-    upscale_parser = commands.add_parser("upscale", help="upscale images or folders (no downscaling first)")
-    add_common_args(upscale_parser, default_out="upscaled")
-    upscale_parser.add_argument("inputs", nargs="+", help="image files or folders of images")
-    export_parser = commands.add_parser("export", help="write the weights as safetensors, ONNX or a plain state dict")
-    export_parser.add_argument("--format", required=True, choices=list(FORMATS))
-    export_parser.add_argument("--out", default="", help="output file (default: beside the weights, new suffix)")
-    export_parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
-                               help="SCALE, CHANNELS, FEATURES of a plain third-party state dict")
-    export_parser.set_defaults(data=None, device="cpu", seed=0, resume=False)
-    for sub in (eval_parser, upscale_parser, export_parser):
-        sub.add_argument("--weights", default=None, help=f"checkpoint (default: {DEFAULT_WEIGHTS.name})")
-    args = parser.parse_args(argv)
-    ctx = context_from_args(namespace, args)
-    ctx.settings = apply_preset(ctx.settings, namespace["PRESETS"], args.overrides)
+    args = build_parser(namespace).parse_args(argv)
+    settings = subcommand_settings(namespace, args.command)
+    for assignment in args.overrides:
+        name = assignment.partition("=")[0].strip()
+        if name in namespace and name not in settings and name.isupper():
+            raise UserError(f"--set {name}: espcn.py {args.command} does not read this setting; it reads "
+                            f"{', '.join(settings)} (see espcn.py {args.command} --help)")
+    sub_namespace = {"__file__": namespace["__file__"], **settings}
+    presets = namespace["PRESETS"] if args.command == "train" else None
+    ctx = context_from_args(sub_namespace, args, presets)
     module, function = SUBCOMMANDS[args.command]
     getattr(importlib.import_module(module), function)(ctx)

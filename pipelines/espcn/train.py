@@ -1,6 +1,7 @@
 """``espcn.py train``: sub-images, the one training loop with the paper's plateau rule (or cosine), final scoring."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
@@ -10,11 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.checkpoint import load_checkpoint, load_weights
-from core.dist import cleanup, init_distributed
+from core.checkpoint import keeps_checkpoint, load_checkpoint, load_weights
+from core.dist import DistInfo, cleanup, init_distributed
 from core.errors import UserError
 from core.hardware import device_has_room
-from core.runs import append_results_row, prepare_run_dir, update_results, write_json
+from core.runs import append_results_row, run_lock, update_results, write_json
 from core.settings import (
     RunContext,
 )
@@ -87,12 +88,25 @@ def meta_of(settings: dict[str, Any]) -> dict[str, Any]:
 def train(ctx: RunContext) -> None:
     settings = ctx.settings
     dist_info, device = init_distributed(ctx.device)
-    run_dir = prepare_run_dir(ctx.out) if dist_info.is_main else ctx.out
     train_images = load_set(ctx, settings["TRAIN_SET"])
     eval_sets = {name: load_set(ctx, name) for name in settings["EVAL_SETS"]}
     kept, held_out = hold_out(len(train_images), settings["VAL_FRACTION"], ctx.seed)
     train_images, val_images = [train_images[i] for i in kept], [train_images[i] for i in held_out]
     inputs, targets = build_subimages(train_images, settings)
+    latest = ctx.out / "latest.pt"
+    # Only now, with the inputs checked, is anything written, and only by the run holding the folder.
+    with run_lock(ctx.out) if dist_info.is_main else contextlib.nullcontext(), keeps_checkpoint(latest):
+        if latest.exists() and not ctx.resume:  # before settings.json is touched
+            raise UserError(f"{latest} already holds a run at iteration {load_checkpoint(latest).get('step', '?')}; "
+                            "pass --resume to continue it, or choose another --out")
+        _train(ctx, dist_info, device, (train_images, val_images, eval_sets), inputs, targets)
+    cleanup(dist_info)
+
+
+def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: tuple, inputs: torch.Tensor,
+           targets: torch.Tensor) -> None:
+    settings, run_dir = ctx.settings, ctx.out
+    train_images, val_images, eval_sets = images
     sampler = EpochSampler(inputs, targets, settings["BATCH_SIZE"], ctx.seed)
     if device_has_room(device, inputs.nbytes + targets.nbytes):
         sampler.to(device)  # the sub-images live on the GPU: a step gathers its batch there
@@ -141,7 +155,6 @@ def train(ctx: RunContext) -> None:
                     title=f"ESPCN x{settings['SCALE']}")
         append_results_row(run_dir.parent / "results.csv", sweep_row(run_dir, settings, ctx.seed, results))
         print(metrics_table(metrics))
-    cleanup(dist_info)
 
 
 def sweep_row(run_dir: Path, settings: dict[str, Any], seed: int, results: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pipelines.multiblock.run_folder import (
     block_kwargs,
     check_choices,
     load_block,
+    run_record,
 )
 from pipelines.multiblock.train import initial_block, optimizer_factory, set_clamp, train_network
 
@@ -36,6 +37,7 @@ def train_combined(ctx: RunContext) -> None:
         scripts = TRAIN_SCRIPT[3] if missing[0] == 3 else f"the phases from {TRAIN_SCRIPT[missing[0]]} to phase3.py"
         raise UserError(f"phase4.py needs {', '.join(paths[i - 1].name for i in missing)} in {ctx.out}; run "
                         f"{scripts} first with the same --out, or set INIT=fresh")
+    record = run_record(ctx, "phase4.py")
     dist_info, device = init_distributed(ctx.device)
     if init == "fresh":  # three new blocks, seeded seed, seed+1, seed+2 (initial_block seeds torch itself)
         blocks = [initial_block({**s, "INIT": "fresh"}, ctx.out, i, ctx.seed + i - 1) for i in (1, 2, 3)]
@@ -43,7 +45,7 @@ def train_combined(ctx: RunContext) -> None:
             block.clamp = True
         net, block_meta = MultiBlockNet(blocks), block_kwargs(s)
     else:
-        net = MultiBlockNet([load_block(path, clamp=True) for path in paths])
+        net = MultiBlockNet([load_block(path, clamp=True, record=record) for path in paths])
         block_meta = load_checkpoint(paths[0])["meta"]
     torch.manual_seed(ctx.seed)
     stages = [
@@ -52,7 +54,7 @@ def train_combined(ctx: RunContext) -> None:
         Stage("low", s["ITERS_LOW"], optimizer_factory("adam", s["LR_LOW"]), Constant(s["LR_LOW"]),
               set_clamp(True)),
     ]
-    meta = {"arch": "multiblock-net", "blocks": 3, **{key: block_meta[key] for key in BLOCK_KEYS}}
+    meta = {"arch": "multiblock-net", "blocks": 3, **{key: block_meta[key] for key in BLOCK_KEYS}, "run": record}
     train_network(ctx, net, "N", [st for st in stages if st.steps > 0], 0, "phase4", "phase4.py", dist_info,
                   device, meta)
     barrier(dist_info)

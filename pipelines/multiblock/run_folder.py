@@ -16,6 +16,15 @@ from data.paired import (
     pairs_with_lr_folder,
 )
 from models.rcan import Block
+from pipelines.multiblock.phase_settings import LOCATION, RUN_WIDE
+from pipelines.multiblock.run_record import (
+    check_data,
+    check_recorded_with,
+    new_record,
+    read_record,
+    record_path,
+    write_record,
+)
 
 TRAIN_SCRIPT = {1: "phase1_1.py", 2: "phase2_1.py", 3: "phase3.py"}
 REGEN_SCRIPT = {1: "phase1_2.py", 2: "phase2_2.py", 3: "phase3.py"}
@@ -43,7 +52,24 @@ def sha256(path: Path) -> str:
 
 def realsr_pairs(ctx: RunContext, split: str):
     s = ctx.settings
-    return find_realsr_pairs(ctx.data_root, s["CAMERA"], s["SCALE"], split.capitalize())
+    return find_realsr_pairs(ctx.data_root, s["CAMERA"], s["SCALE"], split.capitalize(), s["REALSR_DIR"])
+
+
+def run_record(ctx: RunContext, script: str) -> dict[str, Any]:
+    """The run's record (run.json), its data checked against the pairs found now; a run without one (the
+    first phase) gets a new record of its settings, written by ``save_run_record`` once the run holds its
+    folder."""
+    pairs = {split: realsr_pairs(ctx, split) for split in LR_SPLITS}
+    record = read_record(ctx.out)
+    if record:
+        check_data(record, ctx.out, ctx.data_root, pairs)
+        return record
+    return new_record(ctx.settings, RUN_WIDE, LOCATION, ctx.seed, ctx.data_root, pairs, script)
+
+
+def save_run_record(run_dir: Path, record: dict[str, Any]) -> None:
+    if not record_path(run_dir).is_file():
+        write_record(run_dir, record)
 
 
 def stage_inputs(ctx: RunContext, stage: int, split: str, needed_by: str):
@@ -56,6 +82,7 @@ def stage_inputs(ctx: RunContext, stage: int, split: str, needed_by: str):
 
 
 def require_lr_folder(run_dir: Path, stage: int, needed_by: str) -> None:
+    """LR_<stage>/ complete, made by the current N<stage>.pt, for the run recorded in run.json."""
     weights = run_dir / f"N{stage}.pt"
     manifest = read_json(run_dir / f"LR_{stage}" / "manifest.json")
     first = " and ".join(dict.fromkeys([TRAIN_SCRIPT[stage], REGEN_SCRIPT[stage]]))
@@ -68,6 +95,7 @@ def require_lr_folder(run_dir: Path, stage: int, needed_by: str) -> None:
     if manifest.get("checkpoint_sha256") != sha256(weights):
         raise UserError(f"LR_{stage}/ in {run_dir} was made by an older N{stage}.pt; rerun "
                         f"{REGEN_SCRIPT[stage]} to regenerate it")
+    check_recorded_with(run_dir / f"LR_{stage}" / "manifest.json", manifest, read_record(run_dir), run_dir)
 
 
 def check_choices(settings: dict[str, Any]) -> None:
@@ -79,10 +107,12 @@ def check_choices(settings: dict[str, Any]) -> None:
             raise UserError(f"{name}={settings[name]!r}: expected one of {', '.join(allowed)} (--set {name}=...)")
 
 
-def load_block(path: Path, clamp: bool) -> Block:
-    """A block rebuilt from the architecture its checkpoint records."""
+def load_block(path: Path, clamp: bool, record: dict[str, Any] | None = None) -> Block:
+    """A block rebuilt from the architecture its checkpoint records (of the run ``record``, when given)."""
     state = load_checkpoint(path)
     check_meta(state, path, arch=ARCH)
+    if record:
+        check_recorded_with(path, state.get("meta", {}), record, path.parent)
     meta = state.get("meta", {})
     try:
         block = Block(**{key: meta[key] for key in BLOCK_KEYS}, clamp=clamp)

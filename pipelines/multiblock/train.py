@@ -1,6 +1,7 @@
 """Training one network of the chain (block N_i, or N) on (LR_<i-1>, HR) and scoring it: phases 1-1, 2-1, 3."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -10,11 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.checkpoint import check_meta, load_checkpoint, load_weights, save_checkpoint
+from core.checkpoint import check_meta, keeps_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from core.dist import DistInfo, barrier, cleanup, init_distributed
 from core.errors import UserError
 from core.hardware import device_has_room
-from core.runs import prepare_run_dir, update_results
+from core.runs import run_lock, update_results
 from core.settings import RunContext
 from data.io import to_float
 from data.paired import (
@@ -41,13 +42,17 @@ from pipelines.multiblock.run_folder import (
     check_choices,
     realsr_pairs,
     require_lr_folder,
+    run_record,
+    save_run_record,
     stage_inputs,
     test_set_name,
     write_settings,
 )
+from pipelines.multiblock.run_record import check_recorded_with
 
 
-def initial_block(settings: dict[str, Any], run_dir: Path, index: int, seed: int) -> Block:
+def initial_block(settings: dict[str, Any], run_dir: Path, index: int, seed: int,
+                  record: dict[str, Any] | None = None) -> Block:
     """Block N_<index> before training: orthogonal init (report 4.1; the tail conv with gain TAIL_GAIN), or
     N_<index-1>'s weights when
     ``INIT=inherit`` (report 4.2; block 1 has no parent and is always fresh)."""
@@ -64,6 +69,8 @@ def initial_block(settings: dict[str, Any], run_dir: Path, index: int, seed: int
                             "first with the same --out, or set INIT=fresh")
         state = load_checkpoint(parent)
         check_meta(state, parent, arch=ARCH)
+        if record:
+            check_recorded_with(parent, state.get("meta", {}), record, run_dir)
         load_weights(block, state, parent)
     return block
 
@@ -138,11 +145,22 @@ def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list
         sampler.to(device)
     loss_fn = make_loss(s["LOSS"], s["GRAD_LOSS_WEIGHT"])
     latest = run_dir / f"{name}_latest.pt"
-    if latest.exists() and not ctx.resume:  # checked before settings.json is touched (the trainer checks too)
-        raise UserError(f"{latest} already holds a run; pass --resume to continue it, or choose another --out")
-    if dist_info.is_main:  # only now, with the inputs checked, is anything written
-        prepare_run_dir(run_dir)
-    write_settings(ctx, name, dist_info)
+    # Only now, with the inputs checked, is anything written, and only by the run holding the folder.
+    with run_lock(run_dir) if dist_info.is_main else contextlib.nullcontext(), keeps_checkpoint(latest):
+        if latest.exists() and not ctx.resume:  # checked before settings.json is touched (the trainer too)
+            raise UserError(f"{latest} already holds a run; pass --resume to continue it, or choose another --out")
+        if dist_info.is_main:
+            save_run_record(run_dir, meta["run"])
+        write_settings(ctx, name, dist_info)
+        _fit_and_score(ctx, net, name, stages, input_stage, phase_key, script, dist_info, device, meta,
+                       sampler, loss_fn, (val_images, test_images, raw_test))
+
+
+def _fit_and_score(ctx: RunContext, net: torch.nn.Module, name: str, stages: list[Stage], input_stage: int,
+                   phase_key: str, script: str, dist_info: DistInfo, device: torch.device, meta: dict[str, Any],
+                   sampler: PatchSampler, loss_fn, images: tuple[PairedImages, PairedImages, PairedImages]) -> None:
+    s, run_dir = ctx.settings, ctx.out
+    val_images, test_images, raw_test = images
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         scores = {"val_psnr": mean_psnr(model, val_images, device)}
@@ -198,9 +216,10 @@ def train_block(ctx: RunContext, index: int) -> None:
     check_choices(s)
     if index > 1:  # before anything is written: a script run too early names the scripts to run first
         require_lr_folder(ctx.out, index - 1, script)
+    record = run_record(ctx, script)
     dist_info, device = init_distributed(ctx.device)
-    block = initial_block(s, ctx.out, index, ctx.seed)
-    meta = {"arch": ARCH, "block": index, **block_kwargs(s)}
+    block = initial_block(s, ctx.out, index, ctx.seed, record)
+    meta = {"arch": ARCH, "block": index, **block_kwargs(s), "run": record}
     train_network(ctx, block, f"N{index}", block_stages(s), index - 1, f"phase{index}", script, dist_info,
                   device, meta)
     barrier(dist_info)  # N<index>.pt is written by rank 0; phase3.py's other ranks read it next

@@ -1,11 +1,14 @@
 import csv
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from core.errors import UserError
-from core.runs import append_results_row, prepare_run_dir, read_json, update_results
+from core.runs import append_results_row, prepare_run_dir, read_json, run_lock, update_results
 
 
 def test_update_results_merges_per_phase(tmp_path: Path):
@@ -53,3 +56,21 @@ def test_run_folder_under_a_file_is_a_user_error(tmp_path: Path):
     blocker.write_text("x")
     with pytest.raises(UserError, match="cannot write to run folder"):
         prepare_run_dir(blocker / "run")
+
+
+def test_run_lock_refuses_a_second_process_and_not_after_it_dies(tmp_path: Path):
+    run = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from core.runs import run_lock\n"
+         f"with run_lock(Path({str(run)!r})):\n    print('held', flush=True); time.sleep(600)"],
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UserError, match=rf"^run folder {run} is in use by process {holder.pid} "), \
+                run_lock(run):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with run_lock(run), run_lock(run):  # a killed holder leaves no lock; one process may nest
+        assert (run / "run.lock").read_text().strip() == str(os.getpid())

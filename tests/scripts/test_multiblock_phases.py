@@ -1,13 +1,17 @@
 """The six multiblock phase scripts, run in order on tiny same-size pairs made here in the RealSR layout.
 
 The pairs are made with numpy/scipy from scikit-image photos (HR: 64x64 crops; LR: the HR blurred, same
-size), not with ``data.synth``, as a user with their own pairs would. Every script runs through its
-``main(argv)`` into one run folder; the error paths run as real subprocesses or through ``cli_entry``.
+size), not with ``data.synth``, as a user with their own pairs would. The chain runs as ``make phases`` with
+one settings list for all six scripts; the other checks run a script through its ``main(argv)``, as a real
+subprocess, or through ``cli_entry``.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,20 +24,18 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.errors import cli_entry
 from data.io import read_image
 from pipelines.multiblock.run_folder import sha256
-from tests.scripts.helpers import load_script, run_script
+from tests.scripts.helpers import REPO, load_script, run_script
 
 TEST_SET = "RealSR-Canon-x2-test"
 N_TRAIN, N_TEST = 8, 4
 ARCH = ["N_FEATS=8", "N_RESBLOCKS=2"]
-BATCHES = ["PATCH_SIZE=24", "BATCH_SIZE=4"]
-# A few hundred iterations beat identity by a wide margin: Adam 2e-3 in the unclamped stage (the report's
-# Adadelta needs thousands), then a short clamped stage. Blocks 2 and 3 start from an underfit parent applied
-# once more (INIT=inherit), which oversharpens at first; they need their own short recovery.
-PHASE1 = [*ARCH, *BATCHES, "WARMUP_OPTIMIZER=adam", "LR_WARMUP=2e-3", "ITERS_WARMUP=200", "ITERS_CLAMP_HIGH=100",
-          "LR_CLAMP_HIGH=1e-3", "ITERS_CLAMP_LOW=0", "EVAL_EVERY=50"]
-PHASE23 = [*ARCH, *BATCHES, "WARMUP_OPTIMIZER=adam", "LR_WARMUP=1e-3", "ITERS_WARMUP=60", "ITERS_CLAMP_HIGH=60",
-           "LR_CLAMP_HIGH=5e-4", "ITERS_CLAMP_LOW=0", "EVAL_EVERY=30"]
-PHASE4 = [*BATCHES, "ITERS_HIGH=40", "LR_HIGH=3e-4", "ITERS_LOW=0", "EVAL_EVERY=20"]
+# One list for all six scripts, as `make phases ARGS=...` passes it: the tiny preset (seconds per phase), the
+# architecture repeated (run-wide: equal values are accepted by the later phases), and a phase-4 setting that
+# the other scripts accept and ignore.
+ONE_LIST = ["PRESET=tiny", *ARCH, "ITERS_HIGH=40"]
+
+
+PHASES = ("phase1_1.py", "phase1_2.py", "phase2_1.py", "phase2_2.py", "phase3.py", "phase4.py")
 
 
 def sets(items: list[str]) -> list[str]:
@@ -77,13 +79,22 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def chain(one_thread, tmp_path_factory) -> tuple[Path, Path]:
-    """(data root, run folder) after phase1_1.py ... phase4.py, in order."""
+    """(data root, run folder) after phase1_1.py ... phase4.py, in order, run as a user runs them:
+    `make phases PRESET=tiny ARGS="--set ..."` (one identical command line for all six)."""
     base = tmp_path_factory.mktemp("multiblock")
     data, run = base / "data", base / "run"
     make_pairs(data)
-    for script, settings in (("phase1_1.py", PHASE1), ("phase1_2.py", None), ("phase2_1.py", PHASE23),
-                             ("phase2_2.py", None), ("phase3.py", PHASE23), ("phase4.py", PHASE4)):
-        run_phase(script, data, run, settings)
+    if shutil.which("make") is None:  # the same six command lines, in-process
+        for script in PHASES:
+            run_phase(script, data, run, ONE_LIST)
+        return data, run
+    preset, *others = ONE_LIST
+    done = subprocess.run(["make", "-s", "-o", ".venv/.installed", "phases", f"PY={sys.executable}", f"DATA={data}",
+                           f"RUN={run}", f"PRESET={preset.partition('=')[2]}",
+                           f"ARGS=--device cpu {' '.join(sets(others))}"],
+                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
     return data, run
 
 
@@ -252,3 +263,91 @@ def test_phase2_starts_from_n1_only_when_inherited(chain, tmp_path, init):
     n1, n2 = (load_checkpoint(copy / name)["model"] for name in ("N1.pt", "N2.pt"))
     same = all(torch.equal(n1[key], n2[key]) for key in n1)
     assert same == (init == "inherit")
+
+
+# ------------------------------------------------------------------------------- one run, one configuration
+def snapshot(folder: Path) -> dict[Path, int]:
+    return {path: path.stat().st_mtime_ns for path in folder.rglob("*")}
+
+
+def test_run_wide_settings_are_recorded_in_the_run_its_checkpoints_and_lr_folders(chain):
+    _data, run = chain
+    record = json.loads((run / "run.json").read_text())
+    assert record["recorded_by"] == "phase1_1.py" and record["seed"] == 0
+    assert record["settings"] | {"PRESET": "tiny", "N_FEATS": 8, "N_RESBLOCKS": 2, "CAMERA": "Canon"} == \
+        record["settings"]
+    assert record["data"]["train_pairs"] == N_TRAIN and len(record["data"]["fingerprint"]) == 64
+    for name in ("N1.pt", "N2.pt", "N3.pt", "N.pt"):
+        assert load_checkpoint(run / name)["meta"]["run"] == record, name
+    for stage in (1, 2, 3):
+        assert json.loads((run / f"LR_{stage}" / "manifest.json").read_text())["run"] == record
+    settings = json.loads((run / "settings.json").read_text())
+    for section in ("N1", "N2", "N3", "N"):
+        assert settings[section]["PRESET"] == "tiny" and settings[section]["N_FEATS"] == 8, section
+    assert settings["N2"]["ITERS_WARMUP"] == 150  # the tiny preset reached phase 2 through the record
+
+
+@pytest.mark.parametrize(("assignment", "recorded"), [("CAMERA=Nikon", "'Canon'"), ("SCALE=3", "2"),
+                                                      ("N_FEATS=16", "8")])
+def test_a_different_run_wide_value_stops_a_later_phase_before_any_work(chain, tmp_path, assignment, recorded):
+    data, run = chain
+    copy = copy_run(run, tmp_path / "run", ("run.json", "settings.json", "N1.pt", "LR_1"))
+    before = snapshot(copy)
+    done = run_script("phase2_1.py", "--data", str(data), "--out", str(copy), "--device", "cpu",
+                      *sets([*ONE_LIST, assignment]), env={"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2, done.stderr
+    name, _, value = assignment.partition("=")
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr
+    assert lines[0].startswith(f"error: {name}={value if name != 'CAMERA' else repr(value)} differs from "
+                               f"{name}={recorded} recorded in {copy / 'run.json'}"), lines[0]
+    assert snapshot(copy) == before
+
+
+def test_the_same_pairs_moved_and_renamed_as_published_match_other_pairs_do_not(chain, tmp_path, capsys):
+    data, run = chain
+    moved = tmp_path / "moved"
+    shutil.copytree(data / "RealSR", moved / "RealSR(V3)")  # the name the release unpacks under
+    copy = copy_run(run, tmp_path / "run", ("run.json", "N1.pt", "LR_1"))
+    capsys.readouterr()
+    run_phase("phase1_2.py", moved, copy)
+    assert "up to date" in capsys.readouterr().out
+    other = tmp_path / "other"
+    make_pairs(other, size=48)
+    with pytest.raises(SystemExit):
+        cli_entry(load_script("phase1_2.py").main, ["--data", str(other), "--out", str(copy), "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"differ from the ones recorded in {copy / 'run.json'}" in err[0], err
+
+
+def test_config_replays_a_phase_and_set_still_wins(chain, tmp_path):
+    """phase1_1.py --config <run>/settings.json (its N1 section) into a new folder, with two --set on top."""
+    data, run = chain
+    replay = tmp_path / "replay"
+    load_script("phase1_1.py").main(["--data", str(data), "--out", str(replay), "--device", "cpu", "--config",
+                                     str(run / "settings.json"), *sets(["ITERS_WARMUP=0", "ITERS_CLAMP_HIGH=0"])])
+    original, replayed = (json.loads((folder / "settings.json").read_text())["N1"] for folder in (run, replay))
+    assert {key for key in original if original[key] != replayed.get(key)} == {"ITERS_WARMUP", "ITERS_CLAMP_HIGH"}
+    assert json.loads((replay / "run.json").read_text())["settings"] == \
+        json.loads((run / "run.json").read_text())["settings"]
+
+
+def test_unknown_names_are_still_refused_and_missing_realsr_names_the_folders(tmp_path):
+    done = run_script("phase1_2.py", "--out", str(tmp_path / "run"), "--set", "N_FEAT=8")
+    assert done.returncode == 2 and done.stderr.startswith("error: --set N_FEAT: unknown setting; known settings:")
+    done = run_script("phase1_1.py", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--set", "PRESET=tiny")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    for name in ("RealSR", "RealSR(V3)", "RealSR_V3"):
+        assert str(tmp_path / name / "Canon" / "Train" / "2") in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_lists_own_run_wide_and_ignored_settings_and_the_presets():
+    done = run_script("phase2_2.py", "--help")
+    assert done.returncode == 0
+    text = done.stdout
+    assert "settings of this script: none" in text
+    assert "N_FEATS=64  feature channels C (report: 64)" in text  # run-wide, with its comment
+    assert "tiny: " in text and "N_FEATS=8" in text
+    assert "accepted and ignored here" in text and "ITERS_HIGH" in text

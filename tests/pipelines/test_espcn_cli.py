@@ -1,0 +1,38 @@
+"""`espcn.py` subcommands: each lists and accepts only the settings it reads; the block is the best recipe."""
+from __future__ import annotations
+
+import pytest
+
+from core.errors import UserError
+from pipelines.espcn.cli import READS, run, subcommand_settings
+from tests.scripts.helpers import load_script, run_script
+
+ESPCN = vars(load_script("espcn.py"))
+
+
+def test_the_block_as_written_is_the_best_preset():
+    for name, value in ESPCN["PRESETS"]["best"].items():
+        assert ESPCN[name] == value, name
+    assert ESPCN["PRESET"] == "none" and ESPCN["PRESETS"]["paper"]["DEGRADATION"] == "gaussian"
+
+
+def test_eval_and_upscale_read_only_their_settings():
+    assert list(subcommand_settings(ESPCN, "eval")) == list(READS["eval"])
+    assert "SCALE" in subcommand_settings(ESPCN, "train") and "HALF" not in subcommand_settings(ESPCN, "train")
+    with pytest.raises(UserError, match=r"--set SCALE: espcn\.py eval does not read this setting; it reads "
+                                        r"EVAL_SETS, EVAL_TILE"):
+        run(ESPCN, ["eval", "--set", "SCALE=2"])
+
+
+@pytest.mark.parametrize(("command", "present", "absent"), [
+    ("eval", ["EVAL_SETS=", "--weights", "--data"], ["SCALE=", "--seed", "--resume", "presets", "HALF="]),
+    ("upscale", ["HALF=", "VIDEO_CRF=", "--weights", "inputs"], ["EVAL_SETS=", "--data", "--seed", "--resume"]),
+    ("train", ["SCALE=", "--resume", "--config", "paper: AUGMENT=false"], ["HALF=", "--weights"]),
+])
+def test_subcommand_help_lists_what_it_uses(command, present, absent):
+    done = run_script("espcn.py", command, "--help")
+    assert done.returncode == 0
+    for text in present:
+        assert text in done.stdout, (command, text)
+    for text in absent:
+        assert text not in done.stdout, (command, text)

@@ -1,0 +1,73 @@
+"""The phase scripts' shared settings: one catalogue read from the six blocks, presets, run-wide values."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import UserError
+from pipelines.multiblock.phase_settings import (
+    FIRST_SCRIPT,
+    LOCATION,
+    PHASE_SCRIPTS,
+    PRESETS,
+    RUN_WIDE,
+    catalogue,
+    parse_phase_cli,
+    script_block,
+)
+from pipelines.multiblock.run_record import write_record
+from tests.scripts.helpers import load_script
+
+
+def test_the_catalogue_is_the_union_of_the_six_blocks():
+    known = catalogue()
+    assert set(known) == {name for script in PHASE_SCRIPTS for name in script_block(script)}
+    assert known["INIT"] == "inherit" and script_block("phase4.py")["INIT"] == "blocks"
+    assert script_block("phase1_2.py") == {} == script_block("phase2_2.py")
+
+
+def test_run_wide_settings_live_in_the_first_script_only():
+    assert set(RUN_WIDE) | set(LOCATION) <= set(script_block(FIRST_SCRIPT))
+    for script in PHASE_SCRIPTS[1:]:
+        assert not set(script_block(script)) & (set(RUN_WIDE) | set(LOCATION)), script
+
+
+def test_presets_set_known_settings_and_the_speed_settings_stay_per_phase():
+    known = catalogue()
+    assert {"report", "small", "tiny"} <= set(PRESETS)
+    for values in PRESETS.values():
+        assert set(values) <= set(known)
+    for name in ("PRECISION", "CHANNELS_LAST", "COMPILE", "DETERMINISTIC"):
+        assert name not in RUN_WIDE
+        for script in ("phase1_1.py", "phase2_1.py", "phase3.py", "phase4.py"):
+            assert name in script_block(script), (name, script)
+
+
+def phase(script: str) -> dict:
+    return vars(load_script(script))
+
+
+def test_a_later_phase_reads_the_record_and_applies_the_recorded_preset(tmp_path: Path):
+    record = {"recorded_by": "phase1_1.py", "settings": {**{k: catalogue()[k] for k in RUN_WIDE},
+                                                         "PRESET": "tiny", "N_FEATS": 8, "CAMERA": "Nikon"},
+              "location": {"REALSR_DIR": "RealSR(V3)"}, "seed": 7, "data": {}}
+    tmp_path.mkdir(exist_ok=True)
+    write_record(tmp_path, record)
+    ctx = parse_phase_cli(phase("phase2_1.py"), ["--out", str(tmp_path), "--set", "N_FEATS=8"], "phase2_1.py")
+    assert (ctx.settings["CAMERA"], ctx.settings["N_FEATS"], ctx.seed) == ("Nikon", 8, 7)
+    assert ctx.settings["ITERS_WARMUP"] == PRESETS["tiny"]["ITERS_WARMUP"]  # its own settings, by the preset
+    assert ctx.settings["REALSR_DIR"] == "RealSR(V3)"
+    moved = parse_phase_cli(phase("phase1_2.py"), ["--out", str(tmp_path), "--set", "REALSR_DIR=/data/RealSR"],
+                            "phase1_2.py")
+    assert moved.settings["REALSR_DIR"] == "/data/RealSR"  # a location is a default, never a conflict
+    with pytest.raises(UserError, match=rf"PRESET='small' differs from PRESET='tiny' recorded in "
+                                        rf"{tmp_path / 'run.json'} by phase1_1.py"):
+        parse_phase_cli(phase("phase4.py"), ["--out", str(tmp_path), "--set", "PRESET=small"], "phase4.py")
+
+
+def test_without_a_record_the_first_scripts_values_and_the_preset_apply(tmp_path: Path):
+    ctx = parse_phase_cli(phase("phase4.py"), ["--out", str(tmp_path / "new"), "--set", "PRESET=small",
+                                               "--set", "N_RESBLOCKS=3"], "phase4.py")
+    assert (ctx.settings["N_FEATS"], ctx.settings["N_RESBLOCKS"], ctx.settings["ITERS_HIGH"]) == (16, 3, 200)
+    assert ctx.settings["CAMERA"] == "Canon" and "ITERS_WARMUP" not in ctx.settings
