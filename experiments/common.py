@@ -29,11 +29,11 @@ from core.settings import RunContext, apply_preset, context_from_args, make_pars
 from data.datasets import bundled_photos, list_images
 from data.io import read_image
 from data.synth import synthesise_realsr
+from pipelines.multiblock.run_folder import test_set_name
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 SOURCES = ("auto", "t91", "skimage")
-TEST_SET = "RealSR-{camera}-x{scale}-test"  # the key the phase scripts use in results.json
 
 
 # ------------------------------------------------------------------------------ command line
@@ -193,7 +193,7 @@ def phase_metrics(run: Path, phase: str, settings: dict[str, Any]) -> dict[str, 
     entry = read_json(run / "results.json").get(phase)
     if entry is None:
         raise UserError(f"{run / 'results.json'} has no {phase!r} entry; the phase did not finish")
-    return entry["metrics"][TEST_SET.format(camera=settings["CAMERA"], scale=settings["SCALE"])]
+    return entry["metrics"][test_set_name(settings)]
 
 
 # ------------------------------------------------------------------------------------ numbers
