@@ -112,14 +112,14 @@ def block_stages(settings: dict[str, Any]) -> list[Stage]:
     return [stage for stage in stages if stage.steps > 0]
 
 
-def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list[Stage], input_stage: int,
+def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list[Stage], lr_level: int,
                   phase_key: str, script: str, dist_info: DistInfo, device: torch.device,
                   meta: dict[str, Any]) -> None:
-    """Train ``net`` on (LR_<input_stage>, HR), score the test pairs, write ``<name>.pt`` and results."""
+    """Train ``net`` on (LR_<lr_level>, HR), score the test pairs, write ``<name>.pt`` and results."""
     s, run_dir = ctx.settings, ctx.out
-    train_images = load_pairs(stage_inputs(ctx, input_stage, "train", script))
-    test_images = load_pairs(stage_inputs(ctx, input_stage, "test", script))
-    raw_test = load_pairs(realsr_pairs(ctx, "test")) if input_stage > 0 else test_images
+    train_images = load_pairs(stage_inputs(ctx, lr_level, "train", script))
+    test_images = load_pairs(stage_inputs(ctx, lr_level, "test", script))
+    raw_test = load_pairs(realsr_pairs(ctx, "test")) if lr_level > 0 else test_images
     train_images, val_images = split_validation(train_images, s, ctx.seed)
     val_images = val_images if val_images is not None else test_images
     sampler = PatchSampler(train_images, s["PATCH_SIZE"], s["BATCH_SIZE"], ctx.seed)
@@ -157,7 +157,7 @@ def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list
     chain_test = [(pair.name, lr, hr) for pair, (lr, hr) in zip(test_images.pairs, test_images.arrays,
                                                                  strict=True)]
     metrics = score_pairs(net, chain_test, device=device)
-    if input_stage > 0:  # the baseline is the dataset's LR; LR_<i-1> (this block's input) is reported too
+    if lr_level > 0:  # the baseline is the dataset's LR; LR_<i-1> (this block's input) is reported too
         metrics["input"] = metrics.pop("identity")
     metrics["identity"] = score_pairs(None, [(p.name, lr, hr) for p, (lr, hr) in
                                              zip(raw_test.pairs, raw_test.arrays, strict=True)],
