@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DATA ?= $(or $(SR_DATA),./datasets)
 RUN ?= runs/multiblock
 
-.PHONY: demo test lint phases clean-venv
+.PHONY: demo test test-fast lint phases clean-venv
 
 # (Re)create the virtual environment when it is missing or older than requirements.txt.
 $(VENV)/.installed: requirements.txt
@@ -21,6 +21,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# The edit loop: the suite without the tests marked slow (phase chain, script subprocesses, shipped weights).
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow"
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
