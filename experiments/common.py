@@ -8,7 +8,7 @@
   ``SR_DATA`` or ``../shared/datasets`` has them, else from the photos bundled with scikit-image, so a
   fresh clone with no dataset still runs.
 - ``run_phase``: a phase script through its ``main(argv)``, exactly as from the command line.
-- ``markdown_table`` / ``write_outputs``: ``<out>/table.md`` and ``<out>/results.json``.
+- ``markdown_table`` / ``data_sentence`` / ``write_outputs``: ``<out>/table.md`` and ``<out>/results.json``.
 """
 from __future__ import annotations
 
@@ -117,6 +117,15 @@ def prepare_data(ctx: RunContext, min_side: int = 0) -> tuple[Path, dict[str, An
     print(f"data: {record['source']}: {record['train_pairs']} train / {record['test_pairs']} test pairs "
           f"(HR centre crops of at most {max_size or 'full'} px) in {root}", flush=True)
     return root, record
+
+
+def data_sentence(record: dict[str, Any], detail: str = "") -> str:
+    """'Data: <source> (N train / M test pairs, HR crops of at most S px<detail>)', the counts only for
+    synthesised pairs; every table.md opens with it."""
+    if "train_pairs" not in record:
+        return f"Data: {record['source']}"
+    return (f"Data: {record['source']} ({record['train_pairs']} train / {record['test_pairs']} test pairs, HR crops "
+            f"of at most {record['max_size'] or 'full'} px{detail})")
 
 
 # ------------------------------------------------------------------------------ phase scripts
