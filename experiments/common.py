@@ -84,9 +84,20 @@ def prepare_data(ctx: RunContext, min_side: int = 0) -> tuple[Path, dict[str, An
 
     ``min_side``: synthesise only from images whose shorter side is at least this (the largest patch)."""
     s = ctx.settings
-    camera, scale, source = s["CAMERA"], s["SCALE"], str(s["SOURCE"])
-    if source == "auto" and (ctx.data_root / "RealSR" / camera / "Train" / str(scale)).is_dir():
+    if str(s["SOURCE"]) == "auto" and (ctx.data_root / "RealSR" / s["CAMERA"] / "Train" / str(s["SCALE"])).is_dir():
         return ctx.data_root, {"source": f"RealSR pairs under {ctx.data_root}"}
+    t91_root, record = _synthesis_plan(ctx, min_side)
+    root = ctx.out / "data"
+    previous = read_json(root / "experiment_data.json")
+    if {key: previous.get(key) for key in record} == record:  # made earlier with the same plan
+        return root, previous
+    return root, _synthesise(ctx, root, t91_root, record)
+
+
+def _synthesis_plan(ctx: RunContext, min_side: int) -> tuple[Path | None, dict[str, Any]]:
+    """(the folder holding T91/ and Set14/, or None for the bundled photos; what will be synthesised)."""
+    s = ctx.settings
+    source = str(s["SOURCE"])
     found = _folder_with(("T91", "Set14"), (ctx.data_root, os.environ.get("SR_DATA"), SHARED_DATASETS))
     if source == "t91" and found is None:
         raise UserError(f"SOURCE=t91: no T91/ and Set14/ under {ctx.data_root} or {SHARED_DATASETS}; pass "
@@ -97,26 +108,29 @@ def prepare_data(ctx: RunContext, min_side: int = 0) -> tuple[Path, dict[str, An
         raise UserError(f"SYNTH_MAX_SIZE={max_size} is smaller than the {min_side}-pixel patches; raise it")
     record = {"source": f"synthesised from {found}/T91 (train) and {found}/Set14 (test)" if use_t91 else
               "synthesised from the photos bundled with scikit-image (skimage-train, skimage-test)",
-              "max_size": max_size, "min_side": min_side, "seed": ctx.seed, "camera": camera, "scale": scale}
-    root = ctx.out / "data"
-    marker = root / "experiment_data.json"
-    previous = read_json(marker)
-    if {key: previous.get(key) for key in record} == record:
-        return root, previous
-    if use_t91:
-        train, test = _folder_images(found / "T91"), _folder_images(found / "Set14")
+              "max_size": max_size, "min_side": min_side, "seed": ctx.seed, "camera": s["CAMERA"],
+              "scale": s["SCALE"]}
+    return (found if use_t91 else None), record
+
+
+def _synthesise(ctx: RunContext, root: Path, t91_root: Path | None, record: dict[str, Any]) -> dict[str, Any]:
+    """Write the pairs ``record`` describes into ``root`` and record them in ``experiment_data.json``."""
+    if t91_root is not None:
+        train, test = _folder_images(t91_root / "T91"), _folder_images(t91_root / "Set14")
     else:
         train, test = bundled_photos("train"), bundled_photos("test")
     skipped: list[str] = []
+    min_side, max_size = record["min_side"], record["max_size"]
     prepare_run_dir(root)
     written = synthesise_realsr(root, _at_least(train, min_side, skipped), _at_least(test, min_side, skipped),
-                                camera=camera, scale=scale, seed=ctx.seed, max_size=max_size, overwrite=True)
-    record.update({"train_pairs": len(written["Train"]), "test_pairs": len(written["Test"]),
-                   "skipped_smaller_than_min_side": skipped})
-    write_json(marker, record)
+                                camera=record["camera"], scale=record["scale"], seed=ctx.seed, max_size=max_size,
+                                overwrite=True)
+    record = {**record, "train_pairs": len(written["Train"]), "test_pairs": len(written["Test"]),
+              "skipped_smaller_than_min_side": skipped}
+    write_json(root / "experiment_data.json", record)
     print(f"data: {record['source']}: {record['train_pairs']} train / {record['test_pairs']} test pairs "
           f"(HR centre crops of at most {max_size or 'full'} px) in {root}", flush=True)
-    return root, record
+    return record
 
 
 def data_sentence(record: dict[str, Any], detail: str = "") -> str:

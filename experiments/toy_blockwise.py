@@ -56,8 +56,9 @@ from torch import nn
 
 from core.errors import UserError, cli_entry
 from core.runs import read_json, write_json
+from core.settings import RunContext
 from data.io import to_float
-from data.paired import PatchSampler, find_realsr_pairs, load_pairs
+from data.paired import PairedImages, PatchSampler, find_realsr_pairs, load_pairs
 from engine.csv_log import read_log
 from engine.losses import make_loss
 from engine.plots import plt
@@ -99,21 +100,6 @@ def test_psnr(net: nn.Module, pairs, device: torch.device) -> float:
                           for lr, hr in pairs.arrays]))
 
 
-def train(ctx, net: nn.Module, name: str, stages: list[Stage], batches, evaluate, run_dir: Path,
-          device: torch.device) -> float:
-    """One network through the shared training loop; returns the wall seconds (kept across --resume)."""
-    s = ctx.settings
-    config = TrainConfig(run_dir=run_dir, latest_name=f"{name}_latest.pt", best_name=None,
-                         log_name=f"log_{name}.csv", eval_every=s["ITERS_PER_EPOCH"], monitor="test_psnr",
-                         steps_per_epoch=s["ITERS_PER_EPOCH"], meta={"arch": f"toy-{name}"})
-    started = time.perf_counter()
-    Trainer(net.to(device), stages, batches, make_loss("l1"), evaluate, config, device).fit(resume=ctx.resume)
-    walls = read_json(run_dir / "wall_seconds.json")
-    walls[name] = max(walls.get(name, 0.0), round(time.perf_counter() - started, 1))
-    write_json(run_dir / "wall_seconds.json", walls)
-    return walls[name]
-
-
 def initial_networks(s: dict, seed: int) -> tuple[ToyBlock, ToyBlock, nn.Module]:
     """N_1, N_2 and the deep net before training; with DEEP_NET=chained the deep net starts from the very
     weights the two blocks start from."""
@@ -127,47 +113,72 @@ def initial_networks(s: dict, seed: int) -> tuple[ToyBlock, ToyBlock, nn.Module]
     return n1, n2, deep
 
 
-def run_seed(ctx, seed: int, train_pairs, test_pairs, device: torch.device) -> dict:
+class SeedRun:
+    """One seed's trainings: its run folder, its patch sampler and the test pairs every network is scored on.
+    (A plain class: a dataclass needs its module in sys.modules, which a script loaded by path is not.)"""
+
+    def __init__(self, ctx: RunContext, run_dir: Path, sampler: PatchSampler, test_pairs: PairedImages) -> None:
+        self.ctx, self.run_dir, self.sampler, self.test_pairs = ctx, run_dir, sampler, test_pairs
+
+    def batches(self, step: int, _dist) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sampler.batch(step)
+
+    def test_psnr(self, net: nn.Module) -> float:
+        return test_psnr(net, self.test_pairs, self.ctx.device)
+
+    def evaluate(self, net: nn.Module) -> dict[str, float]:
+        return {"test_psnr": self.test_psnr(net)}
+
+    def score(self, net: nn.Module) -> dict[str, dict[str, float]]:
+        pairs = [(p.name, lr, hr) for p, (lr, hr) in zip(self.test_pairs.pairs, self.test_pairs.arrays, strict=True)]
+        return score_pairs(net.eval(), pairs, device=self.ctx.device)
+
+    def train(self, net: nn.Module, name: str, stages: list[Stage], batches=None, evaluate=None) -> float:
+        """One network through the shared training loop; returns the wall seconds (kept across --resume)."""
+        s, device = self.ctx.settings, self.ctx.device
+        config = TrainConfig(run_dir=self.run_dir, latest_name=f"{name}_latest.pt", best_name=None,
+                             log_name=f"log_{name}.csv", eval_every=s["ITERS_PER_EPOCH"], monitor="test_psnr",
+                             steps_per_epoch=s["ITERS_PER_EPOCH"], meta={"arch": f"toy-{name}"})
+        started = time.perf_counter()
+        Trainer(net.to(device), stages, batches or self.batches, make_loss("l1"), evaluate or self.evaluate, config,
+                device).fit(resume=self.ctx.resume)
+        walls = read_json(self.run_dir / "wall_seconds.json")
+        walls[name] = max(walls.get(name, 0.0), round(time.perf_counter() - started, 1))
+        write_json(self.run_dir / "wall_seconds.json", walls)
+        return walls[name]
+
+
+def run_seed(ctx: RunContext, seed: int, train_pairs: PairedImages, test_pairs: PairedImages) -> dict:
     """N_1 on (LR, HR); N_2 on (N_1(LR), HR) with N_1 fixed; N_2(N_1) trained whole; the deep net end to
     end with as many updates per parameter. Returns each one's start, final and best test scores and walls."""
     s = ctx.settings
-    run_dir = ctx.out / f"seed{seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    sampler = PatchSampler(train_pairs, s["PATCH_SIZE"], s["BATCH_SIZE"], seed)
-
-    def raw(step, _dist):
-        return sampler.batch(step)
-
-    def after_n1(step, _dist):
-        lr, hr = sampler.batch(step)
-        with torch.no_grad():
-            return n1(lr.to(device)), hr
-
-    def evaluate(net: nn.Module) -> dict[str, float]:
-        return {"test_psnr": test_psnr(net, test_pairs, device)}
-
-    def score(net: nn.Module) -> dict[str, dict[str, float]]:
-        return score_pairs(net.eval(), chain_pairs, device=device)
-
+    run = SeedRun(ctx, ctx.out / f"seed{seed}", PatchSampler(train_pairs, s["PATCH_SIZE"], s["BATCH_SIZE"], seed),
+                  test_pairs)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
     n1, n2, deep = initial_networks(s, seed)
     chained = s["N2_INPUT"] == "chained"
     chain = (lambda net: nn.Sequential(n1, net)) if chained else (lambda net: net)
-    chain_pairs = [(p.name, lr, hr) for p, (lr, hr) in zip(test_pairs.pairs, test_pairs.arrays, strict=True)]
+
+    def after_n1(step: int, _dist) -> tuple[torch.Tensor, torch.Tensor]:
+        lr, hr = run.sampler.batch(step)
+        with torch.no_grad():
+            return n1(lr.to(ctx.device)), hr
+
     block_stage = Stage("block", s["ITERS_BLOCK"], adam(s["LR_BLOCK"]), Constant(s["LR_BLOCK"]))
     combined_stage = Stage("combined", s["ITERS_COMBINED"], adam(s["LR_COMBINED"]), Constant(s["LR_COMBINED"]))
-    start = {"N1": test_psnr(n1, test_pairs, device), "deep": test_psnr(deep, test_pairs, device)}
-    walls = {"N1": train(ctx, n1, "N1", [block_stage], raw, evaluate, run_dir, device)}
-    final = {"N1": score(n1)}  # now: the combined training changes N_1
+    start = {"N1": run.test_psnr(n1), "deep": run.test_psnr(deep)}
+    walls = {"N1": run.train(n1, "N1", [block_stage])}
+    final = {"N1": run.score(n1)}  # now: the combined training changes N_1
     n1.requires_grad_(False).eval()
-    start["N2"] = test_psnr(chain(n2), test_pairs, device)
-    walls["N2"] = train(ctx, n2, "N2", [block_stage], after_n1 if chained else raw,
-                        lambda net: {"test_psnr": test_psnr(chain(net), test_pairs, device)}, run_dir, device)
-    final["N2"] = score(chain(n2))
+    start["N2"] = run.test_psnr(chain(n2))
+    walls["N2"] = run.train(n2, "N2", [block_stage], after_n1 if chained else None,
+                            lambda net: run.evaluate(chain(net)))
+    final["N2"] = run.score(chain(n2))
     combined = nn.Sequential(n1, n2).requires_grad_(True)
-    walls["combined"] = train(ctx, combined, "combined", [combined_stage], raw, evaluate, run_dir, device)
-    walls["deep"] = train(ctx, deep, "deep", [block_stage, combined_stage], raw, evaluate, run_dir, device)
-    final.update({"combined": score(combined), "deep": score(deep)})
-    logs = {name: read_log(run_dir / f"log_{name}.csv") for name in ("N1", "N2", "combined", "deep")}
+    walls["combined"] = run.train(combined, "combined", [combined_stage])
+    walls["deep"] = run.train(deep, "deep", [block_stage, combined_stage])
+    final.update({"combined": run.score(combined), "deep": run.score(deep)})
+    logs = {name: read_log(run.run_dir / f"log_{name}.csv") for name in ("N1", "N2", "combined", "deep")}
     return {"start": start, "walls": walls, "identity": final["N1"]["identity"],
             **{name: metrics["model"] for name, metrics in final.items()},
             "best": {name: max(r["test_psnr"] for r in rows) for name, rows in logs.items()}}
@@ -239,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     data, data_record = prepare_data(ctx, min_side=s["PATCH_SIZE"])
     train_pairs = load_pairs(find_realsr_pairs(data, s["CAMERA"], s["SCALE"], "Train"))
     test_pairs = load_pairs(find_realsr_pairs(data, s["CAMERA"], s["SCALE"], "Test"))
-    per_seed = {seed: run_seed(ctx, seed, train_pairs, test_pairs, ctx.device) for seed in seeds(ctx)}
+    per_seed = {seed: run_seed(ctx, seed, train_pairs, test_pairs) for seed in seeds(ctx)}
     runs, n = list(per_seed.values()), len(per_seed)
     per_seed_rows = [[seed, f"{r['start']['deep']:.2f}", f"{r['combined']['psnr_rgb_report']:.3f}",
                       f"{r['deep']['psnr_rgb_report']:.3f}",
