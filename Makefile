@@ -7,7 +7,7 @@ VENV := .venv
 DATA ?= $(or $(SR_DATA),./datasets)
 RUN ?= runs/multiblock
 
-.PHONY: demo test lint phases gpu-check clean-venv
+.PHONY: demo test test-fast lint phases gpu-check clean-venv
 
 ifeq ($(origin PY),undefined)
 PY := $(VENV)/bin/python
@@ -37,6 +37,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# The edit loop: the suite without the tests marked slow (phase chain, script subprocesses, shipped weights).
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow"
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -1,4 +1,4 @@
-"""ESPCN 1080p x3 frames/s: this project's path (engine/fast_inference.py) against plain eager PyTorch.
+"""ESPCN 1080p x3 frames/s: this project's path (inference/fast_espcn.py) against plain eager PyTorch.
 
     python benchmarks/espcn_speed.py [--quick] [--threads N] [--compile] [--video]
 

@@ -21,12 +21,15 @@ it: which of two fp32 outputs that differ by rounding alone is nearer the exact 
 """
 from __future__ import annotations
 
+import argparse
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from common import PeakRSS, finish, matmul_gflops, parser, release_memory, rounded, start  # repo on sys.path
+from torch import nn
 
 from data.io import to_float
 from data.resize import imresize
@@ -42,7 +45,8 @@ def photo(width: int, height: int) -> torch.Tensor:
     return torch.from_numpy(imresize(photo, output_shape=(height, width)).clip(0, 1).transpose(2, 0, 1).copy())[None]
 
 
-def main() -> None:
+def parse_args() -> tuple[argparse.Namespace, list[str]]:
+    """The arguments, and the paths to run: banded/tiled as asked, whole always and last (the reference)."""
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--size", default=None, help="image WxH (default 1024x768; --quick: 192x128)")
     p.add_argument("--tile", type=int, default=None, help="tile side in pixels (default 256; --quick: 48)")
@@ -54,7 +58,49 @@ def main() -> None:
     unknown = requested - {"banded", "tiled", "whole"}
     if unknown:
         p.error(f"--paths: unknown {', '.join(sorted(unknown))} (choose from banded, tiled, whole)")
-    paths = [name for name in ("banded", "tiled", "whole") if name in requested]  # whole last: the reference
+    return args, [name for name in ("banded", "tiled", "whole") if name in requested]
+
+
+def time_paths(run: dict[str, Callable[[], torch.Tensor]], paths: list[str], result: dict) -> dict[str, torch.Tensor]:
+    """Each path's output; its seconds and peak memory go into ``result``. Lower peaks first: not hidden by
+    the whole-image one."""
+    outputs = {}
+    for name in paths:
+        release_memory()
+        with PeakRSS() as memory:
+            began = time.perf_counter()
+            with torch.inference_mode():
+                outputs[name] = run[name]()
+            seconds = time.perf_counter() - began
+        result[name] = {"seconds": seconds, "peak_rss_mb": memory.peak_mb, "extra_rss_mb": memory.extra_mb}
+    return outputs
+
+
+def compare_with_whole(outputs: dict[str, torch.Tensor], paths: list[str], result: dict) -> None:
+    for name in paths[:-1]:
+        np.testing.assert_equal(outputs[name].shape, outputs["whole"].shape)
+        diff = (outputs[name] - outputs["whole"]).abs()
+        mse = float((diff**2).mean())
+        result[f"{name}_vs_whole"] = {
+            "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+            "psnr_db": 10 * math.log10(1 / mse) if mse > 0 else float("inf"),
+            "pixels_above_1_level": float((diff > 1 / 255).float().mean()),
+            "time_ratio": result[name]["seconds"] / result["whole"]["seconds"],
+            "extra_memory_ratio": result[name]["extra_rss_mb"] / max(result["whole"]["extra_rss_mb"], 1e-9),
+        }
+
+
+def compare_with_float64(net: nn.Module, x: torch.Tensor, outputs: dict[str, torch.Tensor], result: dict) -> None:
+    release_memory()
+    with torch.inference_mode():
+        exact = net.double()(x.double())
+    for name, output in outputs.items():
+        diff = (output.double() - exact).abs()
+        result[f"{name}_vs_float64"] = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+
+
+def main() -> None:
+    args, paths = parse_args()
     result = start(args)
     width, height = (int(v) for v in (args.size or ("192x128" if args.quick else "1024x768")).split("x"))
     tile = args.tile or (48 if args.quick else 256)
@@ -66,39 +112,13 @@ def main() -> None:
     result["setup"] = {"image": f"{width}x{height}", "blocks": 3, "channels": 64, "resblocks": resblocks,
                        "tile": tile, "overlap": overlap, "window": tile + 3 * overlap, "blend": "linear"}
     result["matmul_gflops"] = matmul_gflops(1024 if args.quick else 2048)
-
-    outputs = {}
-    run = {"banded": lambda: banded_forward(net, x), "tiled": lambda: tiled_forward(net, x, tile=tile),
-           "whole": lambda: net(x)}
-    for name in paths:  # lower peaks first: not hidden by the whole-image one
-        release_memory()
-        with PeakRSS() as memory:
-            began = time.perf_counter()
-            with torch.inference_mode():
-                outputs[name] = run[name]()
-            seconds = time.perf_counter() - began
-        result[name] = {"seconds": seconds, "peak_rss_mb": memory.peak_mb, "extra_rss_mb": memory.extra_mb}
-    for name in paths[:-1]:
-        diff = (outputs[name] - outputs["whole"]).abs()
-        mse = float((diff**2).mean())
-        result[f"{name}_vs_whole"] = {
-            "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
-            "psnr_db": 10 * math.log10(1 / mse) if mse > 0 else float("inf"),
-            "pixels_above_1_level": float((diff > 1 / 255).float().mean()),
-            "time_ratio": result[name]["seconds"] / result["whole"]["seconds"],
-            "extra_memory_ratio": result[name]["extra_rss_mb"] / max(result["whole"]["extra_rss_mb"], 1e-9),
-        }
+    outputs = time_paths({"banded": lambda: banded_forward(net, x), "tiled": lambda: tiled_forward(net, x, tile=tile),
+                          "whole": lambda: net(x)}, paths, result)
+    compare_with_whole(outputs, paths, result)
     if args.float64:
-        release_memory()
-        with torch.inference_mode():
-            exact = net.double()(x.double())
-        for name in paths:
-            diff = (outputs[name].double() - exact).abs()
-            result[f"{name}_vs_float64"] = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+        compare_with_float64(net, x, outputs, result)
     result["note"] = ("random orthogonal weights; the tiled/whole difference comes from the channel "
                       "attention's global pool seeing a tile, and depends on the trained weights")
-    for name in paths[:-1]:
-        np.testing.assert_equal(outputs[name].shape, outputs["whole"].shape)
     finish(rounded(result), args)
 
 

@@ -86,14 +86,11 @@ def read_json(path: Path) -> dict:
         raise UserError(f"{path} is not valid JSON ({err}); fix or remove it") from None
 
 
-def update_results(run_dir: Path, entry: dict[str, Any], key: str | None = None) -> dict:
-    """Merge ``entry`` into ``results.json`` (under ``key`` if given, e.g. 'phase2') and return the whole."""
+def update_results(run_dir: Path, entry: dict[str, Any]) -> dict:
+    """Merge ``entry``'s top-level keys (e.g. ``{"phase2": {...}}``) into ``results.json``; return the whole."""
     path = run_dir / "results.json"
     results = read_json(path)
-    if key is None:
-        results.update(entry)
-    else:
-        results[key] = {**results.get(key, {}), **entry}
+    results.update(entry)
     write_json(path, results)
     return results
 

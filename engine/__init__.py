@@ -1,1 +1,1 @@
-"""Shared engine: settings, run folders, training loop, metrics, checkpoints, tiled inference."""
+"""Training: the one loop with its stages, the schedules, the losses, and the logs, plots and tables of a run."""

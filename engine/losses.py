@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -30,6 +29,3 @@ def make_loss(name: str, grad_weight: float = 0.0) -> Callable[[Tensor, Tensor],
 
     return loss
 
-
-def is_finite(value: Tensor) -> bool:
-    return bool(torch.isfinite(value).all())

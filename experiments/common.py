@@ -8,7 +8,7 @@
   ``SR_DATA`` or ``../shared/datasets`` has them, else from the photos bundled with scikit-image, so a
   fresh clone with no dataset still runs.
 - ``run_phase``: a phase script through its ``main(argv)``, exactly as from the command line.
-- ``markdown_table`` / ``write_outputs``: ``<out>/table.md`` and ``<out>/results.json``.
+- ``markdown_table`` / ``data_sentence`` / ``write_outputs``: ``<out>/table.md`` and ``<out>/results.json``.
 """
 from __future__ import annotations
 
@@ -30,11 +30,11 @@ from data.datasets import bundled_photos, list_images
 from data.io import read_image
 from data.paired import find_realsr_root
 from data.synth import synthesise_realsr
+from pipelines.multiblock.run_folder import test_set_name
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 SOURCES = ("auto", "t91", "skimage")
-TEST_SET = "RealSR-{camera}-x{scale}-test"  # the key the phase scripts use in results.json
 
 
 # ------------------------------------------------------------------------------ command line
@@ -93,9 +93,20 @@ def prepare_data(ctx: RunContext, min_side: int = 0) -> tuple[Path, dict[str, An
 
     ``min_side``: synthesise only from images whose shorter side is at least this (the largest patch)."""
     s = ctx.settings
-    camera, scale, source = s["CAMERA"], s["SCALE"], str(s["SOURCE"])
-    if source == "auto" and _has_realsr(ctx.data_root, camera, scale):
+    if str(s["SOURCE"]) == "auto" and _has_realsr(ctx.data_root, s["CAMERA"], s["SCALE"]):
         return ctx.data_root, {"source": f"RealSR pairs under {ctx.data_root}"}
+    t91_root, record = _synthesis_plan(ctx, min_side)
+    root = ctx.out / "data"
+    previous = read_json(root / "experiment_data.json")
+    if {key: previous.get(key) for key in record} == record:  # made earlier with the same plan
+        return root, previous
+    return root, _synthesise(ctx, root, t91_root, record)
+
+
+def _synthesis_plan(ctx: RunContext, min_side: int) -> tuple[Path | None, dict[str, Any]]:
+    """(the folder holding T91/ and Set14/, or None for the bundled photos; what will be synthesised)."""
+    s = ctx.settings
+    source = str(s["SOURCE"])
     found = _folder_with(("T91", "Set14"), (ctx.data_root, os.environ.get("SR_DATA"), SHARED_DATASETS))
     if source == "t91" and found is None:
         raise UserError(f"SOURCE=t91: no T91/ and Set14/ under {ctx.data_root} or {SHARED_DATASETS}; pass "
@@ -106,26 +117,38 @@ def prepare_data(ctx: RunContext, min_side: int = 0) -> tuple[Path, dict[str, An
         raise UserError(f"SYNTH_MAX_SIZE={max_size} is smaller than the {min_side}-pixel patches; raise it")
     record = {"source": f"synthesised from {found}/T91 (train) and {found}/Set14 (test)" if use_t91 else
               "synthesised from the photos bundled with scikit-image (skimage-train, skimage-test)",
-              "max_size": max_size, "min_side": min_side, "seed": ctx.seed, "camera": camera, "scale": scale}
-    root = ctx.out / "data"
-    marker = root / "experiment_data.json"
-    previous = read_json(marker)
-    if {key: previous.get(key) for key in record} == record:
-        return root, previous
-    if use_t91:
-        train, test = _folder_images(found / "T91"), _folder_images(found / "Set14")
+              "max_size": max_size, "min_side": min_side, "seed": ctx.seed, "camera": s["CAMERA"],
+              "scale": s["SCALE"]}
+    return (found if use_t91 else None), record
+
+
+def _synthesise(ctx: RunContext, root: Path, t91_root: Path | None, record: dict[str, Any]) -> dict[str, Any]:
+    """Write the pairs ``record`` describes into ``root`` and record them in ``experiment_data.json``."""
+    if t91_root is not None:
+        train, test = _folder_images(t91_root / "T91"), _folder_images(t91_root / "Set14")
     else:
         train, test = bundled_photos("train"), bundled_photos("test")
     skipped: list[str] = []
+    min_side, max_size = record["min_side"], record["max_size"]
     prepare_run_dir(root)
     written = synthesise_realsr(root, _at_least(train, min_side, skipped), _at_least(test, min_side, skipped),
-                                camera=camera, scale=scale, seed=ctx.seed, max_size=max_size, overwrite=True)
-    record.update({"train_pairs": len(written["Train"]), "test_pairs": len(written["Test"]),
-                   "skipped_smaller_than_min_side": skipped})
-    write_json(marker, record)
+                                camera=record["camera"], scale=record["scale"], seed=ctx.seed, max_size=max_size,
+                                overwrite=True)
+    record = {**record, "train_pairs": len(written["Train"]), "test_pairs": len(written["Test"]),
+              "skipped_smaller_than_min_side": skipped}
+    write_json(root / "experiment_data.json", record)
     print(f"data: {record['source']}: {record['train_pairs']} train / {record['test_pairs']} test pairs "
           f"(HR centre crops of at most {max_size or 'full'} px) in {root}", flush=True)
-    return root, record
+    return record
+
+
+def data_sentence(record: dict[str, Any], detail: str = "") -> str:
+    """'Data: <source> (N train / M test pairs, HR crops of at most S px<detail>)', the counts only for
+    synthesised pairs; every table.md opens with it."""
+    if "train_pairs" not in record:
+        return f"Data: {record['source']}"
+    return (f"Data: {record['source']} ({record['train_pairs']} train / {record['test_pairs']} test pairs, HR crops "
+            f"of at most {record['max_size'] or 'full'} px{detail})")
 
 
 # ------------------------------------------------------------------------------ phase scripts
@@ -202,7 +225,7 @@ def phase_metrics(run: Path, phase: str, settings: dict[str, Any]) -> dict[str, 
     entry = read_json(run / "results.json").get(phase)
     if entry is None:
         raise UserError(f"{run / 'results.json'} has no {phase!r} entry; the phase did not finish")
-    return entry["metrics"][TEST_SET.format(camera=settings["CAMERA"], scale=settings["SCALE"])]
+    return entry["metrics"][test_set_name(settings)]
 
 
 # ------------------------------------------------------------------------------------ numbers

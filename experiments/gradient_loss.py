@@ -53,13 +53,16 @@ import torch
 
 from core.errors import cli_entry
 from core.runs import read_json
+from core.settings import RunContext
 from data.io import to_float
 from data.paired import find_realsr_pairs, load_pairs
 from engine.csv_log import read_log
 from engine.losses import gradient_difference
 from engine.plots import plt
 from experiments.common import (
+    block_iterations,
     command_line,
+    data_sentence,
     markdown_table,
     mean_sd,
     parse,
@@ -91,78 +94,82 @@ def edge_error(block, test_pairs, device) -> tuple[float, float]:
     return float(np.mean(model)), float(np.mean(identity))
 
 
+def train_weight(ctx: RunContext, data: Path, run: Path, weight: float, seed: int, test_pairs) -> dict:
+    """Block N_1 trained by phase1_1.py with GRAD_LOSS_WEIGHT=weight: its test metrics, edge error and wall."""
+    s = ctx.settings
+    timed_phase(ctx, "phase1_1.py", data, run, {**pick(s, _TRAIN_KEYS), "LOSS": "l1", "GRAD_LOSS_WEIGHT": weight},
+                seed, "phase1_1.py")
+    metrics = phase_metrics(run, "phase1", s)
+    with torch.no_grad():
+        edge, edge_identity = edge_error(load_block(run / "N1.pt", clamp=True).eval(), test_pairs, ctx.device)
+    log = read_log(run / "log_N1.csv")
+    return {**metrics["model"], "identity": metrics["identity"], "edge_error": edge,
+            "edge_error_identity": edge_identity, "best_curve": max(r["test_psnr"] for r in log),
+            "wall": read_json(run / "wall_seconds.json")["phase1_1.py"]}
+
+
+def comparison_table(runs: list[dict[float, dict]], weights: list[float]) -> str:
+    """Identity, then one row per weight: PSNR, best curve point, SSIM, edge error, gain over the first weight."""
+    base = weights[0]
+    rows = [["identity (the LR input)", mean_sd([r[base]["identity"]["psnr_rgb_report"] for r in runs]), "",
+             mean_sd([r[base]["identity"]["psnr_y"] for r in runs]),
+             mean_sd([r[base]["identity"]["ssim_y"] for r in runs], 4),
+             mean_sd([r[base]["edge_error_identity"] for r in runs], 3), "", ""]]
+    for weight in weights:
+        label = "L1 alone" if weight == 0 else f"L1 + {weight:g} x gradient"
+        values = [r[weight] for r in runs]
+        gain = [v["psnr_rgb_report"] - r[base]["psnr_rgb_report"] for v, r in zip(values, runs, strict=True)]
+        rows.append([label, mean_sd([v["psnr_rgb_report"] for v in values]),
+                     mean_sd([v["best_curve"] for v in values]), mean_sd([v["psnr_y"] for v in values]),
+                     mean_sd([v["ssim_y"] for v in values], 4), mean_sd([v["edge_error"] for v in values], 3),
+                     "" if weight == base else mean_sd(gain), mean_sd([v["wall"] for v in values], 0)])
+    header = ["loss", "PSNR RGB (dB)", "best test curve RGB (dB)", "PSNR Y (dB)", "SSIM Y",
+              "edge error (8-bit levels)", f"RGB vs weight {base:g} (dB)", "wall s"]
+    return markdown_table(header, rows)
+
+
+def plot_curves_and_loss(out: Path, per_seed: dict[int, dict], weights: list[float], path: Path) -> None:
+    """Test PSNR and training loss along the iterations, one colour per weight."""
+    fig, (ax_psnr, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+    for number, seed in enumerate(per_seed):
+        for color, weight in zip(colors, weights, strict=False):
+            log = read_log(out / f"seed{seed}" / f"w{weight:g}" / "log_N1.csv")
+            label = (f"w = {weight:g}" + (" (L1 alone)" if weight == 0 else "")) if number == 0 else None
+            style = {"color": color, "alpha": 1.0 if number == 0 else 0.4}
+            ax_psnr.plot([r["step"] for r in log], [r["test_psnr"] for r in log], marker=".", label=label, **style)
+            ax_loss.plot([r["step"] for r in log], [r["loss"] for r in log], label=label, **style)
+    first = next(iter(per_seed.values()))[weights[0]]
+    ax_psnr.axhline(first["identity"]["psnr_rgb"], color="k", linestyle=":", label="identity (LR)")
+    ax_psnr.set(xlabel="iteration", ylabel="test PSNR RGB (dB)", title="test PSNR")
+    ax_loss.set(xlabel="iteration", ylabel="training loss (L1 + w x gradient term)", yscale="log",
+                title="training loss")
+    ax_psnr.legend(fontsize=8)
+    save_figure(fig, path)
+
+
 def main(argv: list[str] | None = None) -> None:
     ctx = parse(globals(), argv, _NAME)
     s = ctx.settings
     weights = list(dict.fromkeys(float(w) for w in s["GRAD_WEIGHTS"]))
     data, data_record = prepare_data(ctx, min_side=s["PATCH_SIZE"])
     test_pairs = load_pairs(find_realsr_pairs(data, s["CAMERA"], s["SCALE"], "Test"))
-    per_seed: dict[int, dict[float, dict]] = {}
-    for seed in seeds(ctx):
-        per_seed[seed] = {}
-        for weight in weights:
-            run = ctx.out / f"seed{seed}" / f"w{weight:g}"
-            timed_phase(ctx, "phase1_1.py", data, run, {**pick(s, _TRAIN_KEYS), "LOSS": "l1",
-                                                         "GRAD_LOSS_WEIGHT": weight}, seed, "phase1_1.py")
-            metrics = phase_metrics(run, "phase1", s)
-            with torch.no_grad():
-                edge, edge_identity = edge_error(load_block(run / "N1.pt", clamp=True).eval(), test_pairs,
-                                                 ctx.device)
-            log = read_log(run / "log_N1.csv")
-            per_seed[seed][weight] = {**metrics["model"], "identity": metrics["identity"], "edge_error": edge,
-                                      "edge_error_identity": edge_identity,
-                                      "best_curve": max(r["test_psnr"] for r in log),
-                                      "wall": read_json(run / "wall_seconds.json")["phase1_1.py"]}
-
-    # ------------------------------------------------------------------ table
-    runs = list(per_seed.values())
-    n = len(runs)
-    first = runs[0][weights[0]]
-    rows = [["identity (the LR input)", mean_sd([r[weights[0]]["identity"]["psnr_rgb_report"] for r in runs]), "",
-             mean_sd([r[weights[0]]["identity"]["psnr_y"] for r in runs]),
-             mean_sd([r[weights[0]]["identity"]["ssim_y"] for r in runs], 4),
-             mean_sd([r[weights[0]]["edge_error_identity"] for r in runs], 3), "", ""]]
-    for weight in weights:
-        label = "L1 alone" if weight == 0 else f"L1 + {weight:g} x gradient"
-        values = [r[weight] for r in runs]
-        gain = [v["psnr_rgb_report"] - r[weights[0]]["psnr_rgb_report"] for v, r in zip(values, runs, strict=True)]
-        rows.append([label, mean_sd([v["psnr_rgb_report"] for v in values]),
-                     mean_sd([v["best_curve"] for v in values]), mean_sd([v["psnr_y"] for v in values]),
-                     mean_sd([v["ssim_y"] for v in values], 4), mean_sd([v["edge_error"] for v in values], 3),
-                     "" if weight == weights[0] else mean_sd(gain), mean_sd([v["wall"] for v in values], 0)])
-    header = ["loss", "PSNR RGB (dB)", "best test curve RGB (dB)", "PSNR Y (dB)", "SSIM Y",
-              "edge error (8-bit levels)", f"RGB vs weight {weights[0]:g} (dB)", "wall s"]
-    iters = s["ITERS_WARMUP"] + s["ITERS_CLAMP_HIGH"] + s["ITERS_CLAMP_LOW"]
+    per_seed = {seed: {weight: train_weight(ctx, data, ctx.out / f"seed{seed}" / f"w{weight:g}", weight, seed,
+                                            test_pairs) for weight in weights} for seed in seeds(ctx)}
+    n = len(per_seed)
     sections = [
-        f"Data: {data_record['source']}"
-        + (f" ({data_record['train_pairs']} train / {data_record['test_pairs']} test pairs, HR crops of at most "
-           f"{data_record['max_size'] or 'full'} px)" if "train_pairs" in data_record else "")
-        + f". Block N_1 ({s['N_FEATS']} features, {s['N_RESBLOCKS']} RCABs) trained {iters} iterations by "
-        "phase1_1.py per weight; PSNR: the weights chosen on held-out training pairs, scored once on the test "
-        "pairs. Edge error: mean |horizontal and vertical neighbour differences of output - of HR|, x255. "
+        data_sentence(data_record)
+        + f". Block N_1 ({s['N_FEATS']} features, {s['N_RESBLOCKS']} RCABs) trained "
+        f"{block_iterations(s)} iterations by phase1_1.py per weight; "
+        "PSNR: the weights chosen on held-out training pairs, scored once on the test pairs. Edge error: mean "
+        "|horizontal and vertical neighbour differences of output - of HR|, x255. "
         f"Means over {n} seed(s)" + (" ± sd" if n > 1 else "") + ".",
-        markdown_table(header, rows),
+        comparison_table(list(per_seed.values()), weights),
     ]
     write_outputs(ctx, "L1 plus a first-order gradient term vs L1 alone (report sec. 6)", sections,
                   {"per_seed": {str(k): {f"{w:g}": v for w, v in r.items()} for k, r in per_seed.items()},
                    "data": data_record}, command_line(f"{_NAME}.py", argv))
-
-    # ------------------------------------------------------------------ plot
-    fig, (ax_psnr, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
-    for number, seed in enumerate(per_seed):
-        for color, weight in zip(colors, weights, strict=False):
-            log = read_log(ctx.out / f"seed{seed}" / f"w{weight:g}" / "log_N1.csv")
-            label = (f"w = {weight:g}" + (" (L1 alone)" if weight == 0 else "")) if number == 0 else None
-            style = {"color": color, "alpha": 1.0 if number == 0 else 0.4}
-            ax_psnr.plot([r["step"] for r in log], [r["test_psnr"] for r in log], marker=".", label=label, **style)
-            ax_loss.plot([r["step"] for r in log], [r["loss"] for r in log], label=label, **style)
-    ax_psnr.axhline(first["identity"]["psnr_rgb"], color="k", linestyle=":", label="identity (LR)")
-    ax_psnr.set(xlabel="iteration", ylabel="test PSNR RGB (dB)", title="test PSNR")
-    ax_loss.set(xlabel="iteration", ylabel="training loss (L1 + w x gradient term)", yscale="log",
-                title="training loss")
-    ax_psnr.legend(fontsize=8)
-    save_figure(fig, ctx.out / f"{_NAME}.png")
+    plot_curves_and_loss(ctx.out, per_seed, weights, ctx.out / f"{_NAME}.png")
 
 
 if __name__ == "__main__":

@@ -45,10 +45,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experiments/<name>.py` from anywhere
 from core.errors import UserError, cli_entry
 from core.runs import read_json
+from core.settings import RunContext
 from engine.csv_log import read_log
 from engine.plots import plt
 from experiments.common import (
     command_line,
+    data_sentence,
     finish_psnr_plot,
     markdown_table,
     mean_sd,
@@ -71,33 +73,18 @@ def batch_for(s: dict, patch: int) -> int:
     return s["BATCH_SIZE"] * round((max(s["PATCH_SIZES"]) / patch) ** 2)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ctx = parse(globals(), argv, _NAME)
+def train_patch(ctx: RunContext, data: Path, run: Path, patch: int, seed: int, common: dict) -> dict:
+    """Block N_1 trained by phase1_1.py on ``patch``-pixel patches: its test metrics, best curve point, wall."""
     s = ctx.settings
-    if s["EQUAL"] not in ("iterations", "pixels"):
-        raise UserError(f"EQUAL={s['EQUAL']!r}: expected iterations or pixels")
-    sizes = sorted(s["PATCH_SIZES"])
-    data, data_record = prepare_data(ctx, min_side=max(sizes))
-    common = {**pick(s, ("CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "REDUCTION", "EVAL_EVERY", "VAL_FRACTION")),
-              "WARMUP_OPTIMIZER": "adam", "LR_WARMUP": s["LR"], "ITERS_WARMUP": s["ITERS"], "ITERS_CLAMP_HIGH": 0,
-              "ITERS_CLAMP_LOW": 0}
-    per_seed: dict[int, dict[int, dict]] = {}
-    for seed in seeds(ctx):
-        per_seed[seed] = {}
-        for patch in sizes:
-            run = ctx.out / f"seed{seed}" / f"patch{patch}"
-            timed_phase(ctx, "phase1_1.py", data, run, {**common, "PATCH_SIZE": patch,
-                                                         "BATCH_SIZE": batch_for(s, patch)}, seed, "phase1_1.py")
-            metrics = phase_metrics(run, "phase1", s)
-            log = read_log(run / "log_N1.csv")
-            per_seed[seed][patch] = {**metrics["model"], "identity": metrics["identity"],
-                                     "best_curve": max(r["test_psnr"] for r in log),
-                                     "wall": read_json(run / "wall_seconds.json")["phase1_1.py"]}
+    timed_phase(ctx, "phase1_1.py", data, run, {**common, "PATCH_SIZE": patch, "BATCH_SIZE": batch_for(s, patch)},
+                seed, "phase1_1.py")
+    metrics = phase_metrics(run, "phase1", s)
+    log = read_log(run / "log_N1.csv")
+    return {**metrics["model"], "identity": metrics["identity"], "best_curve": max(r["test_psnr"] for r in log),
+            "wall": read_json(run / "wall_seconds.json")["phase1_1.py"]}
 
-    # ------------------------------------------------------------------ table
-    field = 2 * receptive_field_radius(Block(s["N_FEATS"], s["N_RESBLOCKS"], s["REDUCTION"])) + 1
-    runs = list(per_seed.values())
-    n = len(runs)
+
+def comparison_table(runs: list[dict[int, dict]], s: dict, sizes: list[int]) -> str:
     rows = [["identity (the LR input)", "", "", mean_sd([r[sizes[0]]["identity"]["psnr_rgb_report"] for r in runs]),
              "", mean_sd([r[sizes[0]]["identity"]["psnr_y"] for r in runs]),
              mean_sd([r[sizes[0]]["identity"]["ssim_y"] for r in runs], 4), ""]]
@@ -109,38 +96,54 @@ def main(argv: list[str] | None = None) -> None:
                      mean_sd([r[patch]["ssim_y"] for r in runs], 4), mean_sd([r[patch]["wall"] for r in runs], 0)])
     header = ["patch", "batch", "pixels / iteration", "PSNR RGB (dB)", "best test curve RGB (dB)", "PSNR Y (dB)",
               "SSIM Y", "wall s"]
+    return markdown_table(header, rows)
+
+
+def plot_curves(out: Path, per_seed: dict[int, dict], s: dict, sizes: list[int], field: int, path: Path) -> None:
+    """Test PSNR along the iterations, one colour per patch size."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    colors = dict(zip(sizes, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"), strict=False))
+    for number, seed in enumerate(per_seed):
+        for patch in sizes:
+            log = read_log(out / f"seed{seed}" / f"patch{patch}" / "log_N1.csv")
+            ax.plot([r["step"] for r in log], [r["test_psnr"] for r in log], color=colors.get(patch),
+                    alpha=1.0 if number == 0 else 0.4, marker=".",
+                    label=f"{patch}x{patch}, batch {batch_for(s, patch)}" if number == 0 else None)
+    identity = next(iter(per_seed.values()))[sizes[0]]["identity"]["psnr_rgb"]
+    finish_psnr_plot(fig, ax, identity, path, xlabel="iteration",
+                     title=f"Patch size, receptive field {field}x{field}", seeds_run=len(per_seed))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ctx = parse(globals(), argv, _NAME)
+    s = ctx.settings
+    if s["EQUAL"] not in ("iterations", "pixels"):
+        raise UserError(f"EQUAL={s['EQUAL']!r}: expected iterations or pixels")
+    sizes = sorted(s["PATCH_SIZES"])
+    data, data_record = prepare_data(ctx, min_side=max(sizes))
+    common = {**pick(s, ("CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "REDUCTION", "EVAL_EVERY", "VAL_FRACTION")),
+              "WARMUP_OPTIMIZER": "adam", "LR_WARMUP": s["LR"], "ITERS_WARMUP": s["ITERS"], "ITERS_CLAMP_HIGH": 0,
+              "ITERS_CLAMP_LOW": 0}
+    per_seed = {seed: {patch: train_patch(ctx, data, ctx.out / f"seed{seed}" / f"patch{patch}", patch, seed, common)
+                       for patch in sizes} for seed in seeds(ctx)}
+    field = 2 * receptive_field_radius(Block(s["N_FEATS"], s["N_RESBLOCKS"], s["REDUCTION"])) + 1
+    runs, n = list(per_seed.values()), len(per_seed)
     best = [max(sizes, key=lambda p, r=r: r[p]["psnr_rgb_report"]) for r in runs]
     sections = [
-        f"Data: {data_record['source']}"
-        + (f" ({data_record['train_pairs']} train / {data_record['test_pairs']} test pairs, HR crops of at most "
-           f"{data_record['max_size'] or 'full'} px; training images smaller than {max(sizes)} px left out)"
-           if "train_pairs" in data_record else "")
+        data_sentence(data_record, f"; training images smaller than {max(sizes)} px left out")
         + f". One block of {s['N_FEATS']} features and {s['N_RESBLOCKS']} RCABs: receptive field {field}x{field} "
         f"(report: 71x71). {s['ITERS']} Adam iterations at {s['LR']:g}, EQUAL={s['EQUAL']}. PSNR RGB is the "
         "weights chosen on held-out training pairs, scored once on the test pairs (report protocol); 'best test "
         f"curve' is the maximum of the test curve (optimistic, as the report's curves). Means over {n} seed(s)"
         + (" ± sd" if n > 1 else "") + ".",
-        markdown_table(header, rows),
-        "Largest PSNR RGB per seed: " + ", ".join(f"seed {seed}: {p}" for seed, p in zip(per_seed, best,
-                                                                                       strict=True))
+        comparison_table(runs, s, sizes),
+        "Largest PSNR RGB per seed: " + ", ".join(f"seed {seed}: {p}" for seed, p in zip(per_seed, best, strict=True))
         + "; report: 96 best, then 48, then 24.",
     ]
     write_outputs(ctx, "Patch size and receptive field (report sec. 5.1)", sections,
                   {"per_seed": {str(k): {str(p): v for p, v in r.items()} for k, r in per_seed.items()},
                    "receptive_field": field, "data": data_record}, command_line(f"{_NAME}.py", argv))
-
-    # ------------------------------------------------------------------ plot
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    colors = dict(zip(sizes, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"), strict=False))
-    for number, seed in enumerate(per_seed):
-        for patch in sizes:
-            log = read_log(ctx.out / f"seed{seed}" / f"patch{patch}" / "log_N1.csv")
-            ax.plot([r["step"] for r in log], [r["test_psnr"] for r in log], color=colors.get(patch),
-                    alpha=1.0 if number == 0 else 0.4, marker=".",
-                    label=f"{patch}x{patch}, batch {batch_for(s, patch)}" if number == 0 else None)
-    identity = runs[0][sizes[0]]["identity"]["psnr_rgb"]
-    finish_psnr_plot(fig, ax, identity, ctx.out / f"{_NAME}.png", xlabel="iteration",
-                     title=f"Patch size, receptive field {field}x{field}", seeds_run=n)
+    plot_curves(ctx.out, per_seed, s, sizes, field, ctx.out / f"{_NAME}.png")
 
 
 if __name__ == "__main__":

@@ -65,12 +65,14 @@ import torch
 from core.checkpoint import check_meta, load_checkpoint, load_weights
 from core.errors import UserError, cli_entry
 from core.runs import read_json
+from core.settings import RunContext
 from data.io import to_float
 from data.paired import find_realsr_pairs, load_pairs
 from engine.csv_log import read_log
 from engine.plots import plt
 from experiments.common import (
     command_line,
+    data_sentence,
     markdown_table,
     parse,
     phase_metrics,
@@ -119,79 +121,72 @@ def centre_crop(image: np.ndarray, side: int) -> np.ndarray:
     return image[top: top + side, left: left + side]
 
 
-def main(argv: list[str] | None = None) -> None:
-    ctx = parse(globals(), argv, _NAME)
+_LABELS = {"phase1": "after phase 1: N_1", "phase2": "after phase 2: N_2(N_1)",
+           "phase3": "after phase 3: N_3(N_2(N_1))", "phase4": "after phase 4: N trained end to end"}
+_CHAIN_OUTPUTS = ("N_1(x)", "N_2(N_1(x))", "N_3(N_2(N_1(x)))")
+
+
+def phase_run(ctx: RunContext) -> tuple[Path, Path, dict]:
+    """(the phase run folder, its data root, the data description): PHASED_RUN, or the six phases trained."""
     s = ctx.settings
-    if s["PHASED_RUN"]:
-        run = Path(s["PHASED_RUN"])
-        recorded = read_json(run / "settings.json").get("N")
-        if not (run / "N.pt").exists() or not recorded:
-            raise UserError(f"PHASED_RUN={run} holds no finished phase run (N.pt and settings.json from phase4.py); "
-                            "run the phase scripts into it first, or leave PHASED_RUN empty")
-        data = Path(recorded["data"])
-        s.update({"CAMERA": recorded["CAMERA"], "SCALE": recorded["SCALE"]})
-        data_record = {"source": f"the pairs under {data} that {run} was trained on"}
-    else:
+    if not s["PHASED_RUN"]:
         if s["BLOCK_INIT"] not in ("inherit", "fresh"):
             raise UserError(f"BLOCK_INIT={s['BLOCK_INIT']!r}: expected inherit or fresh")
         data, data_record = prepare_data(ctx)
         run = ctx.out / "run"
         run_phased(ctx, data, run, ctx.seed)
-    test = load_pairs(find_realsr_pairs(data, s["CAMERA"], s["SCALE"], "Test"))
-    device = ctx.device
+        return run, data, data_record
+    run = Path(s["PHASED_RUN"])
+    recorded = read_json(run / "settings.json").get("N")
+    if not (run / "N.pt").exists() or not recorded:
+        raise UserError(f"PHASED_RUN={run} holds no finished phase run (N.pt and settings.json from phase4.py); "
+                        "run the phase scripts into it first, or leave PHASED_RUN empty")
+    s.update({"CAMERA": recorded["CAMERA"], "SCALE": recorded["SCALE"]})
+    data = Path(recorded["data"])
+    return run, data, {"source": f"the pairs under {data} that {run} was trained on"}
 
-    # ------------------------------------------------------------------ Fig. 8: PSNR after each phase
-    phases = {phase: phase_metrics(run, phase, s) for phase in _PHASES}
+
+def fig8_table(phases: dict[str, dict]) -> str:
+    """Test PSNR after each phase and its gain over the previous one (report Fig. 8)."""
     identity = phases["phase1"]["identity"]
     rows = [["identity (the LR input)", f"{identity['psnr_rgb_report']:.3f}", "", f"{identity['psnr_y']:.3f}",
              f"{identity['ssim_y']:.4f}", ""]]
     previous = identity["psnr_rgb_report"]
-    labels = {"phase1": "after phase 1: N_1", "phase2": "after phase 2: N_2(N_1)",
-              "phase3": "after phase 3: N_3(N_2(N_1))", "phase4": "after phase 4: N trained end to end"}
     for phase in _PHASES:
         model = phases[phase]["model"]
-        rows.append([labels[phase], f"{model['psnr_rgb_report']:.3f}", f"{model['psnr_rgb_report'] - previous:+.3f}",
+        rows.append([_LABELS[phase], f"{model['psnr_rgb_report']:.3f}", f"{model['psnr_rgb_report'] - previous:+.3f}",
                      f"{model['psnr_y']:.3f}", f"{model['ssim_y']:.4f}", REPORT_DB[phase]])
         previous = model["psnr_rgb_report"]
-    fig8 = markdown_table(["network", "PSNR RGB (dB)", "gain (dB)", "PSNR Y (dB)", "SSIM Y", "report RGB (dB)"], rows)
+    return markdown_table(["network", "PSNR RGB (dB)", "gain (dB)", "PSNR Y (dB)", "SSIM Y", "report RGB (dB)"], rows)
 
-    # ------------------------------------------------------------------ Fig. 9: inverse analysis
+
+def inverse_analysis(run: Path, test, strip_index: int, device: torch.device) -> tuple[dict, dict]:
+    """(mean metrics after each block of each chain, the images of the Fig. 9 strip): N's blocks, and the
+    blocks as phases 1-3 left them, applied one after another to every test pair (report Fig. 9)."""
     chains = {"from N (after phase 4)": blocks_of_n(run / "N.pt"),
               "N1.pt..N3.pt (before phase 4)": [load_block(run / f"N{i}.pt", clamp=True).eval() for i in (1, 2, 3)]}
-    per_stage: dict[str, list[list[dict]]] = {name: [[], [], []] for name in chains}
-    strip_index = min(max(1, s["STRIP_IMAGE"]), len(test)) - 1
+    per_block: dict[str, list[list[dict]]] = {name: [[], [], []] for name in chains}
     strip = {}
     with torch.no_grad():
         for index, (lr, hr) in enumerate(test.arrays):
             hr_f = to_float(hr)
             for name, blocks in chains.items():
                 outputs = chain_outputs(blocks, lr, device)
-                for stage, output in enumerate(outputs):
-                    per_stage[name][stage].append(pair_metrics(output, hr_f))
+                for k, output in enumerate(outputs):
+                    per_block[name][k].append(pair_metrics(output, hr_f))
                 if index == strip_index and name.startswith("from N"):
-                    strip = {"x (LR)": to_float(lr), "N_1(x)": outputs[0], "N_2(N_1(x))": outputs[1],
-                             "N_3(N_2(N_1(x)))": outputs[2], "HR": hr_f}
-    inverse = {name: [mean_metrics(rows_) for rows_ in stages] for name, stages in per_stage.items()}
-    stage_names = ("N_1(x)", "N_2(N_1(x))", "N_3(N_2(N_1(x)))")
-    inverse_rows = [[stage, *(f"{inverse[name][k]['psnr_rgb_report']:.3f} / {inverse[name][k]['psnr_y']:.3f}"
-                              for name in chains)] for k, stage in enumerate(stage_names)]
-    fig9 = markdown_table(["blocks applied", *(f"{name}: RGB / Y (dB)" for name in chains)], inverse_rows)
+                    strip = {"x (LR)": to_float(lr), **dict(zip(_CHAIN_OUTPUTS, outputs, strict=True)), "HR": hr_f}
+    return {name: [mean_metrics(rows) for rows in blocks] for name, blocks in per_block.items()}, strip
 
-    sections = [
-        f"Data: {data_record['source']}"
-        + (f" ({data_record['train_pairs']} train / {data_record['test_pairs']} test pairs, HR crops of at most "
-           f"{data_record['max_size'] or 'full'} px)" if "train_pairs" in data_record else "")
-        + f". Phase run: `{run}`. Each phase's weights are chosen on held-out training pairs and scored once on "
-        f"the {len(test)} test pairs (PSNR RGB: the report's protocol; Y: BT.601, no shave).",
-        "Fig. 8, test PSNR after each phase:", fig8,
-        "Fig. 9, inverse analysis: N's blocks applied one after another (mean over the test pairs), beside the "
-        "blocks as phases 1-3 left them:", fig9,
-    ]
-    write_outputs(ctx, "PSNR after each phase (report Fig. 8) and inverse analysis (Fig. 9)", sections,
-                  {"phases": phases, "inverse": inverse, "run": str(run), "data": data_record,
-                   "report_db": REPORT_DB}, command_line(f"{_NAME}.py", argv))
 
-    # ------------------------------------------------------------------ plots
+def fig9_table(inverse: dict[str, list[dict]]) -> str:
+    rows = [[applied, *(f"{inverse[name][k]['psnr_rgb_report']:.3f} / {inverse[name][k]['psnr_y']:.3f}"
+                      for name in inverse)] for k, applied in enumerate(_CHAIN_OUTPUTS)]
+    return markdown_table(["blocks applied", *(f"{name}: RGB / Y (dB)" for name in inverse)], rows)
+
+
+def plot_phases_and_inverse(run: Path, identity: dict[str, float], inverse: dict[str, list[dict]], path: Path) -> None:
+    """Left: the test curves of N1, N2, N3, N one after another (Fig. 8); right: the inverse analysis (Fig. 9)."""
     fig, (ax_curve, ax_bar) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     offset = 0.0
     for name, color in (("N1", "tab:orange"), ("N2", "tab:green"), ("N3", "tab:red"), ("N", "tab:blue")):
@@ -204,29 +199,56 @@ def main(argv: list[str] | None = None) -> None:
                  title="Fig. 8: test PSNR along the phases")
     ax_curve.legend(fontsize=8)
     xs = np.arange(1, 4)
-    for name, marker in zip(chains, ("o", "s"), strict=True):
+    for name, marker in zip(inverse, ("o", "s"), strict=True):
         ax_bar.plot(xs, [inverse[name][k]["psnr_rgb_report"] for k in range(3)], marker=marker, label=name)
     ax_bar.axhline(identity["psnr_rgb_report"], color="k", linestyle=":", label="identity (LR)")
-    ax_bar.set_xticks(xs, stage_names, fontsize=8)
+    ax_bar.set_xticks(xs, _CHAIN_OUTPUTS, fontsize=8)
     ax_bar.set(ylabel="test PSNR RGB (dB)", title="Fig. 9: blocks applied one after another")
     ax_bar.legend(fontsize=8)
-    save_figure(fig, ctx.out / f"{_NAME}.png")
+    save_figure(fig, path)
 
+
+def plot_strip(strip: dict[str, np.ndarray], crop: int, pair_number: int, path: Path) -> None:
+    """Fig. 9's image strip: x, each block's output and HR (centre crops), with |image - HR| below."""
     fig, axes = plt.subplots(2, len(strip), figsize=(2 * len(strip), 4.6))
-    hr_crop = centre_crop(strip["HR"], s["STRIP_CROP"])
+    hr_crop = centre_crop(strip["HR"], crop)
     for column, (title, image) in enumerate(strip.items()):
-        crop = centre_crop(image, s["STRIP_CROP"])
+        image_crop = centre_crop(image, crop)
         score = "" if title == "HR" else f"\n{pair_metrics(image, strip['HR'])['psnr_rgb_report']:.2f} dB (whole)"
-        axes[0, column].imshow(np.clip(crop, 0, 1))
+        axes[0, column].imshow(np.clip(image_crop, 0, 1))
         axes[0, column].set_title(title + score, fontsize=9)
         if title != "HR":
-            axes[1, column].imshow(np.clip(4 * np.abs(crop - hr_crop).mean(axis=2), 0, 1), cmap="magma", vmin=0,
-                                   vmax=1)
+            axes[1, column].imshow(np.clip(4 * np.abs(image_crop - hr_crop).mean(axis=2), 0, 1), cmap="magma",
+                                   vmin=0, vmax=1)
             axes[1, column].set_title("|image - HR|, x4", fontsize=8)
         for row in (0, 1):
             axes[row, column].axis("off")
-    fig.suptitle(f"Fig. 9: N's blocks applied one after another (test pair {strip_index + 1}, centre crop)")
-    save_figure(fig, ctx.out / "inverse_strip.png")
+    fig.suptitle(f"Fig. 9: N's blocks applied one after another (test pair {pair_number}, centre crop)")
+    save_figure(fig, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ctx = parse(globals(), argv, _NAME)
+    s = ctx.settings
+    run, data, data_record = phase_run(ctx)
+    test = load_pairs(find_realsr_pairs(data, s["CAMERA"], s["SCALE"], "Test"))
+    phases = {phase: phase_metrics(run, phase, s) for phase in _PHASES}
+    strip_index = min(max(1, s["STRIP_IMAGE"]), len(test)) - 1
+    inverse, strip = inverse_analysis(run, test, strip_index, ctx.device)
+    sections = [
+        data_sentence(data_record) + f". Phase run: `{run}`. Each phase's weights are chosen on held-out training "
+        f"pairs and scored once on the {len(test)} test pairs (PSNR RGB: the report's protocol; Y: BT.601, no "
+        "shave).",
+        "Fig. 8, test PSNR after each phase:", fig8_table(phases),
+        "Fig. 9, inverse analysis: N's blocks applied one after another (mean over the test pairs), beside the "
+        "blocks as phases 1-3 left them:", fig9_table(inverse),
+    ]
+    write_outputs(ctx, "PSNR after each phase (report Fig. 8) and inverse analysis (Fig. 9)", sections,
+                  {"phases": phases, "inverse": inverse, "run": str(run), "data": data_record,
+                   "report_db": REPORT_DB}, command_line(f"{_NAME}.py", argv))
+    identity = phases["phase1"]["identity"]
+    plot_phases_and_inverse(run, identity, inverse, ctx.out / f"{_NAME}.png")
+    plot_strip(strip, s["STRIP_CROP"], strip_index + 1, ctx.out / "inverse_strip.png")
 
 
 if __name__ == "__main__":

@@ -64,12 +64,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experiments/<name>.py` from anywhere
 from core.errors import UserError, cli_entry
 from core.runs import read_json
+from core.settings import RunContext
 from engine.csv_log import read_log
 from engine.plots import plt
 from experiments import common
 from experiments.common import (
     block_iterations,
     command_line,
+    data_sentence,
     finish_psnr_plot,
     markdown_table,
     mean_sd,
@@ -100,41 +102,37 @@ def budget(s: dict) -> dict[str, int]:
             "phased_compute": block + combined, "e2e_compute": e2e}
 
 
-def main(argv: list[str] | None = None) -> None:
-    ctx = parse(globals(), argv, _NAME)
-    s = ctx.settings
-    if s["BLOCK_INIT"] not in ("inherit", "fresh"):
-        raise UserError(f"BLOCK_INIT={s['BLOCK_INIT']!r}: expected inherit or fresh")
-    its = budget(s)
-    data, data_record = prepare_data(ctx)
-    e2e_settings = {**pick(s, common.COMBINED_KEYS), "INIT": "fresh",
-                    **pick(s, ("N_FEATS", "N_RESBLOCKS", "REDUCTION")),
-                    "ITERS_HIGH": s["E2E_ITERS_HIGH"], "LR_HIGH": s["E2E_LR_HIGH"],
-                    "ITERS_LOW": its["e2e"] - s["E2E_ITERS_HIGH"], "LR_LOW": s["E2E_LR_LOW"]}
-    per_seed = {}
-    for seed in seeds(ctx):
-        base = ctx.out / f"seed{seed}"
-        phased_wall = run_phased(ctx, data, base / "phased", seed)
-        timed_phase(ctx, "phase4.py", data, base / "end_to_end", e2e_settings, seed, "phase4.py")
-        e2e_wall = sum(read_json(base / "end_to_end" / "wall_seconds.json").values())
-        per_seed[seed] = {
-            **{f"phase{k}": phase_metrics(base / "phased", f"phase{k}", s)["model"] for k in (1, 2, 3)},
-            "phased": phase_metrics(base / "phased", "phase4", s)["model"],
-            "end_to_end": phase_metrics(base / "end_to_end", "phase4", s)["model"],
-            "identity": phase_metrics(base / "phased", "phase1", s)["identity"],
-            "wall_end_to_end": e2e_wall,
-            **{f"wall_{key}": sum(phased_wall.get(script, 0.0) for script in scripts) for key, scripts in (
-                ("phase1", _WALL_SCRIPTS[:1]), ("phase2", _WALL_SCRIPTS[:3]), ("phase3", _WALL_SCRIPTS[:5]),
-                ("phased", _WALL_SCRIPTS))},
-        }
+def end_to_end_settings(s: dict, its: dict[str, int]) -> dict:
+    """phase4.py's settings for N trained from fresh blocks over the whole end-to-end budget."""
+    return {**pick(s, common.COMBINED_KEYS), "INIT": "fresh", **pick(s, ("N_FEATS", "N_RESBLOCKS", "REDUCTION")),
+            "ITERS_HIGH": s["E2E_ITERS_HIGH"], "LR_HIGH": s["E2E_LR_HIGH"],
+            "ITERS_LOW": its["e2e"] - s["E2E_ITERS_HIGH"], "LR_LOW": s["E2E_LR_LOW"]}
 
-    # ------------------------------------------------------------------ table
-    runs = list(per_seed.values())
 
+def run_seed(ctx: RunContext, data: Path, seed: int, e2e_settings: dict) -> dict:
+    """Both paths for one seed: each network's test metrics and the wall seconds up to it."""
+    s, base = ctx.settings, ctx.out / f"seed{seed}"
+    phased_wall = run_phased(ctx, data, base / "phased", seed)
+    timed_phase(ctx, "phase4.py", data, base / "end_to_end", e2e_settings, seed, "phase4.py")
+    e2e_wall = sum(read_json(base / "end_to_end" / "wall_seconds.json").values())
+    return {
+        **{f"phase{k}": phase_metrics(base / "phased", f"phase{k}", s)["model"] for k in (1, 2, 3)},
+        "phased": phase_metrics(base / "phased", "phase4", s)["model"],
+        "end_to_end": phase_metrics(base / "end_to_end", "phase4", s)["model"],
+        "identity": phase_metrics(base / "phased", "phase1", s)["identity"],
+        "wall_end_to_end": e2e_wall,
+        **{f"wall_{key}": sum(phased_wall.get(script, 0.0) for script in scripts) for key, scripts in (
+            ("phase1", _WALL_SCRIPTS[:1]), ("phase2", _WALL_SCRIPTS[:3]), ("phase3", _WALL_SCRIPTS[:5]),
+            ("phased", _WALL_SCRIPTS))},
+    }
+
+
+def comparison_table(runs: list[dict], its: dict[str, int]) -> str:
+    """One row per network along the phased path and for end to end, then their difference."""
     def col(key: str, metric: str, digits: int = 2) -> str:
         return mean_sd([r[key][metric] for r in runs], digits)
 
-    b, n = its["block"], len(runs)
+    b = its["block"]
     rows_spec = [  # key, label, optimizer steps, updates per parameter, compute in N-step equivalents
         ("identity", "identity (the LR input)", 0, 0, 0),
         ("phase1", "phased, after phase 1 (N_1)", b, b, b / 3),
@@ -146,42 +144,27 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for key, label, steps, updates, compute in rows_spec:
         wall = mean_sd([r[f"wall_{key}"] for r in runs], 0) if key != "identity" else ""
-        report = REPORT_DB.get(key, "")
         rows.append([label, col(key, "psnr_rgb_report"), col(key, "psnr_y"), col(key, "ssim_y", 4), steps,
-                     updates, f"{compute:.0f}", wall, report])
-    deltas = [r["phased"]["psnr_rgb_report"] - r["end_to_end"]["psnr_rgb_report"] for r in runs]
-    deltas_y = [r["phased"]["psnr_y"] - r["end_to_end"]["psnr_y"] for r in runs]
-    rows.append(["phased − end to end", mean_sd(deltas), mean_sd(deltas_y), "", "", "", "", "",
+                     updates, f"{compute:.0f}", wall, REPORT_DB.get(key, "")])
+    rows.append(["phased − end to end", mean_sd(phased_gains(runs, "psnr_rgb_report")),
+                 mean_sd(phased_gains(runs, "psnr_y")), "", "", "", "", "",
                  f"{REPORT_DB['phased'] - REPORT_DB['end_to_end']:+.2f}"])
     header = ["method", "PSNR RGB (dB)", "PSNR Y (dB)", "SSIM Y", "optimizer steps", "updates / parameter",
               "compute (N-steps)", "wall s", "report RGB (dB)"]
-    per_seed_rows = [[seed, f"{r['phased']['psnr_rgb_report']:.3f}", f"{r['end_to_end']['psnr_rgb_report']:.3f}",
-                      f"{r['phased']['psnr_rgb_report'] - r['end_to_end']['psnr_rgb_report']:+.3f}"]
-                     for seed, r in per_seed.items()]
-    sections = [
-        f"Data: {data_record['source']}"
-        + (f" ({data_record.get('train_pairs')} train / {data_record.get('test_pairs')} test pairs, HR crops of "
-           f"at most {data_record.get('max_size') or 'full'} px)" if "train_pairs" in data_record else "")
-        + f". Test pairs scored once at the end; means over {n} seed(s)" + (" ± sd" if n > 1 else "") + ". "
-        "PSNR RGB: the report's protocol (RGB, no shave, top-left 1500x1500); Y: BT.601, no shave (RealSR). "
-        f"Blocks: {s['N_FEATS']} features, {s['N_RESBLOCKS']} RCABs; {b} iterations per block, "
-        f"{its['combined']} in phase 4; end to end {its['e2e']} (E2E_BUDGET={s['E2E_BUDGET']}). "
-        "Compute counts a block step as 1/3 of an N step (LR regeneration not counted).",
-        markdown_table(header, rows),
-        markdown_table(["seed", "phased RGB", "end to end RGB", "difference"], per_seed_rows),
-    ]
-    verdict = sum(d > 0 for d in deltas)
-    sections.append(f"Phased beats end to end in {verdict} of {n} seed(s) (RGB); report: +0.18 dB.")
-    write_outputs(ctx, "Phased training vs one end-to-end training of N (report Fig. 7)", sections,
-                  {"per_seed": {str(k): v for k, v in per_seed.items()}, "iterations": its, "data": data_record,
-                   "report_db": REPORT_DB}, command_line(f"{_NAME}.py", argv))
+    return markdown_table(header, rows)
 
-    # ------------------------------------------------------------------ plot (Fig. 7 on a compute axis)
+
+def phased_gains(runs: list[dict], metric: str) -> list[float]:
+    return [r["phased"][metric] - r["end_to_end"][metric] for r in runs]
+
+
+def plot_against_compute(out: Path, per_seed: dict[int, dict], block_iters: int, path: Path) -> None:
+    """Fig. 7 on a compute axis: every network's test curve, a block iteration counted as 1/3 of an N one."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     colors = {"N1": "tab:orange", "N2": "tab:green", "N3": "tab:red", "N": "tab:blue", "e2e": "tab:gray"}
-    offsets = {"N1": 0.0, "N2": b / 3, "N3": 2 * b / 3, "N": float(b)}
+    offsets = {"N1": 0.0, "N2": block_iters / 3, "N3": 2 * block_iters / 3, "N": float(block_iters)}
     for number, seed in enumerate(per_seed):
-        base = ctx.out / f"seed{seed}"
+        base = out / f"seed{seed}"
         alpha = 1.0 if number == 0 else 0.4
         for name, offset in offsets.items():
             rows_log = read_log(base / "phased" / f"log_{name}.csv")
@@ -192,10 +175,40 @@ def main(argv: list[str] | None = None) -> None:
         rows_log = read_log(base / "end_to_end" / "log_N.csv")
         ax.plot([r["step"] for r in rows_log], [r["test_psnr"] for r in rows_log], color=colors["e2e"],
                 alpha=alpha, marker=".", label="end to end (fresh N)" if number == 0 else None)
-    identity = runs[0]["identity"]["psnr_rgb"]
-    finish_psnr_plot(fig, ax, identity, ctx.out / f"{_NAME}.png",
-                     xlabel="compute (N-iteration equivalents; a block iteration = 1/3)",
-                     title="Phased vs end to end, equal compute", seeds_run=n)
+    identity = next(iter(per_seed.values()))["identity"]["psnr_rgb"]
+    finish_psnr_plot(fig, ax, identity, path, xlabel="compute (N-iteration equivalents; a block iteration = 1/3)",
+                     title="Phased vs end to end, equal compute", seeds_run=len(per_seed))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ctx = parse(globals(), argv, _NAME)
+    s = ctx.settings
+    if s["BLOCK_INIT"] not in ("inherit", "fresh"):
+        raise UserError(f"BLOCK_INIT={s['BLOCK_INIT']!r}: expected inherit or fresh")
+    its = budget(s)
+    data, data_record = prepare_data(ctx)
+    e2e_settings = end_to_end_settings(s, its)
+    per_seed = {seed: run_seed(ctx, data, seed, e2e_settings) for seed in seeds(ctx)}
+    runs, n = list(per_seed.values()), len(per_seed)
+    per_seed_rows = [[seed, f"{r['phased']['psnr_rgb_report']:.3f}", f"{r['end_to_end']['psnr_rgb_report']:.3f}",
+                      f"{r['phased']['psnr_rgb_report'] - r['end_to_end']['psnr_rgb_report']:+.3f}"]
+                     for seed, r in per_seed.items()]
+    sections = [
+        data_sentence(data_record)
+        + f". Test pairs scored once at the end; means over {n} seed(s)" + (" ± sd" if n > 1 else "") + ". "
+        "PSNR RGB: the report's protocol (RGB, no shave, top-left 1500x1500); Y: BT.601, no shave (RealSR). "
+        f"Blocks: {s['N_FEATS']} features, {s['N_RESBLOCKS']} RCABs; {its['block']} iterations per block, "
+        f"{its['combined']} in phase 4; end to end {its['e2e']} (E2E_BUDGET={s['E2E_BUDGET']}). "
+        "Compute counts a block step as 1/3 of an N step (LR regeneration not counted).",
+        comparison_table(runs, its),
+        markdown_table(["seed", "phased RGB", "end to end RGB", "difference"], per_seed_rows),
+        f"Phased beats end to end in {sum(d > 0 for d in phased_gains(runs, 'psnr_rgb_report'))} of {n} seed(s) "
+        "(RGB); report: +0.18 dB.",
+    ]
+    write_outputs(ctx, "Phased training vs one end-to-end training of N (report Fig. 7)", sections,
+                  {"per_seed": {str(k): v for k, v in per_seed.items()}, "iterations": its, "data": data_record,
+                   "report_db": REPORT_DB}, command_line(f"{_NAME}.py", argv))
+    plot_against_compute(ctx.out, per_seed, its["block"], ctx.out / f"{_NAME}.png")
 
 
 if __name__ == "__main__":

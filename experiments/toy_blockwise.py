@@ -56,8 +56,9 @@ from torch import nn
 
 from core.errors import UserError, cli_entry
 from core.runs import read_json, write_json
+from core.settings import RunContext
 from data.io import to_float
-from data.paired import PatchSampler, find_realsr_pairs, load_pairs
+from data.paired import PairedImages, PatchSampler, find_realsr_pairs, load_pairs
 from engine.csv_log import read_log
 from engine.losses import make_loss
 from engine.plots import plt
@@ -65,6 +66,7 @@ from engine.schedules import Constant
 from engine.trainer import Stage, TrainConfig, Trainer
 from experiments.common import (
     command_line,
+    data_sentence,
     finish_psnr_plot,
     markdown_table,
     mean_sd,
@@ -98,76 +100,145 @@ def test_psnr(net: nn.Module, pairs, device: torch.device) -> float:
                           for lr, hr in pairs.arrays]))
 
 
-def train(ctx, net: nn.Module, name: str, stages: list[Stage], batches, evaluate, run_dir: Path,
-          device: torch.device) -> float:
-    """One network through the shared training loop; returns the wall seconds (kept across --resume)."""
-    s = ctx.settings
-    config = TrainConfig(run_dir=run_dir, latest_name=f"{name}_latest.pt", best_name=None,
-                         log_name=f"log_{name}.csv", eval_every=s["ITERS_PER_EPOCH"], monitor="test_psnr",
-                         steps_per_epoch=s["ITERS_PER_EPOCH"], meta={"arch": f"toy-{name}"})
-    started = time.perf_counter()
-    Trainer(net.to(device), stages, batches, make_loss("l1"), evaluate, config, device).fit(resume=ctx.resume)
-    walls = read_json(run_dir / "wall_seconds.json")
-    walls[name] = max(walls.get(name, 0.0), round(time.perf_counter() - started, 1))
-    write_json(run_dir / "wall_seconds.json", walls)
-    return walls[name]
-
-
-def run_seed(ctx, seed: int, train_pairs, test_pairs, device: torch.device) -> dict:
-    s = ctx.settings
-    run_dir = ctx.out / f"seed{seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    sampler = PatchSampler(train_pairs, s["PATCH_SIZE"], s["BATCH_SIZE"], seed)
-
-    def raw(step, _dist):
-        return sampler.batch(step)
-
+def initial_networks(s: dict, seed: int) -> tuple[ToyBlock, ToyBlock, nn.Module]:
+    """N_1, N_2 and the deep net before training; with DEEP_NET=chained the deep net starts from the very
+    weights the two blocks start from."""
     n1 = new_block(s, s["N_LAYERS"], seed * 1000 + 1)
     n2 = new_block(s, s["N_LAYERS"], seed * 1000 + 2)
-    if s["DEEP_NET"] == "chained":  # the combined structure, from the very weights the blocks start from
-        deep = nn.Sequential(ToyBlock(s["N_LAYERS"], s["N_FEATS"]), ToyBlock(s["N_LAYERS"], s["N_FEATS"]))
-        deep[0].load_state_dict(n1.state_dict())
-        deep[1].load_state_dict(n2.state_dict())
-    else:
-        deep = new_block(s, 2 * s["N_LAYERS"], seed * 1000 + 3)
-    start = {"N1": test_psnr(n1, test_pairs, device), "deep": test_psnr(deep, test_pairs, device)}
-    block_stage = [Stage("block", s["ITERS_BLOCK"], adam(s["LR_BLOCK"]), Constant(s["LR_BLOCK"]))]
-    walls = {}
+    if s["DEEP_NET"] != "chained":
+        return n1, n2, new_block(s, 2 * s["N_LAYERS"], seed * 1000 + 3)
+    deep = nn.Sequential(ToyBlock(s["N_LAYERS"], s["N_FEATS"]), ToyBlock(s["N_LAYERS"], s["N_FEATS"]))
+    deep[0].load_state_dict(n1.state_dict())
+    deep[1].load_state_dict(n2.state_dict())
+    return n1, n2, deep
 
-    def evaluate(net: nn.Module) -> dict[str, float]:
-        return {"test_psnr": test_psnr(net, test_pairs, device)}
 
-    # N_1 on (LR, HR)
-    chain_pairs = [(p.name, lr, hr) for p, (lr, hr) in zip(test_pairs.pairs, test_pairs.arrays, strict=True)]
-    walls["N1"] = train(ctx, n1, "N1", block_stage, raw, evaluate, run_dir, device)
-    final = {"N1": score_pairs(n1.eval(), chain_pairs, device=device)}  # now: the combined training changes N_1
-    # N_2 on (N_1(LR), HR), N_1 fixed; scored as N_2(N_1(x))
-    n1.requires_grad_(False).eval()
+class SeedRun:
+    """One seed's trainings: its run folder, its patch sampler and the test pairs every network is scored on.
+    (A plain class: a dataclass needs its module in sys.modules, which a script loaded by path is not.)"""
 
-    def after_n1(step, _dist):
-        lr, hr = sampler.batch(step)
+    def __init__(self, ctx: RunContext, run_dir: Path, sampler: PatchSampler, test_pairs: PairedImages) -> None:
+        self.ctx, self.run_dir, self.sampler, self.test_pairs = ctx, run_dir, sampler, test_pairs
+
+    def batches(self, step: int, _dist) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sampler.batch(step)
+
+    def test_psnr(self, net: nn.Module) -> float:
+        return test_psnr(net, self.test_pairs, self.ctx.device)
+
+    def evaluate(self, net: nn.Module) -> dict[str, float]:
+        return {"test_psnr": self.test_psnr(net)}
+
+    def score(self, net: nn.Module) -> dict[str, dict[str, float]]:
+        pairs = [(p.name, lr, hr) for p, (lr, hr) in zip(self.test_pairs.pairs, self.test_pairs.arrays, strict=True)]
+        return score_pairs(net.eval(), pairs, device=self.ctx.device)
+
+    def train(self, net: nn.Module, name: str, stages: list[Stage], batches=None, evaluate=None) -> float:
+        """One network through the shared training loop; returns the wall seconds (kept across --resume)."""
+        s, device = self.ctx.settings, self.ctx.device
+        config = TrainConfig(run_dir=self.run_dir, latest_name=f"{name}_latest.pt", best_name=None,
+                             log_name=f"log_{name}.csv", eval_every=s["ITERS_PER_EPOCH"], monitor="test_psnr",
+                             steps_per_epoch=s["ITERS_PER_EPOCH"], meta={"arch": f"toy-{name}"})
+        started = time.perf_counter()
+        Trainer(net.to(device), stages, batches or self.batches, make_loss("l1"), evaluate or self.evaluate, config,
+                device).fit(resume=self.ctx.resume)
+        walls = read_json(self.run_dir / "wall_seconds.json")
+        walls[name] = max(walls.get(name, 0.0), round(time.perf_counter() - started, 1))
+        write_json(self.run_dir / "wall_seconds.json", walls)
+        return walls[name]
+
+
+def run_seed(ctx: RunContext, seed: int, train_pairs: PairedImages, test_pairs: PairedImages) -> dict:
+    """N_1 on (LR, HR); N_2 on (N_1(LR), HR) with N_1 fixed; N_2(N_1) trained whole; the deep net end to
+    end with as many updates per parameter. Returns each one's start, final and best test scores and walls."""
+    s = ctx.settings
+    run = SeedRun(ctx, ctx.out / f"seed{seed}", PatchSampler(train_pairs, s["PATCH_SIZE"], s["BATCH_SIZE"], seed),
+                  test_pairs)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    n1, n2, deep = initial_networks(s, seed)
+    chained = s["N2_INPUT"] == "chained"
+    chain = (lambda net: nn.Sequential(n1, net)) if chained else (lambda net: net)
+
+    def after_n1(step: int, _dist) -> tuple[torch.Tensor, torch.Tensor]:
+        lr, hr = run.sampler.batch(step)
         with torch.no_grad():
-            return n1(lr.to(device)), hr
+            return n1(lr.to(ctx.device)), hr
 
-    chain = (lambda net: nn.Sequential(n1, net)) if s["N2_INPUT"] == "chained" else (lambda net: net)
-    start["N2"] = test_psnr(chain(n2), test_pairs, device)
-    walls["N2"] = train(ctx, n2, "N2", block_stage, after_n1 if s["N2_INPUT"] == "chained" else raw,
-                        lambda net: {"test_psnr": test_psnr(chain(net), test_pairs, device)}, run_dir, device)
-    final["N2"] = score_pairs(chain(n2).eval(), chain_pairs, device=device)
-    # N = N_2(N_1), every parameter trainable
+    block_stage = Stage("block", s["ITERS_BLOCK"], adam(s["LR_BLOCK"]), Constant(s["LR_BLOCK"]))
+    combined_stage = Stage("combined", s["ITERS_COMBINED"], adam(s["LR_COMBINED"]), Constant(s["LR_COMBINED"]))
+    start = {"N1": run.test_psnr(n1), "deep": run.test_psnr(deep)}
+    walls = {"N1": run.train(n1, "N1", [block_stage])}
+    final = {"N1": run.score(n1)}  # now: the combined training changes N_1
+    n1.requires_grad_(False).eval()
+    start["N2"] = run.test_psnr(chain(n2))
+    walls["N2"] = run.train(n2, "N2", [block_stage], after_n1 if chained else None,
+                            lambda net: run.evaluate(chain(net)))
+    final["N2"] = run.score(chain(n2))
     combined = nn.Sequential(n1, n2).requires_grad_(True)
-    combined_stage = [Stage("combined", s["ITERS_COMBINED"], adam(s["LR_COMBINED"]), Constant(s["LR_COMBINED"]))]
-    walls["combined"] = train(ctx, combined, "combined", combined_stage, raw, evaluate, run_dir, device)
-    # the deep N end to end: as many updates per parameter, the same learning rates
-    deep_stages = [block_stage[0], combined_stage[0]]
-    walls["deep"] = train(ctx, deep, "deep", deep_stages, raw, evaluate, run_dir, device)
-
-    final.update({name: score_pairs(net.eval(), chain_pairs, device=device)
-                  for name, net in (("combined", combined), ("deep", deep))})
-    logs = {name: read_log(run_dir / f"log_{name}.csv") for name in ("N1", "N2", "combined", "deep")}
+    walls["combined"] = run.train(combined, "combined", [combined_stage])
+    walls["deep"] = run.train(deep, "deep", [block_stage, combined_stage])
+    final.update({"combined": run.score(combined), "deep": run.score(deep)})
+    logs = {name: read_log(run.run_dir / f"log_{name}.csv") for name in ("N1", "N2", "combined", "deep")}
     return {"start": start, "walls": walls, "identity": final["N1"]["identity"],
             **{name: metrics["model"] for name, metrics in final.items()},
             "best": {name: max(r["test_psnr"] for r in rows) for name, rows in logs.items()}}
+
+
+def comparison_table(runs: list[dict], s: dict) -> str:
+    """One row per network: last and best-epoch PSNR, epochs, updates, compute and wall time; then the gap."""
+    ib, ic, epoch = s["ITERS_BLOCK"], s["ITERS_COMBINED"], s["ITERS_PER_EPOCH"]
+    n2_cost = 0.5 + (1 / 6 if s["N2_INPUT"] == "chained" else 0.0)  # + N_1's forward (~1/3 of its step)
+
+    def cells(key: str) -> list[str]:
+        return [mean_sd([r[key]["psnr_rgb_report"] for r in runs]), mean_sd([r["best"][key] for r in runs])
+                if key in runs[0]["best"] else "", mean_sd([r[key]["psnr_y"] for r in runs]),
+                mean_sd([r[key]["ssim_y"] for r in runs], 4)]
+
+    def wall(*names: str) -> str:
+        return mean_sd([sum(r["walls"][name] for name in names) for r in runs], 0)
+
+    rows = [["identity (the LR input)", *cells("identity"), "", "", "", "", ""],
+            ["N_1 alone (block 1)", *cells("N1"), f"{ib / epoch:g}", ib, f"{0.5 * ib:.0f}", wall("N1"), ""],
+            ["N_2(N_1), only N_2 trained", *cells("N2"), f"{ib / epoch:g}", ib, f"{n2_cost * ib:.0f}", wall("N2"), ""],
+            ["**block-wise, then combined**", *cells("combined"), f"{(ib + ic) / epoch:g}", ib + ic,
+             f"{0.5 * ib + n2_cost * ib + ic:.0f}", wall("N1", "N2", "combined"), REPORT_DB["blockwise"]],
+            ["**deep N, end to end**", *cells("deep"), f"{(ib + ic) / epoch:g}", ib + ic, f"{ib + ic:.0f}",
+             wall("deep"), REPORT_DB["deep"]]]
+    rows.append(["block-wise − deep", mean_sd(blockwise_gains(runs)),
+                 mean_sd([r["best"]["combined"] - r["best"]["deep"] for r in runs]),
+                 mean_sd([r["combined"]["psnr_y"] - r["deep"]["psnr_y"] for r in runs]), "", "", "", "", "",
+                 f"{REPORT_DB['blockwise'] - REPORT_DB['deep']:+.3f}"])
+    header = ["network", "PSNR RGB, last (dB)", "PSNR RGB, best epoch (dB)", "PSNR Y (dB)", "SSIM Y", "epochs",
+              "updates / parameter", "compute (deep steps)", "wall s", "report (dB)"]
+    return markdown_table(header, rows)
+
+
+def blockwise_gains(runs: list[dict]) -> list[float]:
+    return [r["combined"]["psnr_rgb_report"] - r["deep"]["psnr_rgb_report"] for r in runs]
+
+
+def plot_epochs(out: Path, per_seed: dict[int, dict], s: dict, path: Path) -> None:
+    """Fig. 5: test PSNR per epoch of every network, the combined training drawn after the block trainings."""
+    epoch = s["ITERS_PER_EPOCH"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    styles = {"deep": ("tab:blue", 0, "deep N (12 layers), end to end"), "N1": ("tab:orange", 0, "N_1"),
+              "N2": ("tab:green", 0, "N_2(N_1), N_2 trained"),
+              "combined": ("tab:red", s["ITERS_BLOCK"] / epoch, "N_2(N_1) combined (block-wise)")}
+    for number, (seed, r) in enumerate(per_seed.items()):
+        for name, (color, offset, label) in styles.items():
+            rows_log = read_log(out / f"seed{seed}" / f"log_{name}.csv")
+            xs = [offset + row["epoch"] for row in rows_log]
+            ys = [row["test_psnr"] for row in rows_log]
+            if name in r["start"]:
+                xs, ys = [0.0, *xs], [r["start"][name], *ys]
+            ax.plot(xs, ys, color=color, alpha=1.0 if number == 0 else 0.4,
+                    label=label if number == 0 else None)
+    runs = list(per_seed.values())
+    identity = runs[0]["identity"]["psnr_rgb"]
+    finals = [r[k]["psnr_rgb"] for r in runs for k in ("N1", "N2", "combined", "deep")] + [identity]
+    ax.set_ylim(min(finals) - 3, max(finals) + 1)
+    finish_psnr_plot(fig, ax, identity, path, xlabel=f"epoch ({epoch} iterations)",
+                     title="Toy model: block-wise vs deep", seeds_run=len(runs), loc="lower right")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -179,79 +250,28 @@ def main(argv: list[str] | None = None) -> None:
     data, data_record = prepare_data(ctx, min_side=s["PATCH_SIZE"])
     train_pairs = load_pairs(find_realsr_pairs(data, s["CAMERA"], s["SCALE"], "Train"))
     test_pairs = load_pairs(find_realsr_pairs(data, s["CAMERA"], s["SCALE"], "Test"))
-    device = ctx.device
-    per_seed = {seed: run_seed(ctx, seed, train_pairs, test_pairs, device) for seed in seeds(ctx)}
-    runs = list(per_seed.values())
-
-    # ------------------------------------------------------------------ table
-    ib, ic, epoch = s["ITERS_BLOCK"], s["ITERS_COMBINED"], s["ITERS_PER_EPOCH"]
-    n2_cost = 0.5 + (1 / 6 if s["N2_INPUT"] == "chained" else 0.0)  # + N_1's forward (~1/3 of its step)
-
-    def cells(key: str) -> list[str]:
-        return [mean_sd([r[key]["psnr_rgb_report"] for r in runs]), mean_sd([r["best"][key] for r in runs])
-                if key in runs[0]["best"] else "", mean_sd([r[key]["psnr_y"] for r in runs]),
-                mean_sd([r[key]["ssim_y"] for r in runs], 4)]
-
-    rows = [["identity (the LR input)", *cells("identity"), "", "", "", "", ""],
-            ["N_1 alone (block 1)", *cells("N1"), f"{ib / epoch:g}", ib, f"{0.5 * ib:.0f}",
-             mean_sd([r["walls"]["N1"] for r in runs], 0), ""],
-            ["N_2(N_1), only N_2 trained", *cells("N2"), f"{ib / epoch:g}", ib, f"{n2_cost * ib:.0f}",
-             mean_sd([r["walls"]["N2"] for r in runs], 0), ""],
-            ["**block-wise, then combined**", *cells("combined"), f"{(ib + ic) / epoch:g}", ib + ic,
-             f"{0.5 * ib + n2_cost * ib + ic:.0f}",
-             mean_sd([r["walls"]["N1"] + r["walls"]["N2"] + r["walls"]["combined"] for r in runs], 0),
-             REPORT_DB["blockwise"]],
-            ["**deep N, end to end**", *cells("deep"), f"{(ib + ic) / epoch:g}", ib + ic, f"{ib + ic:.0f}",
-             mean_sd([r["walls"]["deep"] for r in runs], 0), REPORT_DB["deep"]]]
-    deltas = [r["combined"]["psnr_rgb_report"] - r["deep"]["psnr_rgb_report"] for r in runs]
-    rows.append(["block-wise − deep", mean_sd(deltas), mean_sd([r["best"]["combined"] - r["best"]["deep"]
-                                                                 for r in runs]),
-                 mean_sd([r["combined"]["psnr_y"] - r["deep"]["psnr_y"] for r in runs]), "", "", "", "", "",
-                 f"{REPORT_DB['blockwise'] - REPORT_DB['deep']:+.3f}"])
-    header = ["network", "PSNR RGB, last (dB)", "PSNR RGB, best epoch (dB)", "PSNR Y (dB)", "SSIM Y", "epochs",
-              "updates / parameter", "compute (deep steps)", "wall s", "report (dB)"]
-    n = len(runs)
+    per_seed = {seed: run_seed(ctx, seed, train_pairs, test_pairs) for seed in seeds(ctx)}
+    runs, n = list(per_seed.values()), len(per_seed)
     per_seed_rows = [[seed, f"{r['start']['deep']:.2f}", f"{r['combined']['psnr_rgb_report']:.3f}",
                       f"{r['deep']['psnr_rgb_report']:.3f}",
                       f"{r['combined']['psnr_rgb_report'] - r['deep']['psnr_rgb_report']:+.3f}"]
                      for seed, r in per_seed.items()]
     sections = [
-        f"Data: {data_record['source']}"
-        + (f" ({data_record['train_pairs']} train / {data_record['test_pairs']} test pairs, HR crops of at most "
-           f"{data_record['max_size'] or 'full'} px)" if "train_pairs" in data_record else "")
+        data_sentence(data_record)
         + f". Blocks of {s['N_LAYERS']} convolutions, {s['N_FEATS']} channels, N(0, {s['INIT_STD']}^2) init; "
-        f"{s['PATCH_SIZE']}x{s['PATCH_SIZE']} patches, batch {s['BATCH_SIZE']}; an epoch is {epoch} iterations. "
-        f"N_2 input: {s['N2_INPUT']}; deep net: {s['DEEP_NET']}. The test pairs are scored after every epoch for "
-        "the curves (never used for selection); 'last' is the final weights, 'best epoch' the curve's maximum "
-        f"(as a reader of Fig. 5 would take it). Means over {n} seed(s)" + (" ± sd" if n > 1 else "") + ". "
+        f"{s['PATCH_SIZE']}x{s['PATCH_SIZE']} patches, batch {s['BATCH_SIZE']}; an epoch is {s['ITERS_PER_EPOCH']} "
+        f"iterations. N_2 input: {s['N2_INPUT']}; deep net: {s['DEEP_NET']}. The test pairs are scored after every "
+        "epoch for the curves (never used for selection); 'last' is the final weights, 'best epoch' the curve's "
+        f"maximum (as a reader of Fig. 5 would take it). Means over {n} seed(s)" + (" ± sd" if n > 1 else "") + ". "
         "Compute in deep-net steps: a block step 1/2, an N_2 step with N_1's forward 2/3.",
-        markdown_table(header, rows),
+        comparison_table(runs, s),
         markdown_table(["seed", "initial PSNR (dB)", "block-wise", "deep", "difference"], per_seed_rows),
-        f"Block-wise beats deep in {sum(d > 0 for d in deltas)} of {n} seed(s) (last weights, RGB).",
+        f"Block-wise beats deep in {sum(d > 0 for d in blockwise_gains(runs))} of {n} seed(s) (last weights, RGB).",
     ]
     title = "Toy model: block-wise vs end-to-end training of a 12-layer net (report Fig. 5)"
     write_outputs(ctx, title, sections, {"per_seed": {str(k): v for k, v in per_seed.items()}, "data": data_record,
                                          "report_db": REPORT_DB}, command_line(f"{_NAME}.py", argv))
-
-    # ------------------------------------------------------------------ plot (Fig. 5)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    styles = {"deep": ("tab:blue", 0, "deep N (12 layers), end to end"), "N1": ("tab:orange", 0, "N_1"),
-              "N2": ("tab:green", 0, "N_2(N_1), N_2 trained"),
-              "combined": ("tab:red", ib / epoch, "N_2(N_1) combined (block-wise)")}
-    for number, (seed, r) in enumerate(per_seed.items()):
-        for name, (color, offset, label) in styles.items():
-            rows_log = read_log(ctx.out / f"seed{seed}" / f"log_{name}.csv")
-            xs = [offset + row["epoch"] for row in rows_log]
-            ys = [row["test_psnr"] for row in rows_log]
-            if name in r["start"]:
-                xs, ys = [0.0, *xs], [r["start"][name], *ys]
-            ax.plot(xs, ys, color=color, alpha=1.0 if number == 0 else 0.4,
-                    label=label if number == 0 else None)
-    identity = runs[0]["identity"]["psnr_rgb"]
-    finals = [r[k]["psnr_rgb"] for r in runs for k in ("N1", "N2", "combined", "deep")] + [identity]
-    ax.set_ylim(min(finals) - 3, max(finals) + 1)
-    finish_psnr_plot(fig, ax, identity, ctx.out / f"{_NAME}.png", xlabel=f"epoch ({epoch} iterations)",
-                     title="Toy model: block-wise vs deep", seeds_run=n, loc="lower right")
+    plot_epochs(ctx.out, per_seed, s, ctx.out / f"{_NAME}.png")
 
 
 if __name__ == "__main__":

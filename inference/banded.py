@@ -53,51 +53,68 @@ def map_rows(fn: Callable[[Tensor], Tensor], src: Tensor, dst: Tensor, halo: int
         dst[:, :, start:stop] = fn(window)[:, :, start - top:start - top + stop - start]
 
 
-def conv1_sums(rcab: RCAB, h: Tensor, band: int) -> Tensor:
-    """Exact per-image, per-channel mean of ``conv2(relu(conv1(h)))`` (the attention's pooled input)."""
-    n, _c, height, width = h.shape
-    conv1, conv2 = rcab.conv1, rcab.conv2
-    mid = conv1.out_channels
-    total = torch.zeros(n, mid, dtype=torch.float64, device=h.device)
-    rows = torch.zeros(n, mid, 2, dtype=torch.float64, device=h.device)  # first, last row sums
-    cols = torch.zeros(n, mid, 2, dtype=torch.float64, device=h.device)  # first, last column sums
-    corners = torch.zeros(n, mid, 2, 2, dtype=torch.float64, device=h.device)
+class _BorderSums:
+    """Per-image, per-channel float64 sums of a feature map: the whole, its first and last rows and columns,
+    and its four corners (``rows[..., 0]`` = first row, ``corners[..., row, col]``)."""
+
+    def __init__(self, n: int, channels: int, device: torch.device) -> None:
+        def zeros(*shape: int) -> Tensor:
+            return torch.zeros(n, channels, *shape, dtype=torch.float64, device=device)
+
+        self.total, self.rows, self.cols, self.corners = zeros(), zeros(2), zeros(2), zeros(2, 2)
+
+    def add_band(self, z: Tensor, first: bool, last: bool) -> None:
+        self.total += z.sum(dim=(2, 3))
+        self.cols[:, :, 0] += z[:, :, :, 0].sum(dim=2)
+        self.cols[:, :, 1] += z[:, :, :, -1].sum(dim=2)
+        if first:
+            self.rows[:, :, 0] = z[:, :, 0].sum(dim=2)
+            self.corners[:, :, 0] = z[:, :, 0, [0, -1]]
+        if last:
+            self.rows[:, :, 1] = z[:, :, -1].sum(dim=2)
+            self.corners[:, :, 1] = z[:, :, -1, [0, -1]]
+
+    def seen_by_tap(self, dy: int, dx: int) -> Tensor:
+        """The sum over the pixels a zero-padded 3x3 tap (dy, dx) reads: tap 0 misses the last row or column,
+        tap 2 the first."""
+        excluded = {0: 1, 1: None, 2: 0}
+        row, col = excluded[dy], excluded[dx]
+        s = self.total.clone()
+        if row is not None:
+            s -= self.rows[:, :, row]
+        if col is not None:
+            s -= self.cols[:, :, col]
+        if row is not None and col is not None:
+            s += self.corners[:, :, row, col]
+        return s
+
+
+def _relu_conv1_sums(rcab: RCAB, h: Tensor, band: int) -> _BorderSums:
+    """The border sums of ``z = relu(conv1(h))``, computed band by band."""
+    n, _c, height, _w = h.shape
+    sums = _BorderSums(n, rcab.conv1.out_channels, h.device)
     for start in range(0, height, band):
         stop = min(height, start + band)
         top, bottom = max(0, start - 1), min(height, stop + 1)
-        z = torch.relu(conv1(h[:, :, top:bottom]))[:, :, start - top:start - top + stop - start].double()
-        total += z.sum(dim=(2, 3))
-        cols[:, :, 0] += z[:, :, :, 0].sum(dim=2)
-        cols[:, :, 1] += z[:, :, :, -1].sum(dim=2)
-        if start == 0:
-            rows[:, :, 0] = z[:, :, 0].sum(dim=2)
-            corners[:, :, 0] = z[:, :, 0, [0, -1]]
-        if stop == height:
-            rows[:, :, 1] = z[:, :, -1].sum(dim=2)
-            corners[:, :, 1] = z[:, :, -1, [0, -1]]
-    # Tap dy = 0 reads rows i - 1: it misses the last row; dy = 2 misses the first; same for columns.
-    excluded = {0: 1, 1: None, 2: 0}
+        z = torch.relu(rcab.conv1(h[:, :, top:bottom]))[:, :, start - top:start - top + stop - start].double()
+        sums.add_band(z, first=start == 0, last=stop == height)
+    return sums
+
+
+def attention_input_mean(rcab: RCAB, h: Tensor, band: int) -> Tensor:
+    """Exact per-image, per-channel mean of ``conv2(relu(conv1(h)))``: what the RCAB's attention pools."""
+    sums = _relu_conv1_sums(rcab, h, band)
+    conv2 = rcab.conv2
     weight = conv2.weight.double()
-    summed = torch.zeros(n, conv2.out_channels, dtype=torch.float64, device=h.device)
-    for dy in range(3):
-        for dx in range(3):
-            s = total.clone()
-            row, col = excluded[dy], excluded[dx]
-            if row is not None:
-                s -= rows[:, :, row]
-            if col is not None:
-                s -= cols[:, :, col]
-            if row is not None and col is not None:
-                s += corners[:, :, row, col]
-            summed += s @ weight[:, :, dy, dx].T
-    mean = summed / (height * width)
+    summed = sum(sums.seen_by_tap(dy, dx) @ weight[:, :, dy, dx].T for dy in range(3) for dx in range(3))
+    mean = summed / (h.shape[2] * h.shape[3])
     if conv2.bias is not None:
         mean += conv2.bias.double()
     return mean.to(h.dtype)
 
 
 def rcab_in_place(rcab: RCAB, h: Tensor, band: int) -> None:
-    pooled = conv1_sums(rcab, h, band)[:, :, None, None]
+    pooled = attention_input_mean(rcab, h, band)[:, :, None, None]
     attention = rcab.attention
     scale = torch.sigmoid(attention.up(torch.relu(attention.down(pooled))))
 

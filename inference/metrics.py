@@ -16,29 +16,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import correlate1d
 
-from core.errors import UserError
 from data.color import rgb_to_y
 
-PROTOCOLS = {
-    "benchmark": "Y (BT.601), shave = scale pixels from each side (BasicSR/EDSR convention)",
-    "benchmark_rgb": "RGB, shave = scale pixels from each side",
-    "report": "RGB, no shave, top-left crop of at most 1500x1500 (the multiblock report)",
-    "realsr": "Y (BT.601), no shave (RealSR same-size pairs)",
-}
 WINDOW_RADIUS = 5
-
-
-def protocol(name: str, scale: int) -> dict:
-    """Keyword arguments for ``psnr`` / ``ssim`` under a named protocol (see ``PROTOCOLS``)."""
-    kwargs = {
-        "benchmark": {"space": "y", "shave": scale},
-        "benchmark_rgb": {"space": "rgb", "shave": scale},
-        "report": {"space": "rgb", "shave": 0, "crop": 1500},
-        "realsr": {"space": "y", "shave": 0},
-    }
-    if name not in kwargs:
-        raise UserError(f"unknown metric protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
-    return kwargs[name]
 
 
 def psnr(img, ref, *, space: str = "rgb", shave: int = 0, data_range: float = 1.0,

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from data.degrade import bicubic_downscale, modcrop
+from data.degrade import bicubic_downscale, bicubic_upscale, modcrop
 from data.io import to_float
-from data.resize import imresize
 from inference.metrics import evaluate_pair, psnr, ssim
 from inference.whole_image import DEFAULT_TILE, super_resolve
 
@@ -36,7 +35,7 @@ def score_scaled_set(model: nn.Module, images: Named, *, scale: int, channels: i
         lr = bicubic_downscale(hr, scale)
         outputs = {
             "model": super_resolve(model, lr, scale=scale, channels=channels, device=device, tile=tile),
-            "bicubic": np.clip(imresize(lr, scale=scale), 0.0, 1.0),
+            "bicubic": np.clip(bicubic_upscale(lr, scale), 0.0, 1.0),
         }
         for method, output in outputs.items():
             metrics = evaluate_pair(output, hr, scale)

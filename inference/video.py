@@ -282,14 +282,68 @@ def run_pipeline(items: Iterable[Any], process: Callable[[Any], Any], sink: Call
     An exception in any stage stops the others and is re-raised here; ``on_item`` is called (in the
     caller's thread) after each item is processed, e.g. to advance a progress bar.
     """
-    stop = threading.Event()
-    inbox: queue.Queue = queue.Queue(maxsize=depth)
-    outbox: queue.Queue = queue.Queue(maxsize=depth)
-    stats = PipelineStats(waits={"read": 0.0, "write": 0.0})
-    failures: list[BaseException] = []
+    return _Pipeline(items, process, sink, depth, on_item).run()
 
-    def put(box: queue.Queue, value: Any) -> bool:
-        while not stop.is_set():
+
+class _Pipeline:
+    """The state ``run_pipeline``'s three threads share: two bounded queues, a stop flag, the writer's error."""
+
+    def __init__(self, items: Iterable[Any], process: Callable[[Any], Any], sink: Callable[[Any], None],
+                 depth: int, on_item: Callable[[], None] | None) -> None:
+        self.items, self.process, self.sink, self.on_item = items, process, sink, on_item
+        self.stop = threading.Event()
+        self.inbox: queue.Queue = queue.Queue(maxsize=depth)
+        self.outbox: queue.Queue = queue.Queue(maxsize=depth)
+        self.stats = PipelineStats(waits={"read": 0.0, "write": 0.0})
+        self.failures: list[BaseException] = []
+
+    def run(self) -> PipelineStats:
+        threads = [threading.Thread(target=self._read, name="pipeline-reader", daemon=True),
+                   threading.Thread(target=self._write, name="pipeline-writer", daemon=True)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        try:
+            self._compute()
+            if not self.stop.is_set():
+                self._put(self.outbox, _DONE)
+                threads[1].join()
+        except BaseException:
+            self.stop.set()
+            raise
+        finally:
+            self.stop.set()
+            for thread in threads:
+                thread.join()
+            if self.failures:
+                raise self.failures[0]
+        self.stats.seconds = time.perf_counter() - started
+        return self.stats
+
+    def _compute(self) -> None:
+        """The caller's thread: process items until the reader is done or a thread stops the pipeline."""
+        stats = self.stats
+        while True:
+            waited = time.perf_counter()
+            item = _get(self.inbox, self.stop)
+            stats.waits["read"] += time.perf_counter() - waited
+            if item is _DONE or self.stop.is_set():
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            began = time.perf_counter()
+            result = self.process(item)
+            stats.compute_seconds += time.perf_counter() - began
+            waited = time.perf_counter()
+            if not self._put(self.outbox, result):
+                return
+            stats.waits["write"] += time.perf_counter() - waited
+            stats.items += 1
+            if self.on_item is not None:
+                self.on_item()
+
+    def _put(self, box: queue.Queue, value: Any) -> bool:
+        while not self.stop.is_set():
             try:
                 box.put(value, timeout=_QUEUE_POLL)
                 return True
@@ -297,74 +351,35 @@ def run_pipeline(items: Iterable[Any], process: Callable[[Any], Any], sink: Call
                 continue
         return False
 
-    def reader() -> None:
-        iterator = iter(items)
+    def _read(self) -> None:
+        iterator = iter(self.items)
         try:
             for item in iterator:
-                if not put(inbox, item):
+                if not self._put(self.inbox, item):
                     break
-            put(inbox, _DONE)
+            self._put(self.inbox, _DONE)
         except BaseException as err:  # handed to the caller's thread
-            put(inbox, _Failure(err))
+            self._put(self.inbox, _Failure(err))
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
 
-    def writer() -> None:
+    def _write(self) -> None:
         try:
             while True:
                 try:
-                    result = outbox.get(timeout=_QUEUE_POLL)
+                    result = self.outbox.get(timeout=_QUEUE_POLL)
                 except queue.Empty:
-                    if stop.is_set():
+                    if self.stop.is_set():
                         return
                     continue
                 if result is _DONE:
                     return
-                sink(result)
+                self.sink(result)
         except BaseException as err:  # handed to the caller's thread
-            failures.append(err)
-            stop.set()
-
-    threads = [threading.Thread(target=reader, name="pipeline-reader", daemon=True),
-               threading.Thread(target=writer, name="pipeline-writer", daemon=True)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    try:
-        while True:
-            waited = time.perf_counter()
-            item = _get(inbox, stop)
-            stats.waits["read"] += time.perf_counter() - waited
-            if item is _DONE or stop.is_set():
-                break
-            if isinstance(item, _Failure):
-                raise item.error
-            began = time.perf_counter()
-            result = process(item)
-            stats.compute_seconds += time.perf_counter() - began
-            waited = time.perf_counter()
-            if not put(outbox, result):
-                break
-            stats.waits["write"] += time.perf_counter() - waited
-            stats.items += 1
-            if on_item is not None:
-                on_item()
-        if not stop.is_set():
-            put(outbox, _DONE)
-            threads[1].join()
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-        if failures:
-            raise failures[0]
-    stats.seconds = time.perf_counter() - started
-    return stats
+            self.failures.append(err)
+            self.stop.set()
 
 
 def _get(box: queue.Queue, stop: threading.Event) -> Any:

@@ -77,26 +77,14 @@ class MultiBlockNet(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
 
-    @classmethod
-    def from_block_state_dicts(cls, state_dicts: Sequence[dict], **block_kwargs) -> MultiBlockNet:
-        """Build N from trained single blocks (``block_kwargs`` go to every ``Block``, e.g. clamp=True)."""
-        blocks = []
-        for state in state_dicts:
-            block = Block(**block_kwargs)
-            block.load_state_dict(state)
-            blocks.append(block)
-        return cls(blocks)
-
     def to_block_state_dicts(self) -> list[dict]:
         """Hand the weights back to single blocks: the report's 'inverse analysis' (section 5.3)."""
         return [{k: v.detach().clone() for k, v in block.state_dict().items()} for block in self.blocks]
 
-    def forward(self, x: torch.Tensor, return_all: bool = False) -> torch.Tensor | list[torch.Tensor]:
-        outputs = []
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             x = block(x)
-            outputs.append(x)
-        return outputs if return_all else x
+        return x
 
 
 def orthogonal_init_(module: nn.Module, gain: float = 1.0) -> nn.Module:

@@ -41,7 +41,7 @@ def input_media(inputs: list[str]) -> tuple[list[Path], list[Path]]:
 
 
 def fast_model(net: ESPCN, settings: dict[str, Any], device: torch.device) -> FastESPCN:
-    """The inference path named by INFERENCE/HALF (engine/fast_inference.py), checked for this device."""
+    """The inference path named by INFERENCE/HALF (inference/fast_espcn.py), checked for this device."""
     if settings["INFERENCE"] not in BACKENDS:
         raise UserError(f"INFERENCE={settings['INFERENCE']!r}: expected one of {', '.join(BACKENDS)}")
     if settings["HALF"] and device.type != "cuda":

@@ -18,7 +18,7 @@ from pipelines.multiblock.run_folder import (
     load_block,
     run_record,
 )
-from pipelines.multiblock.train import initial_block, optimizer_factory, set_clamp, train_network
+from pipelines.multiblock.train import NetworkJob, initial_block, optimizer_factory, set_clamp, train_network
 
 
 def train_combined(ctx: RunContext) -> None:
@@ -55,7 +55,7 @@ def train_combined(ctx: RunContext) -> None:
               set_clamp(True)),
     ]
     meta = {"arch": "multiblock-net", "blocks": 3, **{key: block_meta[key] for key in BLOCK_KEYS}, "run": record}
-    train_network(ctx, net, "N", [st for st in stages if st.steps > 0], 0, "phase4", "phase4.py", dist_info,
-                  device, meta)
+    job = NetworkJob(net, "N", [st for st in stages if st.steps > 0], 0, "phase4", "phase4.py", meta)
+    train_network(ctx, job, dist_info, device)
     barrier(dist_info)
     cleanup(dist_info)

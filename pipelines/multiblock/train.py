@@ -5,6 +5,7 @@ import contextlib
 import functools
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from engine.report import metrics_table
 from engine.schedules import Constant
 from engine.speed import speed_from_settings
 from engine.tensorboard import fixed_crop
-from engine.trainer import Stage, TrainConfig, Trainer
+from engine.trainer import Stage, TrainConfig, Trainer, TrainResult
 from inference.metrics import psnr
 from inference.scoring import score_pairs
 from inference.whole_image import run_model
@@ -130,83 +131,106 @@ def block_stages(settings: dict[str, Any]) -> list[Stage]:
     return [stage for stage in stages if stage.steps > 0]
 
 
-def train_network(ctx: RunContext, net: torch.nn.Module, name: str, stages: list[Stage], input_stage: int,
-                  phase_key: str, script: str, dist_info: DistInfo, device: torch.device,
-                  meta: dict[str, Any]) -> None:
-    """Train ``net`` on (LR_<input_stage>, HR), score the test pairs, write ``<name>.pt`` and results."""
-    s, run_dir = ctx.settings, ctx.out
-    train_images = load_pairs(stage_inputs(ctx, input_stage, "train", script))
-    test_images = load_pairs(stage_inputs(ctx, input_stage, "test", script))
-    raw_test = load_pairs(realsr_pairs(ctx, "test")) if input_stage > 0 else test_images
-    train_images, val_images = split_validation(train_images, s, ctx.seed)
-    val_images = val_images if val_images is not None else test_images
-    sampler = PatchSampler(train_images, s["PATCH_SIZE"], s["BATCH_SIZE"], ctx.seed)
-    if device_has_room(device, train_images.nbytes * 2):  # 16-bit LR_<i> are kept as int32 there
-        sampler.to(device)
-    loss_fn = make_loss(s["LOSS"], s["GRAD_LOSS_WEIGHT"])
-    latest = run_dir / f"{name}_latest.pt"
+@dataclass
+class NetworkJob:
+    """One network of the chain to train: block N_i (phases 1-1, 2-1, 3) or the combined N (phase 4)."""
+
+    net: torch.nn.Module
+    name: str  # N1, N2, N3 or N: names its files (N1.pt, N1_latest.pt, log_N1.csv, train_N1.log, ...)
+    stages: list[Stage]
+    lr_level: int  # it trains on (LR_<lr_level>, HR); 0 = the dataset's LR
+    phase_key: str  # its entry in results.json
+    script: str  # the script the user runs, for messages
+    meta: dict[str, Any]  # recorded in every checkpoint (architecture, run-wide settings)
+
+
+@dataclass
+class PhaseImages:
+    train: PairedImages
+    val: PairedImages
+    test: PairedImages  # the test pairs with this network's input (LR_<lr_level>)
+    raw_test: PairedImages  # the test pairs with the dataset's LR: the identity baseline
+
+
+def load_phase_images(ctx: RunContext, job: NetworkJob) -> PhaseImages:
+    train = load_pairs(stage_inputs(ctx, job.lr_level, "train", job.script))
+    test = load_pairs(stage_inputs(ctx, job.lr_level, "test", job.script))
+    raw_test = load_pairs(realsr_pairs(ctx, "test")) if job.lr_level > 0 else test
+    train, val = split_validation(train, ctx.settings, ctx.seed)
+    return PhaseImages(train, val if val is not None else test, test, raw_test)
+
+
+def train_network(ctx: RunContext, job: NetworkJob, dist_info: DistInfo, device: torch.device) -> None:
+    """Train ``job.net`` on (LR_<lr_level>, HR), score the test pairs, write ``<name>.pt`` and results."""
+    images = load_phase_images(ctx, job)
+    latest = ctx.out / f"{job.name}_latest.pt"
     # Only now, with the inputs checked, is anything written, and only by the run holding the folder.
-    with run_lock(run_dir) if dist_info.is_main else contextlib.nullcontext(), keeps_checkpoint(latest):
+    with run_lock(ctx.out) if dist_info.is_main else contextlib.nullcontext(), keeps_checkpoint(latest):
         if latest.exists() and not ctx.resume:  # checked before settings.json is touched (the trainer too)
             raise UserError(f"{latest} already holds a run; pass --resume to continue it, or choose another --out")
         if dist_info.is_main:
-            save_run_record(run_dir, meta["run"])
-        write_settings(ctx, name, dist_info)
-        _fit_and_score(ctx, net, name, stages, input_stage, phase_key, script, dist_info, device, meta,
-                       sampler, loss_fn, (val_images, test_images, raw_test))
+            save_run_record(ctx.out, job.meta["run"])
+        write_settings(ctx, job.name, dist_info)
+        started = time.perf_counter()
+        result = make_trainer(ctx, job, images, dist_info, device).fit(resume=ctx.resume)
+        if dist_info.is_main:
+            score_and_record(ctx, job, images, result, time.perf_counter() - started, device)
 
 
-def _fit_and_score(ctx: RunContext, net: torch.nn.Module, name: str, stages: list[Stage], input_stage: int,
-                   phase_key: str, script: str, dist_info: DistInfo, device: torch.device, meta: dict[str, Any],
-                   sampler: PatchSampler, loss_fn, images: tuple[PairedImages, PairedImages, PairedImages]) -> None:
-    s, run_dir = ctx.settings, ctx.out
-    val_images, test_images, raw_test = images
+def make_trainer(ctx: RunContext, job: NetworkJob, images: PhaseImages, dist_info: DistInfo,
+                 device: torch.device) -> Trainer:
+    s, run_dir, name = ctx.settings, ctx.out, job.name
+    sampler = PatchSampler(images.train, s["PATCH_SIZE"], s["BATCH_SIZE"], ctx.seed)
+    if device_has_room(device, images.train.nbytes * 2):  # 16-bit LR_<i> are kept as int32 there
+        sampler.to(device)
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
-        scores = {"val_psnr": mean_psnr(model, val_images, device)}
+        scores = {"val_psnr": mean_psnr(model, images.val, device)}
         if s["TEST_CURVE"]:
-            scores["test_psnr"] = mean_psnr(model, test_images, device)
+            scores["test_psnr"] = mean_psnr(model, images.test, device)
         return scores
 
-    trainer = Trainer(
-        net.to(device), stages, sampler.batch, loss_fn, evaluate,
-        TrainConfig(run_dir=run_dir, latest_name=f"{name}_latest.pt", best_name=f"{name}_best.pt",
-                    log_name=f"log_{name}.csv", text_log_name=f"train_{name}.log", eval_every=s["EVAL_EVERY"],
-                    meta=meta, speed=speed_from_settings(s, device),
-                    tensorboard_dir=run_dir / "tensorboard" / name if s.get("TENSORBOARD") else None,
-                    preview=functools.partial(preview_crop, pair=val_images.arrays[0], device=device)),
-        device, dist_info)
-    started = time.perf_counter()
-    result = trainer.fit(resume=ctx.resume)
-    if not dist_info.is_main:
-        return
+    config = TrainConfig(
+        run_dir=run_dir, latest_name=f"{name}_latest.pt", best_name=f"{name}_best.pt", log_name=f"log_{name}.csv",
+        text_log_name=f"train_{name}.log", eval_every=s["EVAL_EVERY"], meta=job.meta,
+        speed=speed_from_settings(s, device),
+        tensorboard_dir=run_dir / "tensorboard" / name if s.get("TENSORBOARD") else None,
+        preview=functools.partial(preview_crop, pair=images.val.arrays[0], device=device))
+    loss = make_loss(s["LOSS"], s["GRAD_LOSS_WEIGHT"])
+    return Trainer(job.net.to(device), job.stages, sampler.batch, loss, evaluate, config, device, dist_info)
+
+
+def score_and_record(ctx: RunContext, job: NetworkJob, images: PhaseImages, result: TrainResult,
+                     seconds: float, device: torch.device) -> None:
+    """Write ``<name>.pt`` (the selected weights, clamped), score the test pairs, add the phase's results."""
+    s, run_dir, name = ctx.settings, ctx.out, job.name
     chosen = run_dir / (f"{name}_best.pt" if s["SELECT"] == "best-val" else f"{name}_latest.pt")
     if not chosen.exists():  # no evaluation happened (every stage has 0 iterations): the starting weights
         chosen = run_dir / f"{name}_latest.pt"
     state = load_checkpoint(chosen)
-    load_weights(net, state, chosen)
-    set_clamp(True)(net)
-    save_checkpoint(run_dir / f"{name}.pt", {"model": net.state_dict(), "meta": meta,
+    load_weights(job.net, state, chosen)
+    set_clamp(True)(job.net)
+    save_checkpoint(run_dir / f"{name}.pt", {"model": job.net.state_dict(), "meta": job.meta,
                                               "selected_step": state["step"], "select": s["SELECT"]})
-    chain_test = [(pair.name, lr, hr) for pair, (lr, hr) in zip(test_images.pairs, test_images.arrays,
-                                                                 strict=True)]
-    metrics = score_pairs(net, chain_test, device=device)
-    if input_stage > 0:  # the baseline is the dataset's LR; LR_<i-1> (this block's input) is reported too
+    metrics = score_pairs(job.net, named_pairs(images.test), device=device)
+    if job.lr_level > 0:  # the baseline is the dataset's LR; LR_<i-1> (this block's input) is reported too
         metrics["input"] = metrics.pop("identity")
-    metrics["identity"] = score_pairs(None, [(p.name, lr, hr) for p, (lr, hr) in
-                                             zip(raw_test.pairs, raw_test.arrays, strict=True)],
-                                      device=device)["identity"]
-    update_results(run_dir, {phase_key: {
+    metrics["identity"] = score_pairs(None, named_pairs(images.raw_test), device=device)["identity"]
+    update_results(run_dir, {job.phase_key: {
         "metrics": {test_set_name(s): metrics},
         "network": name, "selected_step": state["step"],
         "best_val_psnr_rgb": result.best if math.isfinite(result.best) else None,
-        "iterations": result.step, "train_seconds": round(time.perf_counter() - started, 1),
+        "iterations": result.step, "train_seconds": round(seconds, 1),
         "protocol": "same-size pairs; *_y: BT.601 Y, no shave; *_rgb: RGB, no shave; *_report: RGB, no "
                     "shave, top-left crop of at most 1500x1500 (the report's); identity = the dataset LR",
     }})
-    plot_curves(run_dir / f"log_{name}.csv", run_dir / f"curves_{name}.png", title=f"{name} ({script})")
+    plot_curves(run_dir / f"log_{name}.csv", run_dir / f"curves_{name}.png", title=f"{name} ({job.script})")
     plot_phases(run_dir)
     print(metrics_table({test_set_name(s): metrics}))
+
+
+def named_pairs(images: PairedImages) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    return [(pair.name, lr, hr) for pair, (lr, hr) in zip(images.pairs, images.arrays, strict=True)]
 
 
 def train_block(ctx: RunContext, index: int) -> None:
@@ -220,7 +244,7 @@ def train_block(ctx: RunContext, index: int) -> None:
     dist_info, device = init_distributed(ctx.device)
     block = initial_block(s, ctx.out, index, ctx.seed, record)
     meta = {"arch": ARCH, "block": index, **block_kwargs(s), "run": record}
-    train_network(ctx, block, f"N{index}", block_stages(s), index - 1, f"phase{index}", script, dist_info,
-                  device, meta)
+    job = NetworkJob(block, f"N{index}", block_stages(s), index - 1, f"phase{index}", script, meta)
+    train_network(ctx, job, dist_info, device)
     barrier(dist_info)  # N<index>.pt is written by rank 0; phase3.py's other ranks read it next
     cleanup(dist_info)

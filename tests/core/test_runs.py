@@ -12,12 +12,11 @@ from core.runs import append_results_row, prepare_run_dir, read_json, run_lock, 
 
 
 def test_update_results_merges_per_phase(tmp_path: Path):
-    update_results(tmp_path, {"metrics": {"Set5": {"model": {"psnr_y": 30.0}}}}, key="phase1")
-    update_results(tmp_path, {"metrics": {"Set5": {"model": {"psnr_y": 31.0}}}}, key="phase2")
-    update_results(tmp_path, {"iterations": 5}, key="phase1")
+    update_results(tmp_path, {"phase1": {"metrics": {"Set5": {"model": {"psnr_y": 30.0}}}}})
+    update_results(tmp_path, {"phase2": {"metrics": {"Set5": {"model": {"psnr_y": 31.0}}}}})
+    update_results(tmp_path, {"phase1": {"iterations": 5}})  # a rerun of phase 1 replaces its own entry only
     results = read_json(tmp_path / "results.json")
-    assert results["phase1"]["metrics"]["Set5"]["model"]["psnr_y"] == 30.0
-    assert results["phase1"]["iterations"] == 5
+    assert results["phase1"] == {"iterations": 5}
     assert results["phase2"]["metrics"]["Set5"]["model"]["psnr_y"] == 31.0
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary files left
 

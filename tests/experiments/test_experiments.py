@@ -11,6 +11,8 @@ import torch
 import experiments.common as common
 from core.errors import UserError
 
+pytestmark = pytest.mark.slow  # every experiment runs the phase chain
+
 DATA_AND_ARCH = ["SYNTH_MAX_SIZE=48", "N_FEATS=4", "N_RESBLOCKS=1"]
 BLOCK = ["PATCH_SIZE=16", "BATCH_SIZE=2", "ITERS_WARMUP=4", "ITERS_CLAMP_HIGH=2", "ITERS_CLAMP_LOW=2",
          "EVAL_EVERY=4", "VAL_FRACTION=0.2"]

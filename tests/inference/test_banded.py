@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from inference.banded import banded_forward, has_global_attention, map_rows
+from inference.banded import attention_input_mean, banded_forward, has_global_attention, map_rows
 from models.espcn import ESPCN
 from models.rcan import Block, MultiBlockNet, orthogonal_init_
 
@@ -50,3 +50,12 @@ def test_dispatch_helpers():
     assert not has_global_attention(ESPCN())
     with pytest.raises(TypeError):
         banded_forward(ESPCN(), torch.rand(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize("band", [1, 3, 64])
+def test_attention_input_mean_is_the_mean_of_conv2_output(band: int):
+    rcab = trained_like_block(4).double().body[1]
+    h = torch.randn(2, 8, 13, 7, dtype=torch.float64)
+    with torch.no_grad():
+        expected = rcab.conv2(torch.relu(rcab.conv1(h))).mean(dim=(2, 3))
+        torch.testing.assert_close(attention_input_mean(rcab, h, band), expected, atol=1e-12, rtol=0)

@@ -6,9 +6,8 @@ import skimage.data
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from core.errors import UserError
 from data.color import rgb_to_y
-from inference.metrics import PROTOCOLS, evaluate_pair, protocol, psnr, ssim
+from inference.metrics import evaluate_pair, psnr, ssim
 
 
 @pytest.fixture(scope="module")
@@ -97,16 +96,6 @@ def test_integer_images_need_their_data_range(photo_pair) -> None:
     assert psnr(img, ref, data_range=255) == pytest.approx(peak_signal_noise_ratio(ref, img), abs=1e-9)
 
 
-def test_protocols() -> None:
-    assert set(PROTOCOLS) == {"benchmark", "benchmark_rgb", "report", "realsr"}
-    assert protocol("benchmark", 3) == {"space": "y", "shave": 3}
-    assert protocol("benchmark_rgb", 2) == {"space": "rgb", "shave": 2}
-    assert protocol("report", 2) == {"space": "rgb", "shave": 0, "crop": 1500}
-    assert protocol("realsr", 2) == {"space": "y", "shave": 0}
-    with pytest.raises(UserError, match="benchmark"):
-        protocol("matlab", 2)
-
-
 def test_evaluate_pair_shaves_scaled_pairs_only(photo_pair) -> None:
     img, ref = photo_pair
     same_size = evaluate_pair(img, ref, scale=1)
@@ -114,6 +103,6 @@ def test_evaluate_pair_shaves_scaled_pairs_only(photo_pair) -> None:
     assert same_size["psnr_rgb"] == pytest.approx(psnr(img, ref))
     assert same_size["ssim_y"] == pytest.approx(ssim(img, ref, space="y"))
     scaled = evaluate_pair(img, ref, scale=3)
-    assert scaled["psnr_y"] == pytest.approx(psnr(img, ref, **protocol("benchmark", 3)))
-    assert scaled["ssim_rgb"] == pytest.approx(ssim(img, ref, **protocol("benchmark_rgb", 3)))
+    assert scaled["psnr_y"] == pytest.approx(psnr(img, ref, space="y", shave=3))
+    assert scaled["ssim_rgb"] == pytest.approx(ssim(img, ref, space="rgb", shave=3))
     assert scaled["psnr_y"] != pytest.approx(same_size["psnr_y"])

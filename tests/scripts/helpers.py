@@ -1,22 +1,13 @@
 """Running the top-level scripts from tests: in-process through main(argv), or as a real subprocess."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
-from types import ModuleType
 
-REPO = Path(__file__).resolve().parents[2]
+from experiments.common import REPO, load_script
 
-
-def load_script(name: str) -> ModuleType:
-    """Import a top-level script (e.g. 'espcn.py') as a module without running it."""
-    spec = importlib.util.spec_from_file_location(name.removesuffix(".py").replace(".", "_"), REPO / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+__all__ = ["REPO", "load_script", "run_script"]
 
 
 def run_script(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -14,6 +14,8 @@ from data.datasets import bundled_photos
 from data.synth import synthesise_realsr
 from tests.scripts.helpers import REPO, run_script
 
+pytestmark = pytest.mark.slow  # two-rank torchrun subprocesses
+
 TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2"]
 
 

@@ -11,6 +11,8 @@ from PIL import Image
 from data.io import read_image
 from tests.scripts.helpers import load_script, run_script
 
+pytestmark = pytest.mark.slow  # trains through espcn.py, in-process and as subprocesses
+
 TRAIN = ["--set", "TRAIN_SET=skimage-train", "--set", "EVAL_SETS=skimage-test", "--set", "AUGMENT=true",
          "--set", "EPOCHS=4", "--set", "SCALE=2", "--device", "cpu"]
 

@@ -26,6 +26,8 @@ from data.io import read_image
 from pipelines.multiblock.run_folder import sha256
 from tests.scripts.helpers import REPO, load_script, run_script
 
+pytestmark = pytest.mark.slow  # the phase chain, in-process and as subprocesses
+
 TEST_SET = "RealSR-Canon-x2-test"
 N_TRAIN, N_TEST = 8, 4
 ARCH = ["N_FEATS=8", "N_RESBLOCKS=2"]

@@ -9,10 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from core.checkpoint import load_checkpoint
 from tests.scripts.helpers import REPO, run_script
+
+pytestmark = pytest.mark.slow  # a training subprocess killed and resumed
 
 ARGS = ["train", "--device", "cpu", "--set", "TRAIN_SET=skimage-train", "--set", "EVAL_SETS=skimage-test",
         "--set", "AUGMENT=false", "--set", "EPOCHS=4", "--set", "SCALE=3"]

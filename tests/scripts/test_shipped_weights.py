@@ -12,6 +12,8 @@ from pipelines.espcn.common import load_espcn
 
 from .helpers import REPO, load_script
 
+pytestmark = pytest.mark.slow  # the shipped weights scored on Set5/Set14
+
 WEIGHTS = sorted((REPO / "weights").glob("*.json"))
 PAPER_TABLE_1_X3 = {"Set5": 32.55, "Set14": 29.08}  # Shi et al. 2016, Y, x3
 
