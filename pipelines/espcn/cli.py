@@ -29,6 +29,7 @@ def run(namespace: dict[str, Any], argv: list[str] | None) -> None:
     add_common_args(train_parser, default_out="runs/espcn")
     eval_parser = commands.add_parser("eval", help="score a checkpoint on HR folders (EVAL_SETS)")
     add_common_args(eval_parser, default_out="")
+    eval_parser.add_argument("--save-images", action="store_true", help="also write the SR images (SAVE_IMAGES)")
     upscale_parser = commands.add_parser("upscale", help="upscale images or folders (no downscaling first)")
     add_common_args(upscale_parser, default_out="upscaled")
     upscale_parser.add_argument("inputs", nargs="+", help="image files or folders of images")
