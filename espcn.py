@@ -48,6 +48,7 @@ BASELINE_CACHE = "runs/.cache"  # eval: bicubic rows kept per (set content, scal
 INFERENCE = "auto"  # upscale: auto | strips | channels_last | compile | eager (engine/fast_inference.py)
 HALF = False  # upscale on CUDA: autocast fp16 where it matches fp32 within 60 dB PSNR (ours); CPU: never
 VIDEO_CODEC = "auto"  # upscaled videos: auto = libx264 (mpeg4 without it, VP9 for .webm) or a PyAV encoder
+PNG_LEVEL = 1  # upscale: zlib level of the PNGs written (1 = fastest, 9 = smallest files; ours)
 VIDEO_CRF = 18  # H.264 constant rate factor of upscaled videos: lower = better and bigger (ours)
 # --------------------------------------------------------------------------------------------
 

@@ -47,7 +47,9 @@ def _affine(img: Any, matrix: np.ndarray, offset: np.ndarray) -> Any:
             raise ValueError(f"expected a float tensor (..., 3, H, W), got {img.dtype} {tuple(img.shape)}")
         m = torch.as_tensor(matrix, dtype=img.dtype, device=img.device)
         b = torch.as_tensor(offset, dtype=img.dtype, device=img.device)
-        return torch.einsum("ij,...jhw->...ihw", m, img) + b[:, None, None]
+        flat = img.reshape(-1, 3, img.shape[-2] * img.shape[-1])  # one batched (k x 3) @ (3 x HW) product
+        out = torch.baddbmm(b[None, :, None], m.expand(flat.shape[0], -1, -1), flat)
+        return out.reshape(*img.shape[:-3], m.shape[0], *img.shape[-2:])
     img = np.asarray(img)
     if img.ndim != 3 or img.shape[2] != 3 or not np.issubdtype(img.dtype, np.floating):
         raise ValueError(

@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from data.color import rgb_to_ycbcr, ycbcr_to_rgb
+from inference.whole_image import upscale_chroma
 from models.espcn import ESPCN
 
 BACKENDS = ("auto", "strips", "channels_last", "compile", "eager")
@@ -274,6 +276,27 @@ def upscale_yuv420(model: FastESPCN, y: np.ndarray, u: np.ndarray, v: np.ndarray
         size = (chroma.shape[-2] * s, chroma.shape[-1] * s)
         out_uv = to_uint8(F.interpolate(chroma, size=size, mode="bicubic", align_corners=False))[0]
         return out_y.cpu().numpy(), out_uv[0].cpu().numpy(), out_uv[1].cpu().numpy()
+
+
+def upscale_image(model: FastESPCN, rgb: np.ndarray) -> np.ndarray:
+    """Any model on one whole HxWx3 image (``uint8``, ``uint16`` or float in [0, 1]) -> ``uint8`` image
+    ``model.scale`` times larger: the fast path of ``espcn.py upscale`` and the Python API.
+
+    A luminance model gets Y of MATLAB's rgb2ycbcr (float32, on the model's device); Cb and Cr are
+    upscaled with PyTorch's bicubic (``upscale_chroma(..., 'fast')``), not MATLAB's
+    imresize as in scoring. The whole frame goes through the network at once (the strip backend bounds
+    its memory on a CPU).
+    """
+    rgb = rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb)  # torch wants writable memory
+    with torch.inference_mode():
+        x = torch.from_numpy(rgb).to(model.device).permute(2, 0, 1)[None]
+        x = x.float().div_(255.0 if rgb.dtype == np.uint8 else 65535.0) if rgb.dtype.kind == "u" else x.float()
+        if model.channels == 3:
+            return to_uint8(model(x))[0].permute(1, 2, 0).cpu().numpy()
+        ycbcr = rgb_to_ycbcr(x)
+        y = model(ycbcr[:, :1])
+        out = ycbcr_to_rgb(torch.cat([y, upscale_chroma(ycbcr[:, 1:], model.scale, "fast")], dim=1))
+        return to_uint8(out)[0].permute(1, 2, 0).cpu().numpy()
 
 
 def upscale_rgb_uint8(model: FastESPCN, rgb: np.ndarray) -> np.ndarray:
