@@ -81,7 +81,8 @@ def mean_metrics(per_image: list[dict[str, float]]) -> dict[str, float]:
 def scaled_metrics(output: torch.Tensor, hr: torch.Tensor, scale: int, suffix: str = "",
                    full: bool = True) -> dict[str, torch.Tensor]:
     """Y (shave = scale) and, with ``full``, RGB and unshaved Y metrics, as device tensors (no sync)."""
-    y_out, y_hr = rgb_to_y(output.double()), rgb_to_y(hr.double())
+    output, hr = output.double(), hr.double()  # once, not in every metric
+    y_out, y_hr = rgb_to_y(output), rgb_to_y(hr)
     values = {f"psnr_y{suffix}": psnr_per_image(y_out, y_hr, space="y", shave=scale),
               f"ssim_y{suffix}": ssim_per_image(y_out, y_hr, space="y", shave=scale)}
     if full:
