@@ -4,6 +4,7 @@
 
 In one process, interleaved (network, scoring with a cold baseline cache, scoring with a warm one, ...):
 - ``network``: ``FastESPCN`` forward passes on the Y channel of every LR image (what eval runs), nothing else;
+- ``eager_network``: the same passes through the plain eager ``ESPCN`` module (what eval ran before);
 - ``score_cold``: ``inference.scoring.score_scaled_images`` as ``espcn.py eval`` calls it (LR by MATLAB
   imresize, the network, MATLAB-exact chroma, colour conversion, PSNR/SSIM in Y and RGB for the model and
   bicubic), with an empty baseline cache: the first model scored on these sets;
@@ -59,12 +60,17 @@ def main() -> None:
         for y in lr_y:
             model(y)
 
+    def eager_network() -> None:
+        with torch.no_grad():
+            for y in lr_y:
+                net(y)
+
     def score(cache: BaselineCache) -> None:
         for images in sets.values():
             score_scaled_images(model, images, scale=3, channels=1, device=device, cache=cache)
 
     score(warm_cache)  # fills the warm cache
-    times = interleaved({"network": network, "score_cold": lambda: score(BaselineCache()),
+    times = interleaved({"network": network, "eager_network": eager_network, "score_cold": lambda: score(BaselineCache()),
                          "score_warm": lambda: score(warm_cache)}, repeats=1 if args.quick else args.repeats)
     pixels = sum(image.shape[0] * image.shape[1] for images in sets.values() for _, image in images)
     result.update({
@@ -75,7 +81,9 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "times": {name: {key: rounded(value) for key, value in entry.items()} for name, entry in times.items()},
         "score_over_network": {kind: rounded(times[kind]["median_s"] / times["network"]["median_s"], 3)
-                               for kind in ("score_cold", "score_warm")},
+                               for kind in ("score_cold", "score_warm", "eager_network")},
+        "score_over_eager_network": {kind: rounded(times[kind]["median_s"] / times["eager_network"]["median_s"], 3)
+                                     for kind in ("score_cold", "score_warm")},
     })
     finish(result, args)
 
