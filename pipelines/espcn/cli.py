@@ -13,7 +13,7 @@ from core.settings import (
     context_from_args,
     settings_help,
 )
-from pipelines.espcn.common import DEFAULT_WEIGHTS
+from pipelines.espcn.common import DEFAULT_WEIGHTS, EVAL_OUT_DEFAULT
 
 # Each subcommand imports only its own module (upscaling needs neither matplotlib nor the trainer).
 SUBCOMMANDS = {"train": ("pipelines.espcn.train", "train"), "eval": ("pipelines.espcn.evaluate", "evaluate"),
@@ -28,7 +28,7 @@ def run(namespace: dict[str, Any], argv: list[str] | None) -> None:
     train_parser = commands.add_parser("train", help="train on TRAIN_SET, then score EVAL_SETS")
     add_common_args(train_parser, default_out="runs/espcn")
     eval_parser = commands.add_parser("eval", help="score a checkpoint on HR folders (EVAL_SETS)")
-    add_common_args(eval_parser, default_out="")
+    add_common_args(eval_parser, default_out=EVAL_OUT_DEFAULT)
     eval_parser.add_argument("--save-images", action="store_true", help="also write the SR images (SAVE_IMAGES)")
     upscale_parser = commands.add_parser("upscale", help="upscale images or folders (no downscaling first)")
     add_common_args(upscale_parser, default_out="upscaled")

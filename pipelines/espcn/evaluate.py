@@ -28,7 +28,7 @@ from engine.report import metrics_table
 from inference.fast_espcn import FastESPCN
 from inference.scoring import BaselineCache, ImageScores, prepare_hr, score_scaled_images, set_means
 from inference.whole_image import super_resolve_tensor
-from pipelines.espcn.common import load_espcn, load_set, protocol_text, weights_path
+from pipelines.espcn.common import EVAL_OUT_DEFAULT, load_espcn, load_set, protocol_text, weights_path
 
 EIGHT_BIT_TEXT = ("*_8bit: LR, model and bicubic outputs rounded to 8 bits, Y from them in float (not rounded), "
                   "as BasicSR/EDSR score")
@@ -39,7 +39,8 @@ def evaluate(ctx: RunContext) -> None:
     path = weights_path(ctx)
     net = load_espcn(path, ctx.device)
     model = FastESPCN(net, device=ctx.device)
-    out = prepare_run_dir(ctx.out if str(ctx.args.out) else Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S"))
+    dated = ctx.args.out in ("", EVAL_OUT_DEFAULT)
+    out = prepare_run_dir(Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S") if dated else ctx.out)
     cache = BaselineCache(Path(settings["BASELINE_CACHE"]) if settings["BASELINE_CACHE"] else None)
     save_images = settings["SAVE_IMAGES"] or getattr(ctx.args, "save_images", False)
     per_set: dict[str, list[ImageScores]] = {}
@@ -129,7 +130,7 @@ def comparison_figure(model: Any, images, rows: list[ImageScores], set_name: str
     bicubic = imresize(lr, scale=scale).clamp_(0.0, 1.0)
     height, width = hr.shape[-2:]
     if box is None:
-        size = max(16, min(height, width) // 4)
+        size = min(max(16, min(height, width) // 4), height, width)
         x, y = most_different_window(sr, bicubic, size)
     else:
         x, y, size = box
