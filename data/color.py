@@ -38,6 +38,11 @@ def rgb_to_y(img: Any) -> Any:
     return y if _is_tensor(y) else y[:, :, 0]
 
 
+def ycbcr_to_rgb_affine() -> tuple[np.ndarray, np.ndarray]:
+    """(matrix, offset) of ``ycbcr_to_rgb``: rgb = matrix @ ycbcr + offset, float64, for fused callers."""
+    return _INVERSE.copy(), -_INVERSE @ _OFFSET
+
+
 def _affine(img: Any, matrix: np.ndarray, offset: np.ndarray) -> Any:
     """``matrix @ pixel + offset`` for every pixel, on the channel axis of a numpy array or torch tensor."""
     if _is_tensor(img):

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from data.color import rgb_to_ycbcr, ycbcr_to_rgb
+from data.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
 from inference.whole_image import upscale_chroma
 from models.espcn import ESPCN
 
@@ -294,9 +294,21 @@ def upscale_image(model: FastESPCN, rgb: np.ndarray) -> np.ndarray:
         if model.channels == 3:
             return to_uint8(model(x))[0].permute(1, 2, 0).cpu().numpy()
         ycbcr = rgb_to_ycbcr(x)
-        y = model(ycbcr[:, :1])
-        out = ycbcr_to_rgb(torch.cat([y, upscale_chroma(ycbcr[:, 1:], model.scale, "fast")], dim=1))
-        return to_uint8(out)[0].permute(1, 2, 0).cpu().numpy()
+        return _rgb_uint8(model(ycbcr[:, :1]), upscale_chroma(ycbcr[:, 1:], model.scale, "fast"))
+
+
+def _rgb_uint8(y: Tensor, chroma: Tensor) -> np.ndarray:
+    """``ycbcr_to_rgb`` of Y (1, 1, H, W) and Cb, Cr (1, 2, H, W), rounded into an HxWx3 ``uint8`` array with
+    as few passes over the big image as possible: no concatenation, 255 folded into the matrix, and the
+    rounding, conversion to 8 bits and interleaving to HWC done by one copy."""
+    matrix, offset = (torch.as_tensor(255.0 * v, dtype=torch.float32, device=y.device) for v in ycbcr_to_rgb_affine())
+    height, width = y.shape[-2:]
+    rgb = torch.addmm(offset[:, None], matrix[:, 1:], chroma.reshape(2, -1))  # (3, H*W): the chroma part
+    rgb.add_(matrix[:, :1] * y.reshape(1, -1))
+    rgb = rgb.clamp_(0.0, 255.0).round_().view(3, height, width)
+    out = torch.empty(height, width, 3, dtype=torch.uint8, device=y.device)
+    out.copy_(rgb.permute(1, 2, 0))
+    return out.cpu().numpy()
 
 
 def upscale_rgb_uint8(model: FastESPCN, rgb: np.ndarray) -> np.ndarray:
