@@ -273,8 +273,7 @@ def upscale_yuv420(model: FastESPCN, y: np.ndarray, u: np.ndarray, v: np.ndarray
         luma = torch.from_numpy(y).to(model.device, torch.float32)[None, None].div_(255.0)
         out_y = to_uint8(model(luma))[0, 0]
         chroma = torch.from_numpy(np.stack([u, v])).to(model.device, torch.float32)[None].div_(255.0)
-        size = (chroma.shape[-2] * s, chroma.shape[-1] * s)
-        out_uv = to_uint8(F.interpolate(chroma, size=size, mode="bicubic", align_corners=False))[0]
+        out_uv = to_uint8(upscale_chroma(chroma, s, "fast"))[0]
         return out_y.cpu().numpy(), out_uv[0].cpu().numpy(), out_uv[1].cpu().numpy()
 
 

@@ -3,7 +3,7 @@
 Imports only what upscaling needs (no matplotlib, no trainer; PyAV only when a video is given), so the
 first image is out well within a second of PyTorch's import. Images go through the network whole
 (``inference.fast_espcn.upscale_image``, chroma by PyTorch's bicubic) and are written as PNG with zlib
-level ``PNG_LEVEL`` (1: about 5x faster to write than Pillow's default 6, files about 15% larger).
+level ``PNG_LEVEL`` (1: about 5x faster to write than Pillow's default 6, files 15-20% larger).
 """
 from __future__ import annotations
 
