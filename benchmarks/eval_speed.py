@@ -82,8 +82,8 @@ def main() -> None:
         "times": {name: {key: rounded(value) for key, value in entry.items()} for name, entry in times.items()},
         "score_over_network": {kind: rounded(times[kind]["median_s"] / times["network"]["median_s"], 3)
                                for kind in ("score_cold", "score_warm", "eager_network")},
-        "score_over_eager_network": {kind: rounded(times[kind]["median_s"] / times["eager_network"]["median_s"], 3)
-                                     for kind in ("score_cold", "score_warm")},
+        "score_over_eager_network": {kind: rounded(times[kind]["median_s"] / times["eager_network"]["median_s"],
+                                                   3) for kind in ("score_cold", "score_warm")},
     })
     finish(result, args)
 
