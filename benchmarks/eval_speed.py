@@ -70,8 +70,9 @@ def main() -> None:
             score_scaled_images(model, images, scale=3, channels=1, device=device, cache=cache)
 
     score(warm_cache)  # fills the warm cache
-    times = interleaved({"network": network, "eager_network": eager_network, "score_cold": lambda: score(BaselineCache()),
-                         "score_warm": lambda: score(warm_cache)}, repeats=1 if args.quick else args.repeats)
+    candidates = {"network": network, "eager_network": eager_network,
+                  "score_cold": lambda: score(BaselineCache()), "score_warm": lambda: score(warm_cache)}
+    times = interleaved(candidates, repeats=1 if args.quick else args.repeats)
     pixels = sum(image.shape[0] * image.shape[1] for images in sets.values() for _, image in images)
     result.update({
         "sets": {name: {"images": len(images), "hr_megapixels": rounded(sum(i.shape[0] * i.shape[1]
@@ -82,8 +83,8 @@ def main() -> None:
         "times": {name: {key: rounded(value) for key, value in entry.items()} for name, entry in times.items()},
         "score_over_network": {kind: rounded(times[kind]["median_s"] / times["network"]["median_s"], 3)
                                for kind in ("score_cold", "score_warm", "eager_network")},
-        "score_over_eager_network": {kind: rounded(times[kind]["median_s"] / times["eager_network"]["median_s"],
-                                                   3) for kind in ("score_cold", "score_warm")},
+        "score_over_eager_network": {kind: rounded(times[kind]["median_s"] / times["eager_network"]["median_s"], 3)
+                                     for kind in ("score_cold", "score_warm")},
     })
     finish(result, args)
 
