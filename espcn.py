@@ -1,7 +1,7 @@
 """ESPCN (Shi et al. 2016): train on T91, score on Set5/Set14, upscale your own images.
 
     python espcn.py train --data DIR --out runs/espcn_x3 [--set NAME=VALUE ...] [--config JSON] [--resume]
-    python espcn.py eval --weights W [--set EVAL_SETS=Set5,Set14] [--data DIR]
+    python espcn.py eval --weights W [--set EVAL_SETS=Set5,Set14] [--data DIR] [--out DIR] [--save-images]
     python espcn.py upscale --weights W INPUT... --out DIR     (images, folders, videos)
     python espcn.py export --weights W --format safetensors|onnx|state_dict [--out FILE]
     python espcn.py SUBCOMMAND --help                          (the settings and flags it uses)
@@ -43,9 +43,15 @@ COMPILE = False  # torch.compile the training network (CUDA; the first iteration
 DETERMINISTIC = False  # deterministic kernels, TF32 and cudnn.benchmark off: bit-exact reruns (slower)
 TENSORBOARD = False  # also log scalars and a validation crop to <run folder>/tensorboard/ (pip install tensorboard)
 EVAL_TILE = 512  # tile side (LR pixels) for whole-image inference
-INFERENCE = "auto"  # upscale: auto | strips | channels_last | compile | eager (engine/fast_inference.py)
+EVAL_8BIT = False  # eval: also score the 8-bit protocol (LR and outputs rounded to 8 bits, as BasicSR/EDSR)
+SAVE_IMAGES = False  # eval: write the SR images into OUT/images/<set>/ (same as --save-images)
+FIGURE = True  # eval: compare_<set>.png, HR / bicubic / model crops where the model differs most from bicubic
+FIGURE_CROP = ""  # eval figure: "" automatic | NAME (that image) | NAME:X,Y,SIZE (that window, HR pixels)
+BASELINE_CACHE = "runs/.cache"  # eval: bicubic rows kept per (set content, scale, protocol); "" = recompute
+INFERENCE = "auto"  # upscale: auto | strips | channels_last | compile | eager (inference/fast_espcn.py)
 HALF = False  # upscale on CUDA: autocast fp16 where it matches fp32 within 60 dB PSNR (ours); CPU: never
 VIDEO_CODEC = "auto"  # upscaled videos: auto = libx264 (mpeg4 without it, VP9 for .webm) or a PyAV encoder
+PNG_LEVEL = 1  # upscale: zlib level of the PNGs written (1 = fastest, 9 = smallest files; ours)
 VIDEO_CRF = 18  # H.264 constant rate factor of upscaled videos: lower = better and bigger (ours)
 # --------------------------------------------------------------------------------------------
 

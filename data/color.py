@@ -38,6 +38,11 @@ def rgb_to_y(img: Any) -> Any:
     return y if _is_tensor(y) else y[:, :, 0]
 
 
+def ycbcr_to_rgb_affine() -> tuple[np.ndarray, np.ndarray]:
+    """(matrix, offset) of ``ycbcr_to_rgb``: rgb = matrix @ ycbcr + offset, float64, for fused callers."""
+    return _INVERSE.copy(), -_INVERSE @ _OFFSET
+
+
 def _affine(img: Any, matrix: np.ndarray, offset: np.ndarray) -> Any:
     """``matrix @ pixel + offset`` for every pixel, on the channel axis of a numpy array or torch tensor."""
     if _is_tensor(img):
@@ -47,7 +52,9 @@ def _affine(img: Any, matrix: np.ndarray, offset: np.ndarray) -> Any:
             raise ValueError(f"expected a float tensor (..., 3, H, W), got {img.dtype} {tuple(img.shape)}")
         m = torch.as_tensor(matrix, dtype=img.dtype, device=img.device)
         b = torch.as_tensor(offset, dtype=img.dtype, device=img.device)
-        return torch.einsum("ij,...jhw->...ihw", m, img) + b[:, None, None]
+        flat = img.reshape(-1, 3, img.shape[-2] * img.shape[-1])  # one batched (k x 3) @ (3 x HW) product
+        out = torch.baddbmm(b[None, :, None], m.expand(flat.shape[0], -1, -1), flat)
+        return out.reshape(*img.shape[:-3], m.shape[0], *img.shape[-2:])
     img = np.asarray(img)
     if img.ndim != 3 or img.shape[2] != 3 or not np.issubdtype(img.dtype, np.floating):
         raise ValueError(

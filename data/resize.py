@@ -10,26 +10,33 @@ the published ones.
 
 Each axis is a sparse linear map given by (weights, indices), both (out_length, taps); ``resample_axis``
 applies one as a sum over the few taps, vectorised over the whole image. ``data.degrade`` reuses it.
+
+``imresize`` also takes a float torch tensor shaped (..., H, W) (channel axis -3, so NCHW batches work) and
+resizes it on its own device with the same taps in the same order (equal to the numpy result within float
+rounding); torch is imported only when a tensor is passed in, as in ``data.color``.
 """
 from __future__ import annotations
 
+import functools
 import math
+import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 _KERNEL_WIDTH = 4.0  # the cubic kernel is non-zero on (-2, 2)
 
 
-def imresize(
-    img: np.ndarray, scale: float | None = None, output_shape: Sequence[int] | None = None
-) -> np.ndarray:
+def imresize(img: Any, scale: float | None = None, output_shape: Sequence[int] | None = None) -> Any:
     """Bicubic resize of an HxW or HxWxC float image, as MATLAB ``imresize(img, scale)`` or
-    ``imresize(img, [rows cols])``.
+    ``imresize(img, [rows cols])``; or of a float torch tensor (..., H, W) on its device.
 
     With ``scale`` the output is ceil(scale * size) (MATLAB's rule) unless ``output_shape`` is also
     given; with only ``output_shape`` each axis uses scale = output / input. Output dtype = input dtype.
     """
+    if _is_tensor(img):
+        return _imresize_tensor(img, scale, output_shape)
     if not np.issubdtype(img.dtype, np.floating):
         raise TypeError(f"imresize needs a float image (use data.io.to_float), got {img.dtype}")
     if scale is None and output_shape is None:
@@ -42,6 +49,42 @@ def imresize(
         weights, indices = _contributions(in_shape[axis], int(output_shape[axis]), float(scales[axis]))
         img = resample_axis(img, int(axis), weights, indices)
     return np.ascontiguousarray(img)
+
+
+def _imresize_tensor(img: Any, scale: float | None, output_shape: Sequence[int] | None) -> Any:
+    import torch
+
+    if not img.is_floating_point() or img.dim() < 2:
+        raise TypeError(f"imresize needs a float tensor (..., H, W), got {img.dtype} {tuple(img.shape)}")
+    if scale is None and output_shape is None:
+        raise ValueError("imresize needs scale or output_shape")
+    in_shape = tuple(img.shape[-2:])
+    if output_shape is None:
+        output_shape = tuple(math.ceil(scale * n) for n in in_shape)
+    scales = (scale, scale) if scale is not None else tuple(np.divide(output_shape[:2], in_shape))
+    for axis in np.argsort(scales, kind="stable"):
+        dim = img.dim() - 2 + int(axis)
+        weights, indices = _contributions_cached(in_shape[axis], int(output_shape[axis]), float(scales[axis]))
+        w = torch.as_tensor(weights, dtype=img.dtype, device=img.device)
+        idx = torch.as_tensor(indices, device=img.device)
+        shape = [1] * img.dim()
+        shape[dim] = -1
+        out = w[:, 0].view(shape) * img.index_select(dim, idx[:, 0])
+        for k in range(1, w.shape[1]):
+            out += w[:, k].view(shape) * img.index_select(dim, idx[:, k])
+        img = out
+    return img.contiguous()
+
+
+@functools.lru_cache(maxsize=64)
+def _contributions_cached(in_length: int, out_length: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    return _contributions(in_length, out_length, scale)
+
+
+def _is_tensor(img: Any) -> bool:
+    """True for a torch tensor, without importing torch when the caller never did."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(img, torch.Tensor)
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:

@@ -1,15 +1,18 @@
-"""Plots of training curves (matplotlib, no display): loss and PSNR of one run, PSNR per multiblock phase."""
+"""Plots (matplotlib, no display): loss and PSNR of one run, PSNR per multiblock phase, and the SR comparison
+figure with zoomed crops."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 from core.atomic import atomic_write
 from engine.csv_log import read_log
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.patches import Rectangle
 
 
 def plot_curves(log_path: Path, out_path: Path, x: str = "step", title: str = "") -> None:
@@ -57,5 +60,30 @@ def plot_phases(run_dir: Path) -> None:
     fig.tight_layout()
     try:
         atomic_write(run_dir / "phases.png", lambda handle: fig.savefig(handle, format="png", dpi=100))
+    finally:
+        plt.close(fig)
+
+
+def plot_comparison(panels: dict[str, np.ndarray], box: tuple[int, int, int], out_path: Path,
+                    title: str = "") -> None:
+    """The figure SR papers show: the first panel (HR) whole with the window ``box`` = (x, y, size) drawn
+    on it, then that window of every panel enlarged side by side (nearest neighbour, so pixels stay
+    visible). ``panels``: label -> HxWx3 float image in [0, 1], all the same size."""
+    x, y, size = box
+    labels = list(panels)
+    fig, axes = plt.subplots(1, len(labels) + 1, figsize=(3.2 * (len(labels) + 1), 3.6),
+                             gridspec_kw={"width_ratios": [1.4] + [1] * len(labels)})
+    axes[0].imshow(panels[labels[0]])
+    axes[0].add_patch(Rectangle((x - 0.5, y - 0.5), size, size, fill=False, edgecolor="red", linewidth=1.5))
+    axes[0].set_title(labels[0])
+    for ax, label in zip(axes[1:], labels, strict=True):
+        ax.imshow(panels[label][y : y + size, x : x + size], interpolation="nearest")
+        ax.set_title(label)
+    for ax in axes:
+        ax.set_axis_off()
+    fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        atomic_write(out_path, lambda handle: fig.savefig(handle, format="png", dpi=120))
     finally:
         plt.close(fig)

@@ -1,7 +1,8 @@
 """Plain-text tables of ``{"metrics": {SET: {METHOD: {METRIC: value}}}}`` for the terminal and README."""
 from __future__ import annotations
 
-COLUMNS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_y_noshave", "psnr_rgb_report")
+COLUMNS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "psnr_y_noshave", "psnr_rgb_report", "psnr_y_8bit",
+           "ssim_y_8bit")
 
 
 def metrics_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:

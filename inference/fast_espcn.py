@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from data.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
+from inference.whole_image import upscale_chroma
 from models.espcn import ESPCN
 
 BACKENDS = ("auto", "strips", "channels_last", "compile", "eager")
@@ -271,9 +273,41 @@ def upscale_yuv420(model: FastESPCN, y: np.ndarray, u: np.ndarray, v: np.ndarray
         luma = torch.from_numpy(y).to(model.device, torch.float32)[None, None].div_(255.0)
         out_y = to_uint8(model(luma))[0, 0]
         chroma = torch.from_numpy(np.stack([u, v])).to(model.device, torch.float32)[None].div_(255.0)
-        size = (chroma.shape[-2] * s, chroma.shape[-1] * s)
-        out_uv = to_uint8(F.interpolate(chroma, size=size, mode="bicubic", align_corners=False))[0]
+        out_uv = to_uint8(upscale_chroma(chroma, s, "fast"))[0]
         return out_y.cpu().numpy(), out_uv[0].cpu().numpy(), out_uv[1].cpu().numpy()
+
+
+def upscale_image(model: FastESPCN, rgb: np.ndarray) -> np.ndarray:
+    """Any model on one whole HxWx3 image (``uint8``, ``uint16`` or float in [0, 1]) -> ``uint8`` image
+    ``model.scale`` times larger: the fast path of ``espcn.py upscale`` and the Python API.
+
+    A luminance model gets Y of MATLAB's rgb2ycbcr (float32, on the model's device); Cb and Cr are
+    upscaled with PyTorch's bicubic (``upscale_chroma(..., 'fast')``), not MATLAB's
+    imresize as in scoring. The whole frame goes through the network at once (the strip backend bounds
+    its memory on a CPU).
+    """
+    rgb = rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb)  # torch wants writable memory
+    with torch.inference_mode():
+        x = torch.from_numpy(rgb).to(model.device).permute(2, 0, 1)[None]
+        x = x.float().div_(255.0 if rgb.dtype == np.uint8 else 65535.0) if rgb.dtype.kind == "u" else x.float()
+        if model.channels == 3:
+            return to_uint8(model(x))[0].permute(1, 2, 0).cpu().numpy()
+        ycbcr = rgb_to_ycbcr(x)
+        return _rgb_uint8(model(ycbcr[:, :1]), upscale_chroma(ycbcr[:, 1:], model.scale, "fast"))
+
+
+def _rgb_uint8(y: Tensor, chroma: Tensor) -> np.ndarray:
+    """``ycbcr_to_rgb`` of Y (1, 1, H, W) and Cb, Cr (1, 2, H, W), rounded into an HxWx3 ``uint8`` array with
+    as few passes over the big image as possible: no concatenation, 255 folded into the matrix, and the
+    rounding, conversion to 8 bits and interleaving to HWC done by one copy."""
+    matrix, offset = (torch.as_tensor(255.0 * v, dtype=torch.float32, device=y.device) for v in ycbcr_to_rgb_affine())
+    height, width = y.shape[-2:]
+    rgb = torch.addmm(offset[:, None], matrix[:, 1:], chroma.reshape(2, -1))  # (3, H*W): the chroma part
+    rgb.add_(matrix[:, :1] * y.reshape(1, -1))
+    rgb = rgb.clamp_(0.0, 255.0).round_().view(3, height, width)
+    out = torch.empty(height, width, 3, dtype=torch.uint8, device=y.device)
+    out.copy_(rgb.permute(1, 2, 0))
+    return out.cpu().numpy()
 
 
 def upscale_rgb_uint8(model: FastESPCN, rgb: np.ndarray) -> np.ndarray:

@@ -1,54 +1,162 @@
 """Scoring a model on whole images beside its baseline, in every protocol the results file reports.
 
 Scaled sets (ESPCN): HR is modcropped, LR made by MATLAB-compatible bicubic downscaling, the baseline is
-bicubic upscaling; Y metrics with shave = scale (the BasicSR/EDSR convention), RGB alongside, and
-``psnr_y_noshave`` (Y, no border removed).
+bicubic upscaling (MATLAB-exact ``imresize``, also for a Y model's chroma); Y metrics with shave = scale
+(the BasicSR/EDSR convention), RGB alongside, and ``psnr_y_noshave`` (Y, no border removed). Everything after
+decoding runs in torch on the model's device. ``eight_bit=True`` adds the 8-bit protocol beside the float
+one (``psnr_y_8bit``, ``ssim_y_8bit``): LR, model output and bicubic output rounded to 8 bits, Y computed
+from them in float and not rounded, as BasicSR and EDSR score.
 Same-size pairs (multiblock): the baseline is the LR input itself (``identity``); metrics with no shave,
 plus the report's own protocol (RGB, top-left crop of at most 1500x1500) as ``psnr_rgb_report``.
+
+The baseline rows depend only on the images, the scale and the protocol, so ``BaselineCache`` keeps them
+per (content hash of the set, scale, protocol, ``BASELINE_VERSION``): a second model scored on the same
+sets pays only for its own pass.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from data.degrade import bicubic_downscale, bicubic_upscale, modcrop
+from core.atomic import atomic_write
+from data.color import rgb_to_y
+from data.degrade import modcrop
 from data.io import to_float
-from inference.metrics import evaluate_pair, psnr, ssim
-from inference.whole_image import DEFAULT_TILE, super_resolve
+from data.resize import imresize
+from inference.metrics import evaluate_pair, protocol, psnr, psnr_per_image, ssim, ssim_per_image, to_floats
+from inference.whole_image import DEFAULT_TILE, super_resolve, super_resolve_tensor
 
 Named = Sequence[tuple[str, np.ndarray]]
+BASELINE_VERSION = 1  # bump when the baseline's computation changes: old cache entries are then ignored
+
+
+@dataclass
+class ImageScores:
+    """One image's scores: ``metrics[method][metric]``, methods ``model`` and ``bicubic``."""
+
+    name: str
+    height: int  # HR size after modcrop
+    width: int
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+class BaselineCache:
+    """Bicubic rows of a set, stored as JSON under ``folder`` (None: kept in memory for this process only)."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+        self._memory: dict[str, list[dict[str, float]]] = {}
+
+    @staticmethod
+    def key(images: Named, scale: int, eight_bit: bool) -> str:
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(json.dumps([BASELINE_VERSION, scale, eight_bit]).encode())
+        for name, image in images:
+            digest.update(f"{name}|{image.shape}|{image.dtype}".encode())
+            digest.update(np.ascontiguousarray(image).data)
+        return f"bicubic-x{scale}-{'8bit' if eight_bit else 'float'}-{digest.hexdigest()}"
+
+    def get(self, key: str) -> list[dict[str, float]] | None:
+        if key not in self._memory and self.folder is not None and (self.folder / f"{key}.json").is_file():
+            self._memory[key] = json.loads((self.folder / f"{key}.json").read_text())
+        return self._memory.get(key)
+
+    def put(self, key: str, rows: list[dict[str, float]]) -> None:
+        self._memory[key] = rows
+        if self.folder is not None:
+            atomic_write(self.folder / f"{key}.json", lambda f: f.write(json.dumps(rows).encode()))
 
 
 def mean_metrics(per_image: list[dict[str, float]]) -> dict[str, float]:
     return {key: float(np.mean([row[key] for row in per_image])) for key in per_image[0]}
 
 
+def scaled_metrics(output: torch.Tensor, hr: torch.Tensor, scale: int, suffix: str = "",
+                   full: bool = True) -> dict[str, torch.Tensor]:
+    """Y (shave = scale) and, with ``full``, RGB and unshaved Y metrics, as device tensors (no sync)."""
+    output, hr = output.double(), hr.double()  # once, not in every metric
+    y_out, y_hr = rgb_to_y(output), rgb_to_y(hr)
+    values = {f"psnr_y{suffix}": psnr_per_image(y_out, y_hr, space="y", shave=scale),
+              f"ssim_y{suffix}": ssim_per_image(y_out, y_hr, space="y", shave=scale)}
+    if full:
+        values["psnr_rgb"] = psnr_per_image(output, hr, space="rgb", shave=scale)
+        values["ssim_rgb"] = ssim_per_image(output, hr, space="rgb", shave=scale)
+        values["psnr_y_noshave"] = psnr_per_image(y_out, y_hr, space="y", shave=0)
+    return values
+
+
+def round_8bit(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(0.0, 1.0).mul(255.0).round_().div_(255.0)
+
+
+def prepare_hr(image: np.ndarray, scale: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(HR modcropped, LR by MATLAB bicubic), both (1, 3, H, W) float32 on ``device``."""
+    hr = torch.from_numpy(np.ascontiguousarray(modcrop(to_float(image), scale))).permute(2, 0, 1)[None]
+    hr = hr.to(device).contiguous()
+    lr = imresize(hr, scale=1 / scale, output_shape=(hr.shape[-2] // scale, hr.shape[-1] // scale))
+    return hr, lr
+
+
+def score_scaled_images(model: nn.Module, images: Named, *, scale: int, channels: int, device: torch.device,
+                        tile: int = DEFAULT_TILE, eight_bit: bool = False, cache: BaselineCache | None = None,
+                        on_output: Callable[[str, torch.Tensor], None] | None = None) -> list[ImageScores]:
+    """Per-image scores of ``model`` and bicubic over HR ``images``; ``on_output(name, sr)`` sees every SR
+    image (1, 3, H, W) in [0, 1] (e.g. to save it). The bicubic rows come from ``cache`` when it has them."""
+    model.to(device)
+    key = BaselineCache.key(images, scale, eight_bit) if cache is not None else ""
+    cached = cache.get(key) if cache is not None else None
+    rows, baselines = [], []
+    for index, (name, image) in enumerate(images):
+        hr, lr = prepare_hr(image, scale, device)
+        sr = super_resolve_tensor(model, lr, scale=scale, channels=channels, tile=tile, chroma="matlab")
+        values = scaled_metrics(sr, hr, scale)
+        if eight_bit:
+            sr8 = round_8bit(super_resolve_tensor(model, round_8bit(lr), scale=scale, channels=channels, tile=tile))
+            values |= scaled_metrics(sr8, hr, scale, "_8bit", full=False)
+        if on_output is not None:
+            on_output(name, sr)
+        row = ImageScores(name, hr.shape[-2], hr.shape[-1], {"model": to_floats(values)})
+        if cached is None:
+            baselines.append(bicubic_metrics(hr, lr, scale, eight_bit))
+        row.metrics["bicubic"] = cached[index] if cached is not None else baselines[-1]
+        rows.append(row)
+    if cache is not None and cached is None:
+        cache.put(key, baselines)
+    return rows
+
+
+def bicubic_metrics(hr: torch.Tensor, lr: torch.Tensor, scale: int, eight_bit: bool) -> dict[str, float]:
+    values = scaled_metrics(imresize(lr, scale=scale).clamp_(0.0, 1.0), hr, scale)
+    if eight_bit:
+        values |= scaled_metrics(round_8bit(imresize(round_8bit(lr), scale=scale)), hr, scale, "_8bit", full=False)
+    return to_floats(values)
+
+
+def set_means(rows: list[ImageScores]) -> dict[str, dict[str, float]]:
+    """Mean over images, per method: the shape ``results.json`` stores per set."""
+    return {method: mean_metrics([row.metrics[method] for row in rows]) for method in rows[0].metrics}
+
+
 def score_scaled_set(model: nn.Module, images: Named, *, scale: int, channels: int, device: torch.device,
-                     tile: int = DEFAULT_TILE) -> dict[str, dict[str, float]]:
+                     tile: int = DEFAULT_TILE, eight_bit: bool = False,
+                     cache: BaselineCache | None = None) -> dict[str, dict[str, float]]:
     """Mean metrics of ``model`` and of bicubic over HR ``images`` (LR by bicubic downscaling)."""
-    rows: dict[str, list[dict[str, float]]] = {"model": [], "bicubic": []}
-    for _name, image in images:
-        hr = modcrop(to_float(image), scale)
-        lr = bicubic_downscale(hr, scale)
-        outputs = {
-            "model": super_resolve(model, lr, scale=scale, channels=channels, device=device, tile=tile),
-            "bicubic": np.clip(bicubic_upscale(lr, scale), 0.0, 1.0),
-        }
-        for method, output in outputs.items():
-            metrics = evaluate_pair(output, hr, scale)
-            metrics["psnr_y_noshave"] = psnr(output, hr, space="y", shave=0)
-            rows[method].append(metrics)
-    return {method: mean_metrics(values) for method, values in rows.items()}
+    return set_means(score_scaled_images(model, images, scale=scale, channels=channels, device=device, tile=tile,
+                                         eight_bit=eight_bit, cache=cache))
 
 
 def pair_metrics(output: np.ndarray, hr: np.ndarray) -> dict[str, float]:
     """Same-size metrics: Y and RGB without shave, plus the report's protocol (RGB, 1500x1500 crop)."""
     metrics = evaluate_pair(output, hr, 1)
-    metrics["psnr_rgb_report"] = psnr(output, hr, space="rgb", shave=0, crop=1500)
-    metrics["ssim_rgb_report"] = ssim(output, hr, space="rgb", shave=0, crop=1500)
+    metrics["psnr_rgb_report"] = psnr(output, hr, **protocol("report", 1))
+    metrics["ssim_rgb_report"] = ssim(output, hr, **protocol("report", 1))
     return metrics
 
 

@@ -27,7 +27,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from core.errors import UserError
@@ -37,6 +36,15 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpe
 _KEEP_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")  # containers written as they came
 _MPEG4_QSCALE = 2  # MPEG-4 part 2 fallback: fixed quantiser 2 (1 = best, 31 = worst); ours
 _QUEUE_POLL = 0.1  # seconds between checks for a failed partner thread while a queue is full or empty
+
+
+def _av() -> Any:
+    """PyAV, imported on first use: training, scoring and image upscaling work without it."""
+    try:
+        import av
+    except ImportError:
+        raise UserError("reading or writing video needs PyAV: pip install av (see requirements.txt)") from None
+    return av
 
 
 def is_video_file(path: str | os.PathLike) -> bool:
@@ -71,6 +79,7 @@ class Frame:
 
 
 def _open_input(path: Path) -> Any:
+    av = _av()
     try:
         container = av.open(str(path))
     except FileNotFoundError:
@@ -85,6 +94,7 @@ def _open_input(path: Path) -> Any:
 
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Size, frame rate, frame count (exact or estimated) and codec of the first video stream."""
+    av = _av()
     path = Path(path)
     container = _open_input(path)
     try:
@@ -110,6 +120,7 @@ def read_video(path: str | os.PathLike, kind: str = "yuv420p") -> Iterator[Frame
     FFmpeg's swscale); ``kind='rgb24'``: one HxWx3 ``uint8`` RGB array (converted with the stream's colour
     matrix as FFmpeg reads it). The container is closed when the generator ends or is closed.
     """
+    av = _av()
     if kind not in ("yuv420p", "rgb24"):
         raise ValueError(f"kind must be 'yuv420p' or 'rgb24', got {kind!r}")
     path = Path(path)
@@ -144,6 +155,7 @@ def _plane_array(plane: Any) -> np.ndarray:
 
 
 def _codec_for(suffix: str, codec: str) -> str:
+    av = _av()
     if codec != "auto":
         names = [codec]
     elif suffix == ".webm":
@@ -169,6 +181,7 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, rate: Fraction, codec: str = "auto",
                  crf: int = 18) -> None:
+        av = _av()
         self.path = Path(path)
         self.width, self.height = width - width % 2, height - height % 2
         if self.width < 2 or self.height < 2:
@@ -220,6 +233,7 @@ class VideoWriter:
         return slot
 
     def _to_av(self, frame: Frame) -> Any:
+        av = _av()
         h, w = self.height, self.width
         if len(frame.planes) == 1:
             rgb = np.ascontiguousarray(frame.planes[0][:h, :w])

@@ -3,11 +3,18 @@
 A luminance model (``channels == 1``) sees the Y channel of the input (BT.601, as MATLAB's rgb2ycbcr);
 its chroma is upscaled with MATLAB-compatible bicubic and recombined, which is how every Y-channel SR
 paper produces colour output.
+
+Two chroma upscalers, chosen by the caller: ``chroma="matlab"`` (MATLAB-exact ``imresize``, what benchmark
+scoring and ``espcn.py eval`` use, because the protocol's colour images are made that way) and
+``chroma="fast"`` (PyTorch's bicubic, Keys a = -0.75 with clamped borders, what ``espcn.py upscale``, the
+Python API and video use: one fused kernel, and chroma carries little detail). ``super_resolve`` (numpy
+in and out) and ``super_resolve_tensor`` (NCHW on the model's device) compute the same thing.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from data.color import rgb_to_ycbcr, ycbcr_to_rgb
@@ -47,11 +54,39 @@ def run_model(model: nn.Module, image: np.ndarray, device: torch.device, scale: 
 
 
 def super_resolve(model: nn.Module, rgb: np.ndarray, *, scale: int, channels: int, device: torch.device,
-                  tile: int = DEFAULT_TILE) -> np.ndarray:
+                  tile: int = DEFAULT_TILE, chroma: str = "matlab") -> np.ndarray:
     """Upscale an HxWx3 float RGB image in [0, 1] by ``scale`` (1 for same-size restoration)."""
     if channels == 3:
         return np.clip(run_model(model, rgb, device, scale, tile), 0.0, 1.0)
-    ycbcr = rgb_to_ycbcr(rgb)
-    y = run_model(model, ycbcr[..., :1], device, scale, tile)
-    chroma = ycbcr[..., 1:] if scale == 1 else imresize(ycbcr[..., 1:], scale=scale)
-    return np.clip(ycbcr_to_rgb(np.concatenate([y, chroma], axis=2)), 0.0, 1.0)
+    model.to(device)
+    x = image_to_tensor(rgb).to(device)
+    return tensor_to_image(super_resolve_tensor(model, x, scale=scale, channels=channels, tile=tile, chroma=chroma))
+
+
+def super_resolve_tensor(model: nn.Module, rgb: torch.Tensor, *, scale: int, channels: int,
+                         tile: int = DEFAULT_TILE, chroma: str = "matlab") -> torch.Tensor:
+    """``super_resolve`` for a (1, 3, H, W) float32 tensor in [0, 1], on its device; output clipped."""
+    with torch.inference_mode():
+        if channels == 3:
+            return _forward(model, rgb, scale, tile).clamp_(0.0, 1.0)
+        ycbcr = rgb_to_ycbcr(rgb)
+        y = _forward(model, ycbcr[:, :1], scale, tile)
+        return ycbcr_to_rgb(torch.cat([y, upscale_chroma(ycbcr[:, 1:], scale, chroma)], dim=1)).clamp_(0.0, 1.0)
+
+
+def upscale_chroma(chroma: torch.Tensor, scale: int, method: str) -> torch.Tensor:
+    """Cb, Cr (N, 2, H, W) ``scale`` times larger: ``matlab`` (exact imresize) or ``fast`` (PyTorch bicubic)."""
+    if scale == 1:
+        return chroma
+    if method == "matlab":
+        return imresize(chroma, scale=scale)
+    if method == "fast":
+        return F.interpolate(chroma, scale_factor=scale, mode="bicubic", align_corners=False)
+    raise ValueError(f"chroma must be 'matlab' or 'fast', got {method!r}")
+
+
+def _forward(model: nn.Module, x: torch.Tensor, scale: int, tile: int) -> torch.Tensor:
+    """The model on a tensor already on its device: whole image when it fits ``tile``, else tiles."""
+    if has_global_attention(model):
+        return banded_forward(model, x)
+    return tiled_forward(model, x, tile=tile, scale=scale)

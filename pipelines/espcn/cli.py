@@ -18,29 +18,31 @@ from core.settings import (
     settings_help,
 )
 from inference.weight_files import FORMATS
-from pipelines.espcn.common import DEFAULT_WEIGHTS
+from pipelines.espcn.common import DEFAULT_WEIGHTS, EVAL_OUT_DEFAULT
 
 # Each subcommand imports only its own module (upscaling needs neither matplotlib nor the trainer).
 SUBCOMMANDS = {"train": ("pipelines.espcn.train", "train"), "eval": ("pipelines.espcn.evaluate", "evaluate"),
                "upscale": ("pipelines.espcn.upscale", "upscale"), "export": ("pipelines.espcn.export", "export")}
-UPSCALE_ONLY = ("INFERENCE", "HALF", "VIDEO_CODEC", "VIDEO_CRF")
+UPSCALE_ONLY = ("INFERENCE", "HALF", "VIDEO_CODEC", "VIDEO_CRF", "PNG_LEVEL")
 # eval, upscale and export take scale, channels and features from the weights; only a plain third-party
 # state dict, which records none, needs them as settings.
 ARCHITECTURE = ("SCALE", "CHANNELS", "FEATURES")
-READS = {"eval": (*ARCHITECTURE, "EVAL_SETS", "EVAL_TILE"), "upscale": (*ARCHITECTURE, "EVAL_TILE", *UPSCALE_ONLY),
+EVAL_ONLY = ("EVAL_8BIT", "SAVE_IMAGES", "FIGURE", "FIGURE_CROP", "BASELINE_CACHE")
+READS = {"eval": (*ARCHITECTURE, "EVAL_SETS", "EVAL_TILE", *EVAL_ONLY),
+         "upscale": (*ARCHITECTURE, "EVAL_TILE", *UPSCALE_ONLY),
          "export": ARCHITECTURE}
 FLAGS = {"train": ("data", "out", "device", "seed", "resume", "config"), "eval": ("data", "out", "device"),
          "upscale": ("out", "device"), "export": ()}
 HELP = {"train": "train on TRAIN_SET, then score EVAL_SETS", "eval": "score a checkpoint on HR folders (EVAL_SETS)",
         "upscale": "upscale images, folders or videos (no downscaling first)",
         "export": "write the weights as safetensors, ONNX or a plain state dict"}
-DEFAULT_OUT = {"train": "runs/espcn", "eval": "", "upscale": "upscaled", "export": ""}
+DEFAULT_OUT = {"train": "runs/espcn", "eval": EVAL_OUT_DEFAULT, "upscale": "upscaled", "export": ""}
 
 
 def subcommand_settings(namespace: dict[str, Any], command: str) -> dict[str, Any]:
     settings = collect_settings(namespace)
     if command == "train":
-        return {name: value for name, value in settings.items() if name not in UPSCALE_ONLY}
+        return {name: value for name, value in settings.items() if name not in UPSCALE_ONLY + EVAL_ONLY}
     return {name: value for name, value in settings.items() if name in READS[command]}
 
 
@@ -59,6 +61,8 @@ def build_parser(namespace: dict[str, Any]) -> CliParser:
         add_common_args(sub, default_out=DEFAULT_OUT[command], flags=FLAGS[command])
         if command == "upscale":
             sub.add_argument("inputs", nargs="+", help="image files, folders of images, or videos")
+        if command == "eval":
+            sub.add_argument("--save-images", action="store_true", help="also write the SR images (SAVE_IMAGES)")
         if command == "export":
             sub.add_argument("--format", required=True, choices=list(FORMATS))
             sub.add_argument("--out", default="", help="output file (default: beside the weights, new suffix)")

@@ -23,6 +23,7 @@ from models.espcn import ESPCN
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "espcn_x3_y.pt"
 ARCH = "espcn"
+EVAL_OUT_DEFAULT = "runs/eval-<date>-<time>"  # what `eval --help` shows; evaluate.py fills in the time
 
 
 def load_set(ctx: RunContext, name: str) -> list[tuple[str, np.ndarray]]:

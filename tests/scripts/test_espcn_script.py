@@ -52,6 +52,35 @@ def test_eval_scores_any_folder_with_grey_and_odd_sized_images(trained: Path, tm
     assert np.isfinite(scores["model"]["psnr_y"]) and np.isfinite(scores["bicubic"]["ssim_rgb"])
 
 
+def test_eval_writes_per_image_csv_figure_images_and_the_8bit_protocol(trained: Path, tmp_path: Path,
+                                                                      monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no --out: a dated folder under ./runs
+    load_script("espcn.py").main(["eval", "--weights", str(trained / "best.pt"), "--set", "EVAL_SETS=skimage-test",
+                                  "--set", "EVAL_8BIT=true", "--set", "FIGURE_CROP=coffee:10,20,48",
+                                  "--save-images"])
+    assert "psnr_y_8bit" in capsys.readouterr().out
+    (out,) = (tmp_path / "runs").glob("eval-*")
+    lines = (out / "per_image.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[:4] == ["set", "name", "height", "width"] and len(lines) == 3
+    assert {"model_psnr_y", "bicubic_ssim_rgb", "model_psnr_y_8bit", "bicubic_ssim_y_8bit"} <= set(header)
+    coffee = dict(zip(header, lines[1].split(","), strict=True))
+    assert coffee["name"] == "coffee" and (coffee["height"], coffee["width"]) == ("400", "600")
+    means = json.loads((out / "eval.json").read_text())["metrics"]["skimage-test"]
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    assert means["model"]["psnr_y_8bit"] == pytest.approx(np.mean([float(r["model_psnr_y_8bit"]) for r in rows]))
+    assert read_image(out / "images" / "skimage-test" / "coffee_x2.png").shape == (400, 600, 3)
+    assert read_image(out / "compare_skimage-test.png").shape[1] > 600
+    assert "BasicSR" in json.loads((out / "eval.json").read_text())["protocol"]
+
+
+def test_eval_rejects_a_crop_outside_the_image(trained: Path, tmp_path: Path):
+    result = run_script("espcn.py", "eval", "--weights", str(trained / "best.pt"), "--set", "EVAL_SETS=skimage-test",
+                        "--set", "FIGURE_CROP=coffee:590,0,48", "--out", str(tmp_path / "eval"))
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: FIGURE_CROP window 590,0,48 does not fit coffee (600x400")
+
+
 def test_upscale_is_true_upscaling_of_files_and_folders(trained: Path, tmp_path: Path):
     folder = tmp_path / "in"
     folder.mkdir()

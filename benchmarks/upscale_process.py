@@ -1,0 +1,158 @@
+"""``espcn.py upscale`` as a whole process against a plain 30-line eager script doing the same job.
+
+    python benchmarks/upscale_process.py [--quick] [--images N] [--threads N]
+
+Both upscale the same folder of 640x360 photos (made here from Set14/T91 or the photos scikit-image ships,
+resized to 640x360) to 1920x1080 with the shipped x3 Y weights and write PNGs; each run is a fresh Python
+process, timed from its start to its exit (imports included), the two alternating (A B A B ...). The plain
+script (``PLAIN`` below) is what one writes from the pytorch/examples super_resolution recipe: Pillow's
+YCbCr conversion and bicubic chroma, the eager network under ``torch.no_grad``, Pillow's PNG writer with
+its defaults. Also reported: for ``espcn.py upscale``, the time from the end of ``import torch`` to the
+first image written (read from its output as it happens).
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import REPO, finish, parser, rounded, start  # puts the repo on sys.path
+from PIL import Image
+
+PLAIN = '''
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.transforms.functional import to_tensor
+
+
+class ESPCN(nn.Module):
+    def __init__(self, scale=3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 64, 5, padding=2)
+        self.conv2 = nn.Conv2d(64, 32, 3, padding=1)
+        self.conv3 = nn.Conv2d(32, scale * scale, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(scale)
+
+    def forward(self, x):
+        return self.shuffle(self.conv3(torch.tanh(self.conv2(torch.tanh(self.conv1(x))))))
+
+
+weights, folder, out = sys.argv[1:4]
+net = ESPCN()
+net.load_state_dict(torch.load(weights, map_location="cpu")["model"])
+net.eval()
+Path(out).mkdir(exist_ok=True)
+for path in sorted(Path(folder).glob("*.png")):
+    y, cb, cr = Image.open(path).convert("YCbCr").split()
+    with torch.no_grad():
+        out_y = net(to_tensor(y)[None]).clamp(0, 1)[0, 0]
+    out_y = Image.fromarray((out_y * 255).round().byte().numpy(), mode="L")
+    cb, cr = (c.resize(out_y.size, Image.BICUBIC) for c in (cb, cr))
+    Image.merge("YCbCr", [out_y, cb, cr]).convert("RGB").save(Path(out) / path.name)
+'''
+
+# Run espcn.py in a process that notes when `import torch` ended, so the first image's delay can be read.
+TIMED_ESPCN = '''
+import sys, time
+import torch
+print("TORCH_IMPORTED", time.perf_counter(), flush=True)
+sys.argv = ["espcn.py", *sys.argv[1:]]
+sys.path.insert(0, ".")
+import runpy
+runpy.run_path("espcn.py", run_name="__main__")
+'''
+
+
+def make_frames(folder: Path, count: int) -> None:
+    """``count`` 640x360 PNGs from the benchmark sets (or scikit-image's photos when they are absent)."""
+    from core.errors import UserError
+    from data.datasets import load_named_set
+
+    root = os.environ.get("SR_DATA")
+    photos = []
+    for name in ("Set14", "T91") if root else ():
+        try:
+            photos += [image for _, image in load_named_set(root, name)]
+        except UserError:  # a missing set just means fewer sources
+            continue
+    if not photos:
+        photos = [image for _, image in load_named_set(None, "skimage-test")]
+    for i in range(count):
+        Image.fromarray(np.asarray(photos[i % len(photos)])).resize((640, 360), Image.BICUBIC).save(
+            folder / f"frame{i:02d}.png")
+
+
+def run_timed(command: list[str], env: dict[str, str]) -> tuple[float, float | None]:
+    """(whole-process seconds, seconds from the end of torch's import to the first image line, if any)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    torch_done = first = None
+    for line in proc.stdout:
+        now = time.perf_counter()
+        if line.startswith("TORCH_IMPORTED"):
+            torch_done = now
+        elif " -> " in line and first is None and torch_done is not None:
+            first = now - torch_done
+    _, err = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"{command} failed:\n{err}")
+    return time.perf_counter() - started, first
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--images", type=int, default=6, help="images in the folder (default 6)")
+    p.add_argument("--repeats", type=int, default=5, help="process pairs to time (default 5)")
+    args = p.parse_args()
+    result = start(args)
+    repeats = 2 if args.quick else args.repeats
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    weights = REPO / "weights" / "espcn_x3_y.pt"
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "frames"
+        folder.mkdir()
+        make_frames(folder, args.images)
+        commands = {
+            "plain": [sys.executable, "-c", PLAIN, str(weights), str(folder), str(Path(tmp) / "plain")],
+            "espcn_upscale": [sys.executable, "-c", TIMED_ESPCN, "upscale", "--weights", str(weights), str(folder),
+                              "--out", str(Path(tmp) / "ours"), "--device", "cpu"],
+        }
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        first: list[float] = []
+        for command in commands.values():  # warm-up: file caches, .pyc files
+            run_timed(command, env)
+        for _ in range(repeats):
+            for name, command in commands.items():
+                seconds, first_image = run_timed(command, env)
+                times[name].append(seconds)
+                if first_image is not None:
+                    first.append(first_image)
+        ours = np.asarray(Image.open(Path(tmp) / "ours" / "frame00_x3.png"), dtype=np.float64)
+        plain = np.asarray(Image.open(Path(tmp) / "plain" / "frame00.png"), dtype=np.float64)
+        sizes = {name: sum(f.stat().st_size for f in (Path(tmp) / name).iterdir()) for name in ("ours", "plain")}
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    result.update({
+        "images": args.images, "size": "640x360 -> 1920x1080 (x3, Y model)",
+        "whole_process_s": {name: {"median": rounded(medians[name]), "min": rounded(min(times[name])),
+                                   "runs": times[name]} for name in times},
+        "speedup_median": rounded(medians["plain"] / medians["espcn_upscale"], 3),
+        "first_image_after_torch_import_s": {"median": rounded(statistics.median(first)), "max": rounded(max(first))},
+        "outputs_differ_psnr_db": rounded(10 * np.log10(255**2 / max(np.mean((ours - plain) ** 2), 1e-12)), 2),
+        "png_bytes": sizes,
+    })
+    finish(result, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The Python API and the image path of ``espcn.py upscale``: what they return, write and import."""
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+
+from core.errors import UserError
+from inference.fast_espcn import FastESPCN
+from inference.whole_image import super_resolve
+from pipelines.espcn.api import upscale
+from pipelines.espcn.common import DEFAULT_WEIGHTS, load_espcn
+from pipelines.espcn.upscale import png_bytes
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return skimage.data.coffee()[100:160, 200:290]
+
+
+def test_api_takes_pil_and_numpy_and_returns_the_same_kind(photo) -> None:
+    out = upscale(Image.fromarray(photo))
+    assert isinstance(out, Image.Image) and out.mode == "RGB" and out.size == (270, 180)
+    array = upscale(photo, weights="x2")
+    assert array.dtype == np.uint8 and array.shape == (120, 180, 3)
+    grey = upscale(photo[:, :, 0], weights=str(DEFAULT_WEIGHTS))
+    assert grey.shape == (180, 270, 3)
+    np.testing.assert_array_equal(upscale(photo.astype(np.float32) / 255), np.asarray(out))
+
+
+def test_api_output_is_the_network_with_bicubic_chroma(photo) -> None:
+    """Within one 8-bit step of the scoring path (which differs only in its MATLAB-exact chroma kernel)."""
+    net = load_espcn(DEFAULT_WEIGHTS, torch.device("cpu"))
+    scored = super_resolve(net, photo.astype(np.float32) / 255, scale=3, channels=1, device=torch.device("cpu"))
+    difference = np.abs(upscale(photo).astype(np.float64) - np.round(scored * 255))
+    assert np.median(difference) <= 1 and difference.max() <= 24  # chroma kernels differ at edges
+
+
+def test_api_errors_name_the_fix(photo) -> None:
+    with pytest.raises(UserError, match="x2, x3, x4"):
+        upscale(photo, weights="x5")
+    with pytest.raises(UserError, match="HxWx3"):
+        upscale(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_png_writer_round_trips(photo) -> None:
+    for level in (1, 9):
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(photo, level)))), photo)
+
+
+def test_whole_frame_path_equals_the_eager_network(photo) -> None:
+    net = load_espcn(DEFAULT_WEIGHTS, torch.device("cpu"))
+    fast = FastESPCN(net)
+    x = torch.from_numpy(photo[:, :, :1].astype(np.float32) / 255).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), net(x), atol=1e-5, rtol=0)
+
+
+def imported(modules: str) -> list[str]:
+    """Which of matplotlib and PyAV a fresh interpreter has loaded after importing ``modules``."""
+    code = f"import sys; import {modules}; print(','.join(sorted({{'matplotlib', 'av'}} & set(sys.modules))))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return [name for name in result.stdout.strip().split(",") if name]
+
+
+def test_upscale_and_eval_import_neither_matplotlib_nor_pyav() -> None:
+    assert imported("pipelines.espcn.upscale, pipelines.espcn.api, pipelines.espcn.evaluate") == []
+
+
+def test_training_does_not_need_pyav() -> None:
+    assert "av" not in imported("pipelines.espcn.train, pipelines.multiblock.train, inference.video")
