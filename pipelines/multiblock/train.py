@@ -32,7 +32,8 @@ from engine.schedules import Constant
 from engine.speed import speed_from_settings
 from engine.tensorboard import fixed_crop
 from engine.trainer import Stage, TrainConfig, Trainer, TrainResult
-from inference.metrics import psnr
+from inference.exact_forward import exact_forward
+from inference.metrics import psnr_per_image
 from inference.scoring import score_pairs
 from inference.whole_image import run_model
 from models.rcan import Block, orthogonal_init_
@@ -86,10 +87,20 @@ def split_validation(images: PairedImages, settings: dict[str, Any], seed: int) 
 
 
 def mean_psnr(net: torch.nn.Module, images: PairedImages, device: torch.device) -> float:
-    """Mean RGB PSNR, no shave: the same-size validation score that selects checkpoints."""
-    scores = [psnr(np.clip(run_model(net, to_float(lr), device), 0, 1), to_float(hr),
-                   space="rgb", shave=0) for lr, hr in images.arrays]
-    return float(np.mean(scores))
+    """Mean RGB PSNR, no shave: the same-size validation score that selects checkpoints. Images go to the
+    device as decoded (8/16-bit); the network runs whole where it fits on a GPU, else in exact bands; the
+    PSNR is computed there (float64), and the host reads one number."""
+    with torch.inference_mode():
+        scores = [psnr_per_image(exact_forward(net.to(device), as_tensor(lr, device)).clamp_(0.0, 1.0),
+                                 as_tensor(hr, device), space="rgb", shave=0) for lr, hr in images.arrays]
+        return float(torch.cat(scores).mean())
+
+
+def as_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A decoded HxWx3 uint8/uint16 image as a 1x3xHxW float32 tensor in [0, 1] on ``device``."""
+    peak = float(np.iinfo(image.dtype).max) if image.dtype.kind in "ui" else 1.0
+    raw = image.astype(np.int32) if image.dtype == np.uint16 else image
+    return torch.from_numpy(np.ascontiguousarray(raw.transpose(2, 0, 1))).to(device)[None].float() / peak
 
 
 def preview_crop(model: torch.nn.Module, pair: tuple[np.ndarray, np.ndarray],
