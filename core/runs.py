@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_write, guard_folder
+from core.dist import DistInfo, from_main
 from core.errors import UserError
 
 
@@ -67,6 +68,23 @@ def run_lock(path: Path) -> Iterator[Path]:
             del _held[key]
             guard_folder(key, False)
             os.close(fd)  # releases the lock; the file stays (removing it would race with a new holder)
+
+
+@contextlib.contextmanager
+def run_lock_of_all_ranks(path: Path, info: DistInfo) -> Iterator[Path]:
+    """``run_lock`` taken by rank 0 for the whole torchrun job, its verdict sent to every rank: when the
+    folder is in use, every rank stops with the same line instead of waiting for rank 0 in a collective."""
+    with contextlib.ExitStack() as stack:
+        refusal = None
+        if info.is_main:
+            try:
+                stack.enter_context(run_lock(path))
+            except UserError as err:
+                refusal = str(err)
+        refusal = from_main(refusal, info)
+        if refusal is not None:
+            raise UserError(refusal)
+        yield path
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -1,7 +1,6 @@
 """``espcn.py train``: sub-images, the one training loop with the paper's plateau rule (or cosine), final scoring."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
 import time
@@ -15,7 +14,7 @@ from core.checkpoint import keeps_checkpoint, load_checkpoint, load_weights
 from core.dist import DistInfo, cleanup, init_distributed
 from core.errors import UserError
 from core.hardware import device_has_room
-from core.runs import append_results_row, run_lock, update_results, write_json
+from core.runs import append_results_row, run_lock_of_all_ranks, update_results, write_json
 from core.settings import (
     RunContext,
 )
@@ -95,7 +94,7 @@ def train(ctx: RunContext) -> None:
     inputs, targets = build_subimages(train_images, settings)
     latest = ctx.out / "latest.pt"
     # Only now, with the inputs checked, is anything written, and only by the run holding the folder.
-    with run_lock(ctx.out) if dist_info.is_main else contextlib.nullcontext(), keeps_checkpoint(latest):
+    with run_lock_of_all_ranks(ctx.out, dist_info), keeps_checkpoint(latest):
         if latest.exists() and not ctx.resume:  # before settings.json is touched
             raise UserError(f"{latest} already holds a run at iteration {load_checkpoint(latest).get('step', '?')}; "
                             "pass --resume to continue it, or choose another --out")

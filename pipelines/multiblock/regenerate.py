@@ -1,7 +1,6 @@
 """Phases 1-2, 2-2 and the end of 3: N_i^+ over the train and test inputs, written to LR_<i>/ (16-bit PNG)."""
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import torch
 from core.checkpoint import keeps_checkpoint
 from core.dist import DistInfo, barrier, init_distributed, shard_range
 from core.errors import UserError
-from core.runs import read_json, run_lock, write_json
+from core.runs import read_json, run_lock_of_all_ranks, write_json
 from core.settings import RunContext
 from data.io import is_image_file, read_image, to_float, write_image
 from data.paired import Pair, lr_stage_dir
@@ -47,7 +46,7 @@ def regenerate(ctx: RunContext, index: int) -> None:
               "input_checkpoint_sha256": read_json(ctx.out / f"LR_{index - 1}" / "manifest.json").get(
                   "checkpoint_sha256") if index > 1 else None}
     manifest = {"checkpoint": weights.name, "checkpoint_sha256": digest, **source, "run": record}
-    with run_lock(ctx.out) if dist_info.is_main else contextlib.nullcontext(), \
+    with run_lock_of_all_ranks(ctx.out, dist_info), \
             keeps_checkpoint(weights, f"rerun {script} (it continues where it stopped)"):
         _write_folder(folder, manifest, jobs, block, dist_info, device, script, index)
 

@@ -1,7 +1,6 @@
 """Training one network of the chain (block N_i, or N) on (LR_<i-1>, HR) and scoring it: phases 1-1, 2-1, 3."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import time
@@ -16,7 +15,7 @@ from core.checkpoint import check_meta, keeps_checkpoint, load_checkpoint, load_
 from core.dist import DistInfo, barrier, cleanup, init_distributed
 from core.errors import UserError
 from core.hardware import device_has_room
-from core.runs import run_lock, update_results
+from core.runs import run_lock_of_all_ranks, update_results
 from core.settings import RunContext
 from data.io import to_float
 from data.paired import (
@@ -176,7 +175,7 @@ def train_network(ctx: RunContext, job: NetworkJob, dist_info: DistInfo, device:
     images = load_phase_images(ctx, job)
     latest = ctx.out / f"{job.name}_latest.pt"
     # Only now, with the inputs checked, is anything written, and only by the run holding the folder.
-    with run_lock(ctx.out) if dist_info.is_main else contextlib.nullcontext(), keeps_checkpoint(latest):
+    with run_lock_of_all_ranks(ctx.out, dist_info), keeps_checkpoint(latest):
         if latest.exists() and not ctx.resume:  # checked before settings.json is touched (the trainer too)
             raise UserError(f"{latest} already holds a run; pass --resume to continue it, or choose another --out")
         if dist_info.is_main:
