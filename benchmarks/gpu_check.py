@@ -43,7 +43,7 @@ from data.datasets import bundled_photos, load_named_set  # noqa: E402
 from data.synth import synthesise_realsr  # noqa: E402
 from engine.schedules import Constant  # noqa: E402
 from engine.speed import Speed  # noqa: E402
-from engine.trainer import Stage, TrainConfig, Trainer  # noqa: E402
+from engine.trainer import Stage, TrainConfig, Trainer, train_step  # noqa: E402
 from models.espcn import ESPCN  # noqa: E402
 from models.rcan import Block, orthogonal_init_  # noqa: E402
 
@@ -157,20 +157,9 @@ def block_step(check: Check) -> dict[str, Any]:
         module = torch.compile(net) if speed.compile else net
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
         scaler = speed.grad_scaler(check.device)
-        xb, yb = speed.prepare_batch(x), speed.prepare_batch(y)
 
-        def step(module=module, optimizer=optimizer, scaler=scaler, speed=speed, xb=xb, yb=yb) -> None:
-            with speed.autocast(check.device):
-                out = module(xb)
-            loss = torch.nn.functional.l1_loss(out.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is None:
-                loss.backward()
-                optimizer.step()
-            else:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+        def step(module=module, optimizer=optimizer, scaler=scaler, speed=speed) -> None:
+            train_step(module, x, y, torch.nn.functional.l1_loss, optimizer, scaler, speed)
 
         began = time.perf_counter()
         try:

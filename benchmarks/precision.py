@@ -26,7 +26,7 @@ from data.paired import Pair, PairedImages, PatchSampler
 from data.synth import degrade, prepare_hr
 from engine.schedules import Constant
 from engine.speed import Speed
-from engine.trainer import Stage, TrainConfig, Trainer
+from engine.trainer import Stage, TrainConfig, Trainer, train_step
 from models.rcan import Block, orthogonal_init_
 from pipelines.multiblock.train import mean_psnr
 
@@ -38,18 +38,8 @@ def step_fn(speed: Speed, features: int, resblocks: int, batch: int, patch: int)
     torch.manual_seed(0)
     net = speed.prepare_module(orthogonal_init_(Block(features, resblocks))).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-    x = speed.prepare_batch(torch.rand(batch, 3, patch, patch))
-    y = speed.prepare_batch(torch.rand(batch, 3, patch, patch))
-
-    def step() -> None:
-        with speed.autocast(torch.device("cpu")):
-            out = net(x)
-        loss = torch.nn.functional.l1_loss(out.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
+    x, y = torch.rand(batch, 3, patch, patch), torch.rand(batch, 3, patch, patch)
+    return lambda: train_step(net, x, y, torch.nn.functional.l1_loss, optimizer, None, speed)
 
 
 def synthetic_pairs(images: list[tuple[str, np.ndarray]], size: int) -> PairedImages:

@@ -31,11 +31,7 @@ def plot_curves(log_path: Path, out_path: Path, x: str = "step", title: str = ""
     if psnr_keys:
         ax_psnr.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    try:
-        atomic_write(out_path, lambda handle: fig.savefig(handle, format="png", dpi=100))
-    finally:
-        plt.close(fig)
+    save_figure(fig, out_path, dpi=100)
 
 
 def plot_phases(run_dir: Path) -> None:
@@ -57,11 +53,7 @@ def plot_phases(run_dir: Path) -> None:
         offset += rows[-1]["step"] if rows else 0
     ax.set(xlabel="iteration (phases one after another)", ylabel="PSNR RGB (dB)", title="PSNR per phase")
     ax.legend()
-    fig.tight_layout()
-    try:
-        atomic_write(run_dir / "phases.png", lambda handle: fig.savefig(handle, format="png", dpi=100))
-    finally:
-        plt.close(fig)
+    save_figure(fig, run_dir / "phases.png", dpi=100)
 
 
 def plot_comparison(panels: dict[str, np.ndarray], box: tuple[int, int, int], out_path: Path,
@@ -82,8 +74,13 @@ def plot_comparison(panels: dict[str, np.ndarray], box: tuple[int, int, int], ou
     for ax in axes:
         ax.set_axis_off()
     fig.suptitle(title)
-    fig.tight_layout()
+    save_figure(fig, out_path, dpi=120)
+
+
+def save_figure(fig: plt.Figure, path: Path, dpi: int) -> None:
+    """Lay out, write atomically as PNG, and close ``fig`` (closed even when the write fails)."""
     try:
-        atomic_write(out_path, lambda handle: fig.savefig(handle, format="png", dpi=120))
+        fig.tight_layout()
+        atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=dpi))
     finally:
         plt.close(fig)

@@ -122,6 +122,25 @@ class LossWatch:
                         f"is kept in {latest}; lower the learning rate or check the data")
 
 
+def train_step(module: nn.Module, inputs: Tensor, targets: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor],
+               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None, speed: Speed) -> Tensor:
+    """One optimizer step on a batch already on the device, in the precision and memory format of ``speed``;
+    the loss (fp32) is returned without being read, so the step does not wait for the device."""
+    inputs, targets = speed.prepare_batch(inputs), speed.prepare_batch(targets)
+    with speed.autocast(inputs.device):
+        output = module(inputs)
+    loss = loss_fn(output.float(), targets)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return loss
+
+
 class Trainer:
     def __init__(self, net: nn.Module, stages: list[Stage], batches: BatchFn,
                  loss_fn: Callable[[Tensor, Tensor], Tensor], evaluate: EvalFn, config: TrainConfig,
@@ -256,20 +275,9 @@ class Trainer:
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_factor", 1.0)
         inputs, targets = self.batches(step, self.dist)
-        inputs = self.speed.prepare_batch(inputs.to(self.device, non_blocking=True))
-        targets = self.speed.prepare_batch(targets.to(self.device, non_blocking=True))
-        with self.speed.autocast(self.device):
-            output = self.module(inputs)
-        loss = self.loss_fn(output.float(), targets)
+        loss = train_step(self.module, inputs.to(self.device, non_blocking=True),
+                          targets.to(self.device, non_blocking=True), self.loss_fn, optimizer, scaler, self.speed)
         watch.add(loss, step + 1)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
 
     def _after_evaluation(self, stage: Stage, state: LoopState, row: dict[str, Any], log: CsvLog | None,
                           reporter: ProgressReporter) -> tuple[bool, bool]:

@@ -19,29 +19,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import correlate1d
 
-from core.errors import UserError
 from data.color import rgb_to_y
 
-PROTOCOLS = {
-    "benchmark": "Y (BT.601), shave = scale pixels from each side (BasicSR/EDSR convention)",
-    "benchmark_rgb": "RGB, shave = scale pixels from each side",
-    "report": "RGB, no shave, top-left crop of at most 1500x1500 (the multiblock report)",
-    "realsr": "Y (BT.601), no shave (RealSR same-size pairs)",
-}
 WINDOW_RADIUS = 5
-
-
-def protocol(name: str, scale: int) -> dict:
-    """Keyword arguments for ``psnr`` / ``ssim`` under a named protocol (see ``PROTOCOLS``)."""
-    kwargs = {
-        "benchmark": {"space": "y", "shave": scale},
-        "benchmark_rgb": {"space": "rgb", "shave": scale},
-        "report": {"space": "rgb", "shave": 0, "crop": 1500},
-        "realsr": {"space": "y", "shave": 0},
-    }
-    if name not in kwargs:
-        raise UserError(f"unknown metric protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
-    return kwargs[name]
 
 
 def psnr(img, ref, *, space: str = "rgb", shave: int = 0, data_range: float = 1.0,
@@ -63,16 +43,6 @@ def ssim(img, ref, *, space: str = "rgb", shave: int = 0, data_range: float = 1.
     var_a, var_b, cov = aa - mu_a**2, bb - mu_b**2, ab - mu_a * mu_b
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return float(ssim_map.mean(axis=(0, 1)).mean())
-
-
-def evaluate_pair(img, ref, scale: int) -> dict[str, float]:
-    """The four numbers every results.json carries: Y and RGB, shave = scale (none for same-size pairs)."""
-    shave = scale if scale > 1 else 0
-    out = {}
-    for space in ("y", "rgb"):
-        out[f"psnr_{space}"] = psnr(img, ref, space=space, shave=shave)
-        out[f"ssim_{space}"] = ssim(img, ref, space=space, shave=shave)
-    return out
 
 
 def _gaussian_window() -> np.ndarray:
