@@ -198,6 +198,7 @@ class PatchSampler:
         self._heights = np.array([hr.shape[0] for hr in images.hr])
         self._widths = np.array([hr.shape[1] for hr in images.hr])
         self._on_device: tuple[list[torch.Tensor], list[torch.Tensor], list[float], list[float]] | None = None
+        self.pinned = False  # host batches in page-locked memory, so a copy to the GPU can overlap compute
 
     def to(self, device: torch.device) -> PatchSampler:
         """Keep the decoded images on ``device`` (8-bit as uint8, 16-bit LR_<i> as int32) and crop the
@@ -230,7 +231,8 @@ class PatchSampler:
             window = np.s_[top[k] : top[k] + self.patch_size, left[k] : left[k] + self.patch_size]
             lr_patches.append(_dihedral(self.images.lr[index[k]][window], transform[k]))
             hr_patches.append(_dihedral(self.images.hr[index[k]][window], transform[k]))
-        return _to_tensor(lr_patches), _to_tensor(hr_patches)
+        lr, hr = _to_tensor(lr_patches), _to_tensor(hr_patches)
+        return (lr.pin_memory(), hr.pin_memory()) if self.pinned else (lr, hr)
 
     def _device_batch(self, picks: list[tuple[int, int, int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         lr_images, hr_images, lr_peaks, hr_peaks = self._on_device

@@ -193,6 +193,8 @@ def make_trainer(ctx: RunContext, job: NetworkJob, images: PhaseImages, dist_inf
     sampler = PatchSampler(images.train, s["PATCH_SIZE"], s["BATCH_SIZE"], ctx.seed)
     if device_has_room(device, images.train.nbytes * 2):  # 16-bit LR_<i> are kept as int32 there
         sampler.to(device)
+    else:
+        sampler.pinned = device.type == "cuda"
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         scores = {"val_psnr": mean_psnr(model, images.val, device)}
