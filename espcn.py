@@ -23,6 +23,7 @@ DEGRADATION = "bicubic"  # training LR: bicubic = MATLAB imresize, as scored (ou
 BLUR_SIGMA = 0.33  # DEGRADATION=gaussian: std in LR pixels (x SCALE in HR); not in the paper; ours: closest to bicubic
 SUBIMAGE = 17  # LR sub-image side; HR sub-images are 17r x 17r (paper)
 STRIDE = 14  # LR stride between sub-images, (17 - sum(k mod 2)) (paper)
+SUBIMAGE_OFFSETS = "grid"  # grid = the paper's fixed STRIDE grid | random = fresh random offsets every batch (ours)
 AUGMENT = True  # also train on the 8 rotations/flips of each image (ours; not in the paper)
 EPOCHS = 800  # training length (ours: x3 Set5 32.44 dB after 150, 32.78 after 800); plateau: an upper bound
 BATCH_SIZE = 16  # sub-images per step, split across torchrun ranks (not given by the paper; ours)

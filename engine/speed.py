@@ -3,8 +3,9 @@
 ``auto`` picks what was measured faster (docs/benchmarks.md): bf16 autocast on CUDA GPUs that support it
 and on CPUs that compute bf16 in hardware (AMX or AVX512-BF16; elsewhere bf16 is emulated and about 100x
 slower, so fp32), and the channels_last memory format (on the CPU measured here bf16 + channels_last is
-1.91x fp32 for the full-size block step, bf16 alone 1.82x, channels_last alone 1.05x). fp16 is CUDA-only and runs with a gradient scaler. DETERMINISTIC turns on
-deterministic kernels and turns off TF32 and cudnn.benchmark, for exact comparisons between runs.
+1.91x fp32 for the full-size block step, bf16 alone 1.82x, channels_last alone 1.05x). fp16 is CUDA-only
+and runs with a gradient scaler. DETERMINISTIC turns on deterministic kernels and turns off TF32 and
+cudnn.benchmark, for exact comparisons between runs.
 """
 from __future__ import annotations
 

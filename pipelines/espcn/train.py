@@ -34,7 +34,7 @@ from inference.scoring import score_scaled_set
 from inference.whole_image import super_resolve
 from models.espcn import ESPCN, PreshuffledView, espcn_param_groups
 from pipelines.espcn.common import ARCH, degrade_fn, load_set, protocol_text
-from pipelines.espcn.training_data import build_subimages
+from pipelines.espcn.training_data import build_subimages, random_subimage_sampler
 
 
 def validation_psnr(net: ESPCN, images, settings: dict[str, Any], device: torch.device) -> float:
@@ -91,6 +91,8 @@ def train(ctx: RunContext) -> None:
     eval_sets = {name: load_set(ctx, name) for name in settings["EVAL_SETS"]}
     kept, held_out = hold_out(len(train_images), settings["VAL_FRACTION"], ctx.seed)
     train_images, val_images = [train_images[i] for i in kept], [train_images[i] for i in held_out]
+    if settings["SUBIMAGE_OFFSETS"] not in ("grid", "random"):
+        raise UserError(f"SUBIMAGE_OFFSETS={settings['SUBIMAGE_OFFSETS']!r}: expected grid or random")
     inputs, targets = build_subimages(train_images, settings)
     latest = ctx.out / "latest.pt"
     # Only now, with the inputs checked, is anything written, and only by the run holding the folder.
@@ -106,7 +108,10 @@ def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: t
            targets: torch.Tensor) -> None:
     settings, run_dir = ctx.settings, ctx.out
     train_images, val_images, eval_sets = images
-    sampler = EpochSampler(inputs, targets, settings["BATCH_SIZE"], ctx.seed)
+    if settings["SUBIMAGE_OFFSETS"] == "random":
+        sampler = random_subimage_sampler(train_images, settings, ctx.seed, examples_per_epoch=len(inputs))
+    else:
+        sampler = EpochSampler(inputs, targets, settings["BATCH_SIZE"], ctx.seed)
     if device_has_room(device, inputs.nbytes + targets.nbytes):
         sampler.to(device)  # the sub-images live on the GPU: a step gathers its batch there
     torch.manual_seed(ctx.seed)
