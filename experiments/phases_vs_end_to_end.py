@@ -14,7 +14,7 @@ and one run folder per method and seed: <out>/seed<S>/phased, <out>/seed<S>/end_
 from __future__ import annotations
 
 # ----------------------------------------------------------------------------------- settings
-PRESET = "small"  # small (CPU, minutes) | full (GPU, the report's sizes); values in PRESETS below, --set wins
+PRESET = "small"  # small (CPU, minutes) | small-shaped, medium, large (scaling study) | full (GPU); --set wins
 SOURCE = "auto"  # auto = --data's RealSR pairs, else pairs synthesised from T91/Set14, else from bundled photos
 SYNTH_MAX_SIZE = 0  # synthesised pairs: HR centre crop of at most N x N pixels (0 = whole images; ours)
 CAMERA = "Canon"  # RealSR camera folder (report: Canon)
@@ -56,6 +56,15 @@ PRESETS = {
               "LR_HIGH": 5e-4, "ITERS_LOW": 200, "LR_LOW": 1e-4, "E2E_ITERS_HIGH": 400, "E2E_LR_HIGH": 5e-4,
               "E2E_LR_LOW": 1e-4, "EVAL_EVERY": 100, "VAL_FRACTION": 0.1},
 }
+# The scaling study: the report's schedule shape scaled to the budget, so that budget is the only change.
+# Blocks: warm-up : clamp high : clamp low = 2000 : 3000 : 10000; phase 4: high : low = 5000 : 5000; the
+# baseline: one block's plus phase 4's iterations, a fifth of them at the high rate (report: 5000 of 25000).
+SHAPED = {**PRESETS["small"], "ITERS_WARMUP": 80, "ITERS_CLAMP_HIGH": 120, "ITERS_CLAMP_LOW": 400,
+          "ITERS_HIGH": 200, "ITERS_LOW": 200, "E2E_ITERS_HIGH": 200}
+PRESETS["small-shaped"] = SHAPED  # 600 iterations per block, 400 in phase 4, 16 features
+PRESETS["medium"] = {**SHAPED, "ITERS_WARMUP": 320, "ITERS_CLAMP_HIGH": 480, "ITERS_CLAMP_LOW": 1600,
+                     "ITERS_HIGH": 800, "ITERS_LOW": 800, "E2E_ITERS_HIGH": 800, "EVAL_EVERY": 400}  # 4x
+PRESETS["large"] = {**PRESETS["medium"], "N_FEATS": 32}  # 4x the iterations and twice the width
 REPORT_DB = {"phased": 32.22, "end_to_end": 32.04, "phase1": 31.86, "phase2": 31.93, "phase3": 31.95}
 
 import sys
