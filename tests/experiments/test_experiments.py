@@ -119,3 +119,24 @@ def test_a_misspelt_choice_stops_before_any_work(tmp_path):
     with pytest.raises(UserError, match="EQUAL"):
         common.load_script("experiments/patch_size.py").main(["--out", str(tmp_path / "x"), "--set", "EQUAL=pixel"])
     assert not (tmp_path / "x").exists()
+
+
+def test_scaling_summary_reads_each_budget_and_plots_the_gap(phased_run, tmp_path):
+    """The summary of a budget is the phased - end to end gap of its run, per seed and as mean."""
+    root = tmp_path / "scaling"
+    budget = root / "small-shaped"
+    budget.mkdir(parents=True)
+    (budget / "results.json").write_text((phased_run[0] / "results.json").read_text())
+    results = json.loads((budget / "results.json").read_text())
+    run0 = results["per_seed"]["0"]
+    gap = run0["phased"]["psnr_rgb_report"] - run0["end_to_end"]["psnr_rgb_report"]
+    out = tmp_path / "summary"
+    common.load_script("experiments/scaling_summary.py").main(["--out", str(out), "--set", f"ROOT={root}"])
+    summary = json.loads((out / "results.json").read_text())["budgets"]
+    assert [row["budget"] for row in summary] == ["small-shaped"]  # medium and large not run: skipped
+    assert summary[0]["gaps"] == pytest.approx([gap]) and summary[0]["compute"] == pytest.approx(
+        results["iterations"]["phased_compute"] * (4 / 16) ** 2)  # the test's blocks have 4 features
+    assert (out / "scaling.png").stat().st_size > 0
+    with pytest.raises(UserError, match="no budget has results under"):
+        common.load_script("experiments/scaling_summary.py").main(["--out", str(out), "--set",
+                                                                   f"ROOT={tmp_path / 'none'}"])
