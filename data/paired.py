@@ -203,12 +203,9 @@ class PatchSampler:
     def to(self, device: torch.device) -> PatchSampler:
         """Keep the decoded images on ``device`` (8-bit as uint8, 16-bit LR_<i> as int32) and crop the
         patches there: on a GPU a batch then costs a few small kernels and no host copy. Same batches."""
-        def stored(image: np.ndarray) -> torch.Tensor:
-            dtype = np.uint8 if image.dtype == np.uint8 else np.int32
-            return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=dtype)).to(device)
-
-        self._on_device = ([stored(lr) for lr in self.images.lr], [stored(hr) for hr in self.images.hr],
-                           [_peak(lr) for lr in self.images.lr], [_peak(hr) for hr in self.images.hr])
+        self._on_device = ([decoded_on(lr, device) for lr in self.images.lr],
+                           [decoded_on(hr, device) for hr in self.images.hr],
+                           [peak(lr) for lr in self.images.lr], [peak(hr) for hr in self.images.hr])
         return self
 
     def batch(self, step: int, dist: DistInfo | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,8 +246,16 @@ class PatchSampler:
         return patches(lr_images, lr_peaks), patches(hr_images, hr_peaks)
 
 
-def _peak(image: np.ndarray) -> float:
+def peak(image: np.ndarray) -> float:
+    """The value that means 1.0 in a decoded image: its integer dtype's maximum (1.0 for floats)."""
     return float(np.iinfo(image.dtype).max) if image.dtype.kind in "ui" else 1.0
+
+
+def decoded_on(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A decoded HxWxC image as a CxHxW integer tensor on ``device``, as decoded: uint8 stays uint8, 16-bit
+    becomes int32 (which every device supports); divide by ``peak(image)`` for floats in [0, 1]."""
+    dtype = np.uint8 if image.dtype == np.uint8 else np.int32
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=dtype)).to(device)
 
 
 def _dihedral(patch: np.ndarray, transform: int) -> np.ndarray:
@@ -261,7 +266,7 @@ def _dihedral(patch: np.ndarray, transform: int) -> np.ndarray:
 
 def _to_tensor(patches: list[np.ndarray]) -> torch.Tensor:
     """Stack HxWxC patches into NCHW float32 in [0, 1], scaling each by its own dtype's peak."""
-    peaks = np.array([np.iinfo(p.dtype).max if p.dtype.kind in "ui" else 1.0 for p in patches], np.float32)
+    peaks = np.array([peak(p) for p in patches], np.float32)
     stacked = np.stack(patches).astype(np.float32)
     stacked /= peaks[:, None, None, None]
     return torch.from_numpy(stacked.transpose(0, 3, 1, 2).copy())

@@ -20,7 +20,7 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -308,10 +308,8 @@ class Trainer:
     def _save_evaluated(self, state: LoopState, done: tuple[int, int], improved: bool,
                         resumable: tuple[torch.optim.Optimizer, Schedule, Any] | None) -> None:
         """``latest`` (and ``best`` when the metric improved), positioned where the loop goes on."""
-        here = (state.stage_index, state.stage_step)
-        state.stage_index, state.stage_step = done
-        checkpoint = self._checkpoint(state, *(resumable or (None, None, None)))
-        state.stage_index, state.stage_step = here
+        position = replace(state, stage_index=done[0], stage_step=done[1])
+        checkpoint = self._checkpoint(position, *(resumable or (None, None, None)))
         self._save(self.latest_path, checkpoint)
         if improved and self.best_path is not None:
             self._save(self.best_path, checkpoint)

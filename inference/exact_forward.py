@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from core.hardware import device_has_room
 from inference.banded import banded_forward
 
 LIVE_MAPS = 6  # feature maps alive at once in a whole-image RCAB pass (input, conv1, conv2, skip, slack)
@@ -27,10 +28,7 @@ def whole_image_bytes(model: nn.Module, x: Tensor) -> int:
 
 
 def fits_whole(model: nn.Module, x: Tensor) -> bool:
-    if x.device.type != "cuda":
-        return False
-    free, _total = torch.cuda.mem_get_info(x.device)
-    return whole_image_bytes(model, x) <= GPU_SHARE * free
+    return device_has_room(x.device, whole_image_bytes(model, x), share=GPU_SHARE)
 
 
 @torch.inference_mode()

@@ -18,11 +18,7 @@ from core.hardware import device_has_room
 from core.runs import run_lock_of_all_ranks, update_results
 from core.settings import RunContext
 from data.io import to_float
-from data.paired import (
-    PairedImages,
-    PatchSampler,
-    load_pairs,
-)
+from data.paired import PairedImages, PatchSampler, decoded_on, load_pairs, peak
 from data.splits import hold_out
 from engine.losses import make_loss
 from engine.plots import plot_curves, plot_phases
@@ -89,17 +85,16 @@ def mean_psnr(net: torch.nn.Module, images: PairedImages, device: torch.device) 
     """Mean RGB PSNR, no shave: the same-size validation score that selects checkpoints. Images go to the
     device as decoded (8/16-bit); the network runs whole where it fits on a GPU, else in exact bands; the
     PSNR is computed there (float64), and the host reads one number."""
+    net.to(device)
     with torch.inference_mode():
-        scores = [psnr_per_image(exact_forward(net.to(device), as_tensor(lr, device)).clamp_(0.0, 1.0),
+        scores = [psnr_per_image(exact_forward(net, as_tensor(lr, device)).clamp_(0.0, 1.0),
                                  as_tensor(hr, device), space="rgb", shave=0) for lr, hr in images.arrays]
         return float(torch.cat(scores).mean())
 
 
 def as_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     """A decoded HxWx3 uint8/uint16 image as a 1x3xHxW float32 tensor in [0, 1] on ``device``."""
-    peak = float(np.iinfo(image.dtype).max) if image.dtype.kind in "ui" else 1.0
-    raw = image.astype(np.int32) if image.dtype == np.uint16 else image
-    return torch.from_numpy(np.ascontiguousarray(raw.transpose(2, 0, 1))).to(device)[None].float() / peak
+    return decoded_on(image, device)[None].float() / peak(image)
 
 
 def preview_crop(model: torch.nn.Module, pair: tuple[np.ndarray, np.ndarray],
