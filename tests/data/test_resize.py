@@ -84,3 +84,27 @@ def test_shapes_dtype_and_identity():
     np.testing.assert_allclose(imresize(img, 1.0), img, atol=1e-6)
     with pytest.raises(TypeError):
         imresize(np.zeros((4, 4), np.uint8), 2)
+
+
+@pytest.mark.parametrize(("scale", "size", "out"), [(3, (34, 29), None), (3, (34, 29), (100, 86)), (2, (4, 3), None),
+                                                    (1 / 3, (90, 111), (30, 37)), (1 / 4, (9, 7), (2, 1)),
+                                                    (4, (2, 3), None), (1 / 2, (37, 41), (18, 20))])
+def test_integer_factors_take_the_strided_path_and_equal_the_numpy_resize(scale, size, out) -> None:
+    """x2/x3/x4 and their inverses: the tensor path sums strided views (no gather per tap); borders mirror
+    as MATLAB's, also where the image is smaller than the kernel and outputs are not a multiple of the factor."""
+    torch = pytest.importorskip("torch")
+    from data import resize
+
+    image = np.random.default_rng(1).random((*size, 3)).astype(np.float32)
+    expected = imresize(image, scale=scale, output_shape=out)
+    lengths = zip(size, expected.shape[:2], strict=True)
+    assert all(resize._periodic_cached(n, m, float(scale)) is not None for n, m in lengths)
+    got = imresize(torch.from_numpy(image).permute(2, 0, 1)[None], scale=scale, output_shape=out)
+    np.testing.assert_allclose(got[0].permute(1, 2, 0).numpy(), expected, atol=1e-6, rtol=0)
+
+
+def test_other_factors_are_not_taken_for_periodic() -> None:
+    from data import resize
+
+    assert resize._periodic_cached(40, 100, 2.5) is None
+    assert resize._periodic_cached(40, 27, 2 / 3) is None

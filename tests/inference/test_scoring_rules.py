@@ -53,4 +53,5 @@ def test_scaled_sets_shave_scale_pixels_for_the_model_and_for_bicubic(monkeypatc
     assert scores["model"]["psnr_y_noshave"] < 30
     expected = np.mean([psnr(np.clip(imresize(bicubic_downscale(hr, SCALE), scale=SCALE), 0, 1), hr, space="y",
                              shave=SCALE) for hr in (modcrop(to_float(image), SCALE) for _name, image in hr_images)])
-    assert scores["bicubic"]["psnr_y"] == pytest.approx(expected, abs=1e-9)
+    # within float32 rounding: the tensor resize sums its taps in another order than the numpy one
+    assert scores["bicubic"]["psnr_y"] == pytest.approx(expected, abs=1e-6)
