@@ -12,6 +12,8 @@ Steps (each timed, each recorded even when it fails, the JSON rewritten after ev
   espcn_fps    ESPCN x3 640x360 -> 1080p frames/s: fp32, fp16, compiled (inference.fast_espcn)
   banded       exact banded inference against whole-image, with TF32 on and off
   precision    Y PSNR of fp16/bf16 inference against fp32 with the shipped x3 weights
+  eval_speed   `espcn.py eval`'s scoring on the device against the network's forward passes alone
+               (Set5 + Set14 when SR_DATA has them), bicubic rows cached (warm) and not (cold)
 Writes gpu_check.json and gpu_check.md into --out. Runs with any interpreter that has torch (2.11+),
 numpy and scikit-image; it needs neither PyAV nor this project's virtual environment.
 """
@@ -284,8 +286,34 @@ def precision(check: Check) -> dict[str, Any]:
     return result
 
 
+def eval_speed(check: Check) -> dict[str, Any]:
+    from data.color import rgb_to_y
+    from inference.fast_espcn import FastESPCN
+    from inference.scoring import BaselineCache, prepare_hr, score_scaled_images
+
+    net = ESPCN(3, 1)
+    net.load_state_dict(load_checkpoint(REPO / "weights" / "espcn_x3_y.pt")["model"])
+    model = FastESPCN(net.to(check.device).eval(), device=check.device)
+    names = ["Set5", "Set14"] if check.data_root is not None and (check.data_root / "Set14").is_dir() else []
+    sets = [load_named_set(check.data_root, name) for name in names] or [bundled_photos("test")]
+    lr_y = [rgb_to_y(prepare_hr(image, 3, check.device)[1]) for images in sets for _, image in images]
+    warm = BaselineCache()
+
+    def score(cache: BaselineCache) -> None:
+        for images in sets:
+            score_scaled_images(model, images, scale=3, channels=1, device=check.device, cache=cache)
+
+    repeats = 1 if check.dry_run else 3
+    seconds = {"network": check.median_seconds(lambda: [model(y) for y in lr_y], repeats),
+               "score_warm": check.median_seconds(lambda: score(warm), repeats),
+               "score_cold": check.median_seconds(lambda: score(BaselineCache()), repeats, warmup=1)}
+    ratios = {name: round(value / seconds["network"], 2) for name, value in seconds.items() if name != "network"}
+    return {"ok": True, "sets": names or ["bundled test photos"], "seconds": seconds,
+            "score_over_network": ratios, "target_3x_met": ratios["score_warm"] <= 3}
+
+
 STEPS = {"phases": phases, "devices": devices, "block_step": block_step, "espcn_epoch": espcn_epoch,
-         "espcn_fps": espcn_fps, "banded": banded, "precision": precision}
+         "espcn_fps": espcn_fps, "banded": banded, "precision": precision, "eval_speed": eval_speed}
 
 
 # ------------------------------------------------------------------------------------------- report
@@ -305,7 +333,8 @@ def targets(steps: dict[str, Any]) -> dict[str, Any]:
             "ESPCN 1080p x3 >= 300 frames/s": fps.get("best_frames_per_s"),
             "fp16/bf16 inference within 0.01 dB of fp32": precision_diff,
             "banded vs whole, TF32 off, <= 1e-5": bands.get("tf32_off", {}).get("max_abs_banded_vs_whole"),
-            "banded vs whole, TF32 on": bands.get("tf32_on", {}).get("max_abs_banded_vs_whole")}
+            "banded vs whole, TF32 on": bands.get("tf32_on", {}).get("max_abs_banded_vs_whole"),
+            "eval scoring <= 3x the network (warm, cold)": steps.get("eval_speed", {}).get("score_over_network")}
 
 
 def markdown(report: dict[str, Any]) -> str:

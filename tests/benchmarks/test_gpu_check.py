@@ -16,7 +16,8 @@ def test_gpu_check_dry_run_runs_every_step(tmp_path: Path):
     failed = {name: step.get("error") or step for name, step in report["steps"].items() if not step.get("ok")}
     assert not failed and done.returncode == 0, failed or done.stderr[-2000:]
     assert set(report["steps"]) == {"phases", "devices", "block_step", "espcn_epoch", "espcn_fps", "banded",
-                                    "precision"}
+                                    "precision", "eval_speed"}
+    assert set(report["steps"]["eval_speed"]["score_over_network"]) == {"score_warm", "score_cold"}
     assert report["steps"]["devices"]["final_step"] == 12
     assert report["steps"]["phases"]["phases_in_results"] == ["phase1", "phase2", "phase3", "phase4"]
     assert "fp32 eager" in report["steps"]["block_step"]["variants"]
