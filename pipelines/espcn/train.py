@@ -15,9 +15,7 @@ from core.dist import DistInfo, cleanup, init_distributed
 from core.errors import UserError
 from core.hardware import device_has_room
 from core.runs import append_results_row, run_lock_of_all_ranks, update_results, write_json
-from core.settings import (
-    RunContext,
-)
+from core.settings import RunContext
 from data.degrade import modcrop
 from data.io import to_float
 from data.samplers import EpochSampler
@@ -108,23 +106,11 @@ def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: t
            targets: torch.Tensor) -> None:
     settings, run_dir = ctx.settings, ctx.out
     train_images, val_images, eval_sets = images
-    if settings["SUBIMAGE_OFFSETS"] == "random":
-        sampler = random_subimage_sampler(train_images, settings, ctx.seed, examples_per_epoch=len(inputs))
-    else:
-        sampler = EpochSampler(inputs, targets, settings["BATCH_SIZE"], ctx.seed)
-    if device_has_room(device, inputs.nbytes + targets.nbytes):
-        sampler.to(device)  # the sub-images live on the GPU: a step gathers its batch there
+    sampler = _sampler(ctx, train_images, inputs, targets, device)
     torch.manual_seed(ctx.seed)
     net = ESPCN(settings["SCALE"], settings["CHANNELS"], tuple(settings["FEATURES"])).to(device)
     if dist_info.is_main:
-        write_json(run_dir / "settings.json", {**settings, "seed": ctx.seed, "data": str(ctx.data_root),
-                                               "command": " ".join(["python", *sys.argv]),
-                                               "device": str(device), "world_size": dist_info.world_size,
-                                               "train_images": len(train_images),
-                                               "val_images": [name for name, _ in val_images],
-                                               "subimages": len(inputs)})
-        print(f"{len(inputs)} sub-images from {len(train_images)} images, {len(val_images)} held out "
-              f"for validation, {sampler.steps_per_epoch} steps per epoch", flush=True)
+        _record_settings(ctx, dist_info, device, train_images, val_images, len(inputs), sampler.steps_per_epoch)
     total = settings["EPOCHS"] * sampler.steps_per_epoch
     trainer = Trainer(
         net, [make_stage(settings, total, sampler.steps_per_epoch)], sampler.batch,
@@ -139,26 +125,54 @@ def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: t
     started = time.perf_counter()
     result = trainer.fit(resume=ctx.resume)
     if dist_info.is_main:
-        state = load_checkpoint(run_dir / "best.pt")
-        load_weights(net, state, run_dir / "best.pt")
-        metrics = {name: score_scaled_set(net, images, scale=settings["SCALE"],
-                                          channels=settings["CHANNELS"], device=device,
-                                          tile=settings["EVAL_TILE"])
-                   for name, images in eval_sets.items()}
-        results = update_results(run_dir, {
-            "metrics": metrics,
-            "protocol": protocol_text(settings["SCALE"]),
-            "checkpoint": "best.pt",
-            "best_epoch": state["step"] / sampler.steps_per_epoch,
+        _score_best(ctx, net, eval_sets, device, {
             "best_val_psnr_y": result.best,
             "epochs_run": result.step / sampler.steps_per_epoch,
             "stopped_early": result.stopped_early,
             "train_seconds": round(time.perf_counter() - started, 1),
-        })
-        plot_curves(run_dir / "log.csv", run_dir / "curves.png", x="epoch",
-                    title=f"ESPCN x{settings['SCALE']}")
-        append_results_row(run_dir.parent / "results.csv", sweep_row(run_dir, settings, ctx.seed, results))
-        print(metrics_table(metrics))
+        }, sampler.steps_per_epoch)
+
+
+def _sampler(ctx: RunContext, train_images, inputs: torch.Tensor, targets: torch.Tensor, device: torch.device):
+    """The grid's sub-images in shuffled epochs, or random offsets with as many examples per epoch; on the
+    device when they fit there (a step then gathers its batch without a host copy)."""
+    settings = ctx.settings
+    if settings["SUBIMAGE_OFFSETS"] == "random":
+        sampler = random_subimage_sampler(train_images, settings, ctx.seed, examples_per_epoch=len(inputs))
+    else:
+        sampler = EpochSampler(inputs, targets, settings["BATCH_SIZE"], ctx.seed)
+    if device_has_room(device, inputs.nbytes + targets.nbytes):
+        sampler.to(device)
+    return sampler
+
+
+def _record_settings(ctx: RunContext, dist_info: DistInfo, device: torch.device, train_images, val_images,
+                     subimages: int, steps_per_epoch: int) -> None:
+    write_json(ctx.out / "settings.json", {**ctx.settings, "seed": ctx.seed, "data": str(ctx.data_root),
+                                           "command": " ".join(["python", *sys.argv]),
+                                           "device": str(device), "world_size": dist_info.world_size,
+                                           "train_images": len(train_images),
+                                           "val_images": [name for name, _ in val_images],
+                                           "subimages": subimages})
+    print(f"{subimages} sub-images from {len(train_images)} images, {len(val_images)} held out "
+          f"for validation, {steps_per_epoch} steps per epoch", flush=True)
+
+
+def _score_best(ctx: RunContext, net: ESPCN, eval_sets: dict, device: torch.device, training: dict[str, Any],
+                steps_per_epoch: int) -> None:
+    """best.pt scored on the EVAL_SETS, into results.json, the sweep's results.csv and the printed table."""
+    settings, run_dir = ctx.settings, ctx.out
+    state = load_checkpoint(run_dir / "best.pt")
+    load_weights(net, state, run_dir / "best.pt")
+    metrics = {name: score_scaled_set(net, images, scale=settings["SCALE"], channels=settings["CHANNELS"],
+                                      device=device, tile=settings["EVAL_TILE"])
+               for name, images in eval_sets.items()}
+    results = update_results(run_dir, {"metrics": metrics, "protocol": protocol_text(settings["SCALE"]),
+                                       "checkpoint": "best.pt", "best_epoch": state["step"] / steps_per_epoch,
+                                       **training})
+    plot_curves(run_dir / "log.csv", run_dir / "curves.png", x="epoch", title=f"ESPCN x{settings['SCALE']}")
+    append_results_row(run_dir.parent / "results.csv", sweep_row(run_dir, settings, ctx.seed, results))
+    print(metrics_table(metrics))
 
 
 def sweep_row(run_dir: Path, settings: dict[str, Any], seed: int, results: dict[str, Any]) -> dict[str, Any]:
