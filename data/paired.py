@@ -7,7 +7,7 @@ Pairs are matched by name, never by sorted index, so one missing or extra file i
 instead of a silent misalignment.
 
 The phased training regenerates the LR side: ``<run>/LR_<i>/<split>/<name>.png`` (split ``train`` or
-``test``, ``name`` the pair name without ``_HR``, e.g. ``LR_1/train/Canon_001.png``), see ``lr_stage_dir``.
+``test``, ``name`` the pair name without ``_HR``, e.g. ``LR_1/train/Canon_001.png``), see ``lr_level_dir``.
 """
 from __future__ import annotations
 
@@ -62,9 +62,9 @@ def find_realsr_root(root: str | os.PathLike, camera: str = "Canon", scale: int 
                     f"{camera}_001_LR{scale}.png, ...); {how}")
 
 
-def lr_stage_dir(run_dir: str | os.PathLike, stage: int, split: str) -> Path:
-    """Where phase ``stage`` writes its regenerated LR images: ``<run_dir>/LR_<stage>/<train|test>``."""
-    return Path(run_dir) / f"LR_{stage}" / split.lower()
+def lr_level_dir(run_dir: str | os.PathLike, level: int, split: str) -> Path:
+    """Where LR level ``level`` (N_level's outputs) is written: ``<run_dir>/LR_<level>/<train|test>``."""
+    return Path(run_dir) / f"LR_{level}" / split.lower()
 
 
 def find_realsr_pairs(

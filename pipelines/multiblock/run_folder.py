@@ -12,7 +12,7 @@ from core.runs import read_json, write_json
 from core.settings import RunContext
 from data.paired import (
     find_realsr_pairs,
-    lr_stage_dir,
+    lr_level_dir,
     pairs_with_lr_folder,
 )
 from models.rcan import Block
@@ -72,30 +72,30 @@ def save_run_record(run_dir: Path, record: dict[str, Any]) -> None:
         write_record(run_dir, record)
 
 
-def stage_inputs(ctx: RunContext, stage: int, split: str, needed_by: str):
-    """Pairs whose LR side is LR_<stage> (stage 0: the dataset's LR), checked to be complete and current."""
+def level_inputs(ctx: RunContext, level: int, split: str, needed_by: str):
+    """Pairs whose LR side is LR_<level> (level 0: the dataset's LR), checked to be complete and current."""
     pairs = realsr_pairs(ctx, split)
-    if stage == 0:
+    if level == 0:
         return pairs
-    require_lr_folder(ctx.out, stage, needed_by)
-    return pairs_with_lr_folder(pairs, lr_stage_dir(ctx.out, stage, split))
+    require_lr_folder(ctx.out, level, needed_by)
+    return pairs_with_lr_folder(pairs, lr_level_dir(ctx.out, level, split))
 
 
-def require_lr_folder(run_dir: Path, stage: int, needed_by: str) -> None:
-    """LR_<stage>/ complete, made by the current N<stage>.pt, for the run recorded in run.json."""
-    weights = run_dir / f"N{stage}.pt"
-    manifest = read_json(run_dir / f"LR_{stage}" / "manifest.json")
-    first = " and ".join(dict.fromkeys([TRAIN_SCRIPT[stage], REGEN_SCRIPT[stage]]))
+def require_lr_folder(run_dir: Path, level: int, needed_by: str) -> None:
+    """LR_<level>/ complete, made by the current N<level>.pt, for the run recorded in run.json."""
+    weights = run_dir / f"N{level}.pt"
+    manifest = read_json(run_dir / f"LR_{level}" / "manifest.json")
+    first = " and ".join(dict.fromkeys([TRAIN_SCRIPT[level], REGEN_SCRIPT[level]]))
     if not weights.exists():
-        raise UserError(f"{needed_by} needs {weights} and LR_{stage}/ in {run_dir}; run {first} first "
+        raise UserError(f"{needed_by} needs {weights} and LR_{level}/ in {run_dir}; run {first} first "
                         f"with the same --out")
     if not manifest.get("complete"):
-        raise UserError(f"{needed_by} needs a complete LR_{stage}/ in {run_dir}; run {REGEN_SCRIPT[stage]} "
+        raise UserError(f"{needed_by} needs a complete LR_{level}/ in {run_dir}; run {REGEN_SCRIPT[level]} "
                         "first with the same --out")
     if manifest.get("checkpoint_sha256") != sha256(weights):
-        raise UserError(f"LR_{stage}/ in {run_dir} was made by an older N{stage}.pt; rerun "
-                        f"{REGEN_SCRIPT[stage]} to regenerate it")
-    check_recorded_with(run_dir / f"LR_{stage}" / "manifest.json", manifest, read_record(run_dir), run_dir)
+        raise UserError(f"LR_{level}/ in {run_dir} was made by an older N{level}.pt; rerun "
+                        f"{REGEN_SCRIPT[level]} to regenerate it")
+    check_recorded_with(run_dir / f"LR_{level}" / "manifest.json", manifest, read_record(run_dir), run_dir)
 
 
 def check_choices(settings: dict[str, Any]) -> None:

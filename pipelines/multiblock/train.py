@@ -37,11 +37,11 @@ from pipelines.multiblock.run_folder import (
     TRAIN_SCRIPT,
     block_kwargs,
     check_choices,
+    level_inputs,
     realsr_pairs,
     require_lr_folder,
     run_record,
     save_run_record,
-    stage_inputs,
     test_set_name,
     write_settings,
 )
@@ -158,8 +158,8 @@ class PhaseImages:
 
 
 def load_phase_images(ctx: RunContext, job: NetworkJob) -> PhaseImages:
-    train = load_pairs(stage_inputs(ctx, job.lr_level, "train", job.script))
-    test = load_pairs(stage_inputs(ctx, job.lr_level, "test", job.script))
+    train = load_pairs(level_inputs(ctx, job.lr_level, "train", job.script))
+    test = load_pairs(level_inputs(ctx, job.lr_level, "test", job.script))
     raw_test = load_pairs(realsr_pairs(ctx, "test")) if job.lr_level > 0 else test
     train, val = split_validation(train, ctx.settings, ctx.seed)
     return PhaseImages(train, val if val is not None else test, test, raw_test)

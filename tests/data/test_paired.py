@@ -16,7 +16,7 @@ from data.paired import (
     PatchSampler,
     find_realsr_pairs,
     load_pairs,
-    lr_stage_dir,
+    lr_level_dir,
     pairs_with_lr_folder,
 )
 
@@ -99,7 +99,7 @@ def test_size_mismatch_names_file_and_sizes(tmp_path: Path) -> None:
 def test_lr_folder_replaces_lr_side(tmp_path: Path) -> None:
     make_realsr(tmp_path, ["Canon_001", "Canon_002"])
     pairs = find_realsr_pairs(tmp_path)
-    lr_dir = lr_stage_dir(tmp_path / "run", 1, "Train")
+    lr_dir = lr_level_dir(tmp_path / "run", 1, "Train")
     assert lr_dir == tmp_path / "run" / "LR_1" / "train"
     with pytest.raises(UserError, match=r"LR folder not found: .*LR_1"):
         pairs_with_lr_folder(pairs, lr_dir)
