@@ -1,4 +1,5 @@
-"""ESPCN training examples: sub-images of every training image (and its 8 rotations/flips when AUGMENT)."""
+"""ESPCN training examples: sub-images of every training image, of its copies downscaled by HR_SCALES, and of
+the 8 rotations/flips of each when AUGMENT."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,6 +9,7 @@ import torch
 
 from core.errors import UserError
 from data.degrade import modcrop
+from data.resize import imresize
 from data.samplers import RandomSubimageSampler
 from data.subimages import extract_subimages
 from pipelines.espcn.common import degrade_fn, model_space
@@ -18,13 +20,21 @@ def dihedral_variants(image: np.ndarray) -> list[np.ndarray]:
             for k in range(4)]
 
 
+def training_images(image: np.ndarray, settings: dict[str, Any]) -> list[np.ndarray]:
+    """One training image in the model's colour space: as it is, each HR_SCALES copy (MATLAB bicubic, the
+    same antialiased kernel as the degradation), and the 8 rotations/flips of each when AUGMENT."""
+    hr = model_space(image, settings["CHANNELS"])
+    scaled = [hr] + [imresize(hr, factor) for factor in settings["HR_SCALES"]
+                     if min(hr.shape[:2]) * factor >= settings["SUBIMAGE"] * settings["SCALE"]]
+    return [variant for copy in scaled for variant in (dihedral_variants(copy) if settings["AUGMENT"] else [copy])]
+
+
 def build_subimages(images, settings: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    scale, channels = settings["SCALE"], settings["CHANNELS"]
+    scale = settings["SCALE"]
     degrade = degrade_fn(settings)
     inputs, targets = [], []
     for _name, image in images:
-        hr = model_space(image, channels)
-        for variant in dihedral_variants(hr) if settings["AUGMENT"] else [hr]:
+        for variant in training_images(image, settings):
             lr, target = extract_subimages(variant, scale, size=settings["SUBIMAGE"],
                                            stride=settings["STRIDE"] * scale, degrade=degrade)
             inputs.append(lr)
@@ -39,12 +49,11 @@ def random_subimage_sampler(images, settings: dict[str, Any], seed: int,
                             examples_per_epoch: int) -> RandomSubimageSampler:
     """SUBIMAGE_OFFSETS=random: whole degraded images (and their 8 rotations/flips when AUGMENT), cropped at
     random offsets for every batch; an epoch has as many examples as the grid would give."""
-    scale, channels = settings["SCALE"], settings["CHANNELS"]
+    scale = settings["SCALE"]
     degrade = degrade_fn(settings)
     pairs = []
     for _name, image in images:
-        hr = model_space(image, channels)
-        for variant in dihedral_variants(hr) if settings["AUGMENT"] else [hr]:
+        for variant in training_images(image, settings):
             high = modcrop(variant, scale)
             low = np.asarray(degrade(high, scale), dtype=np.float32)
             pairs.append((torch.from_numpy(np.ascontiguousarray(low.transpose(2, 0, 1))),
