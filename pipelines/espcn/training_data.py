@@ -1,5 +1,5 @@
-"""ESPCN training examples: sub-images of every training image, of its copies downscaled by HR_SCALES, and of
-the 8 rotations/flips of each when AUGMENT."""
+"""ESPCN training examples: sub-images of every training image at each of HR_SCALES, and of the 8
+rotations/flips of each when AUGMENT."""
 from __future__ import annotations
 
 from typing import Any
@@ -21,12 +21,16 @@ def dihedral_variants(image: np.ndarray) -> list[np.ndarray]:
 
 
 def training_images(image: np.ndarray, settings: dict[str, Any]) -> list[np.ndarray]:
-    """One training image in the model's colour space: as it is, each HR_SCALES copy (MATLAB bicubic, the
-    same antialiased kernel as the degradation), and the 8 rotations/flips of each when AUGMENT."""
+    """One training image in the model's colour space at each of HR_SCALES (MATLAB bicubic, the degradation's
+    antialiased kernel; copies smaller than one sub-image skipped), and the 8 rotations/flips of each when
+    AUGMENT."""
+    factors = settings["HR_SCALES"]
+    if not factors or not all(0 < f <= 1 for f in factors):
+        raise UserError(f"HR_SCALES={','.join(map(str, factors))}: expected factors in (0, 1], e.g. 1.0,0.9,0.8")
     hr = model_space(image, settings["CHANNELS"])
-    scaled = [hr] + [imresize(hr, factor) for factor in settings["HR_SCALES"]
-                     if min(hr.shape[:2]) * factor >= settings["SUBIMAGE"] * settings["SCALE"]]
-    return [variant for copy in scaled for variant in (dihedral_variants(copy) if settings["AUGMENT"] else [copy])]
+    smallest = settings["SUBIMAGE"] * settings["SCALE"]
+    copies = [hr if f == 1 else imresize(hr, f) for f in factors if min(hr.shape[:2]) * f >= smallest]
+    return [variant for copy in copies for variant in (dihedral_variants(copy) if settings["AUGMENT"] else [copy])]
 
 
 def build_subimages(images, settings: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import skimage.data
 
 import espcn
+from core.errors import UserError
 from data.resize import imresize
 from pipelines.espcn.common import model_space
 from pipelines.espcn.training_data import build_subimages, training_images
@@ -14,7 +16,7 @@ IMAGE = skimage.data.astronaut()[:200, :150]
 
 
 def test_hr_scales_add_downscaled_copies_too_small_ones_skipped() -> None:
-    settings = {**SETTINGS, "AUGMENT": False, "HR_SCALES": [0.9, 0.6, 0.2]}  # 0.2: 30 px < one 51 px sub-image
+    settings = {**SETTINGS, "AUGMENT": False, "HR_SCALES": [1.0, 0.9, 0.6, 0.2]}  # 0.2: 30 px < one 51 px sub-image
     copies = training_images(IMAGE, settings)
     assert [c.shape for c in copies] == [(200, 150, 1), (180, 135, 1), (120, 90, 1)]
     np.testing.assert_array_equal(copies[1], imresize(model_space(IMAGE, 1), 0.9))
@@ -26,9 +28,15 @@ def grid_count(height: int, width: int) -> int:
 
 
 def test_every_copy_is_augmented_and_cut_into_subimages() -> None:
-    settings = {**SETTINGS, "AUGMENT": True, "HR_SCALES": [0.8]}
+    settings = {**SETTINGS, "AUGMENT": True, "HR_SCALES": [1.0, 0.8]}
     assert len(training_images(IMAGE, settings)) == 16
-    plain, _ = build_subimages([("a", IMAGE)], {**settings, "HR_SCALES": []})
+    plain, _ = build_subimages([("a", IMAGE)], {**settings, "HR_SCALES": [1.0]})
     more, targets = build_subimages([("a", IMAGE)], settings)
     assert len(more) - len(plain) == 4 * (grid_count(160, 120) + grid_count(120, 160))
     assert more.shape[1:] == (1, 17, 17) and targets.shape[0] == len(more)
+
+
+def test_hr_scales_outside_zero_to_one_are_refused_in_one_line() -> None:
+    for factors in ([1.0, 1.5], [], [0.0]):
+        with pytest.raises(UserError, match="HR_SCALES"):
+            training_images(IMAGE, {**SETTINGS, "HR_SCALES": factors})
