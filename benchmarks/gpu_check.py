@@ -257,12 +257,9 @@ def precision(check: Check) -> dict[str, Any]:
     from data.degrade import bicubic_downscale, modcrop
     from data.io import to_float
     from inference.metrics import psnr
+    from pipelines.espcn.common import DEFAULT_WEIGHTS, load_espcn
 
-    weights = REPO / "weights" / "espcn_x3_y.pt"
-    state = load_checkpoint(weights)
-    net = ESPCN(3, 1, tuple(state["meta"]["features"]))
-    net.load_state_dict(state["model"])
-    net = net.to(check.device).eval()
+    net = load_espcn(DEFAULT_WEIGHTS, check.device)
     has_set5 = check.data_root is not None and (check.data_root / "Set5").is_dir()
     images = load_named_set(check.data_root, "Set5") if has_set5 else bundled_photos("test")
     dtypes = {"fp32": None, "bf16": torch.bfloat16}
@@ -290,10 +287,9 @@ def eval_speed(check: Check) -> dict[str, Any]:
     from data.color import rgb_to_y
     from inference.fast_espcn import FastESPCN
     from inference.scoring import BaselineCache, prepare_hr, score_scaled_images
+    from pipelines.espcn.common import DEFAULT_WEIGHTS, load_espcn
 
-    net = ESPCN(3, 1)
-    net.load_state_dict(load_checkpoint(REPO / "weights" / "espcn_x3_y.pt")["model"])
-    model = FastESPCN(net.to(check.device).eval(), device=check.device)
+    model = FastESPCN(load_espcn(DEFAULT_WEIGHTS, check.device), device=check.device)
     names = ["Set5", "Set14"] if check.data_root is not None and (check.data_root / "Set14").is_dir() else []
     sets = [load_named_set(check.data_root, name) for name in names] or [bundled_photos("test")]
     lr_y = [rgb_to_y(prepare_hr(image, 3, check.device)[1]) for images in sets for _, image in images]

@@ -17,9 +17,9 @@ K1 = 0.01, K2 = 0.03, 'valid' filtering, mean of the map, channel means averaged
 Precision: everything is float64, as the scipy reference this replaced (``tests/inference/metrics_reference.py``,
 equal within 1e-9 in the tests). SSIM's variances are differences of nearly equal filtered maps: float32
 filtering was up to 1.3e-5 off (Set14's ppt3 enlarged 2x; 3.7e-6 after subtracting each image's mean;
-the budget is 1e-6); float32 for the difference
-a - b only is 1.2e-9 off on SR outputs but not on every input (2.9e-6 for an image 0.2 brighter than its
-reference), so it is not used. docs/benchmarks.md lists what was tried.
+the budget is 1e-6); float32 for the difference a - b only is 1.2e-9 off on SR outputs but not on every
+input (2.9e-6 for an image 0.2 brighter than its reference), so it is not used. docs/benchmarks.md lists
+what was tried.
 """
 from __future__ import annotations
 
