@@ -31,7 +31,7 @@ from inference.metrics import psnr
 from inference.scoring import score_scaled_set
 from inference.whole_image import super_resolve
 from models.espcn import ESPCN, PreshuffledView, espcn_param_groups
-from pipelines.espcn.common import ARCH, degrade_fn, load_set, protocol_text
+from pipelines.espcn.common import ARCH, degrade_fn, espcn_architecture, load_espcn, load_set, protocol_text
 from pipelines.espcn.training_data import build_subimages, random_subimage_sampler
 
 
@@ -92,23 +92,42 @@ def train(ctx: RunContext) -> None:
     if settings["SUBIMAGE_OFFSETS"] not in ("grid", "random"):
         raise UserError(f"SUBIMAGE_OFFSETS={settings['SUBIMAGE_OFFSETS']!r}: expected grid or random")
     inputs, targets = build_subimages(train_images, settings)
+    start = initial_weights(settings)
     latest = ctx.out / "latest.pt"
     # Only now, with the inputs checked, is anything written, and only by the run holding the folder.
     with run_lock_of_all_ranks(ctx.out, dist_info), keeps_checkpoint(latest):
         if latest.exists() and not ctx.resume:  # before settings.json is touched
             raise UserError(f"{latest} already holds a run at iteration {load_checkpoint(latest).get('step', '?')}; "
                             "pass --resume to continue it, or choose another --out")
-        _train(ctx, dist_info, device, (train_images, val_images, eval_sets), inputs, targets)
+        _train(ctx, dist_info, device, (train_images, val_images, eval_sets), inputs, targets, start)
     cleanup(dist_info)
 
 
+def initial_weights(settings: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+    """INIT_WEIGHTS as a state dict for the network the settings describe (None: random initialisation).
+    A file holding another architecture is refused here, before the run folder is touched."""
+    if not settings["INIT_WEIGHTS"]:
+        return None
+    path = Path(settings["INIT_WEIGHTS"]).expanduser()
+    if not path.is_file():
+        raise UserError(f"INIT_WEIGHTS={settings['INIT_WEIGHTS']}: no such file")
+    net = load_espcn(path, torch.device("cpu"), settings)
+    wanted = {"scale": settings["SCALE"], "channels": settings["CHANNELS"], "features": list(settings["FEATURES"])}
+    found = {key: value for key, value in espcn_architecture(net).items() if key in wanted}
+    if found != wanted:
+        raise UserError(f"INIT_WEIGHTS={path} holds an ESPCN with {found}; the settings ask for {wanted}")
+    return net.state_dict()
+
+
 def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: tuple, inputs: torch.Tensor,
-           targets: torch.Tensor) -> None:
+           targets: torch.Tensor, start: dict[str, torch.Tensor] | None) -> None:
     settings, run_dir = ctx.settings, ctx.out
     train_images, val_images, eval_sets = images
     sampler = _sampler(ctx, train_images, inputs, targets, device)
     torch.manual_seed(ctx.seed)
     net = ESPCN(settings["SCALE"], settings["CHANNELS"], tuple(settings["FEATURES"])).to(device)
+    if start is not None:
+        net.load_state_dict(start)
     if dist_info.is_main:
         _record_settings(ctx, dist_info, device, train_images, val_images, len(inputs), sampler.steps_per_epoch)
     total = settings["EPOCHS"] * sampler.steps_per_epoch

@@ -126,3 +126,29 @@ def test_weights_of_another_architecture_are_refused(tmp_path: Path):
     assert result.stderr.strip().splitlines() == [
         f"error: checkpoint {tmp_path / 'block.pt'} has arch='multiblock-block' but this run needs "
         "arch='espcn'; pass a matching checkpoint or change the settings"]
+
+
+def test_init_weights_fine_tunes_from_a_trained_network(trained: Path, tmp_path: Path):
+    """INIT_WEIGHTS=best.pt with a rate of zero leaves the weights as they were: the new run's first
+    validation equals the old run's best, and its best.pt holds the same tensors."""
+    import torch
+
+    run = tmp_path / "finetune"
+    load_script("espcn.py").main(["train", "--out", str(run), *TRAIN, "--set", "EPOCHS=1", "--set", "LR_START=0",
+                                  "--set", "LR_END=0", "--set", f"INIT_WEIGHTS={trained / 'best.pt'}"])
+    before = torch.load(trained / "best.pt", weights_only=True)["model"]
+    after = torch.load(run / "best.pt", weights_only=True)["model"]
+    assert all(torch.equal(before[key], after[key]) for key in before)
+    old = json.loads((trained / "results.json").read_text())["best_val_psnr_y"]
+    assert json.loads((run / "results.json").read_text())["best_val_psnr_y"] == pytest.approx(old, abs=1e-6)
+    assert json.loads((run / "settings.json").read_text())["INIT_WEIGHTS"] == str(trained / "best.pt")
+
+
+def test_init_weights_of_another_shape_are_refused_before_writing(trained: Path, tmp_path: Path):
+    result = run_script("espcn.py", "train", "--out", str(tmp_path / "run"), *TRAIN, "--set", "SCALE=3",
+                        "--set", f"INIT_WEIGHTS={trained / 'best.pt'}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: INIT_WEIGHTS={trained / 'best.pt'} holds an ESPCN with {{'scale': 2, 'channels': 1, "
+        "'features': [64, 32]}; the settings ask for {'scale': 3, 'channels': 1, 'features': [64, 32]}"]
+    assert not (tmp_path / "run").exists()
