@@ -26,8 +26,13 @@ class EpochSampler:
                             "lower BATCH_SIZE or add training images")
         self.inputs, self.targets = inputs, targets
         self.batch_size, self.seed = batch_size, seed
+        self.examples_per_epoch = len(inputs)
         self.steps_per_epoch = len(inputs) // batch_size
         self._cached: tuple[int, Tensor] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return self.inputs.nbytes + self.targets.nbytes
 
     def to(self, device: torch.device) -> EpochSampler:
         """Keep the examples on ``device``; the batches stay the same (the permutation is drawn on the CPU)."""
@@ -75,10 +80,15 @@ class RandomSubimageSampler:
                             "lower BATCH_SIZE or add training images")
         self.pairs, self.size, self.scale = fitting, size, scale
         self.batch_size, self.seed = batch_size, seed
+        self.examples_per_epoch = examples_per_epoch
         self.steps_per_epoch = examples_per_epoch // batch_size
         offsets = torch.tensor([(lr.shape[1] - size + 1) * (lr.shape[2] - size + 1) for lr, _hr in fitting],
                                dtype=torch.float64)
         self._weights = (offsets / offsets.sum()).numpy()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(lr.nbytes + hr.nbytes for lr, hr in self.pairs)
 
     def to(self, device: torch.device) -> RandomSubimageSampler:
         self.pairs = [(lr.to(device), hr.to(device)) for lr, hr in self.pairs]

@@ -31,6 +31,13 @@ def paper_stride(size: int = 17, filters: tuple[int, ...] = PAPER_FILTERS) -> in
     return size - sum(f % 2 for f in filters)
 
 
+def grid_count(lr_height: int, lr_width: int, size: int, step: int) -> int:
+    """How many sub-images ``extract_subimages`` cuts from an LR image of this size (LR stride ``step``)."""
+    if min(lr_height, lr_width) < size:
+        return 0
+    return ((lr_height - size) // step + 1) * ((lr_width - size) // step + 1)
+
+
 def extract_subimages(
     hr: np.ndarray,
     scale: int,

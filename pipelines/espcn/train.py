@@ -18,7 +18,6 @@ from core.runs import append_results_row, run_lock_of_all_ranks, update_results,
 from core.settings import RunContext
 from data.degrade import modcrop
 from data.io import to_float
-from data.samplers import EpochSampler
 from data.splits import hold_out
 from engine.losses import make_loss
 from engine.plots import plot_curves
@@ -32,7 +31,7 @@ from inference.scoring import score_scaled_set
 from inference.whole_image import super_resolve
 from models.espcn import ESPCN, PreshuffledView, espcn_param_groups
 from pipelines.espcn.common import ARCH, degrade_fn, espcn_architecture, load_espcn, load_set, protocol_text
-from pipelines.espcn.training_data import build_subimages, random_subimage_sampler
+from pipelines.espcn.training_data import training_sampler
 
 
 def validation_psnr(net: ESPCN, images, settings: dict[str, Any], device: torch.device) -> float:
@@ -89,9 +88,7 @@ def train(ctx: RunContext) -> None:
     eval_sets = {name: load_set(ctx, name) for name in settings["EVAL_SETS"]}
     kept, held_out = hold_out(len(train_images), settings["VAL_FRACTION"], ctx.seed)
     train_images, val_images = [train_images[i] for i in kept], [train_images[i] for i in held_out]
-    if settings["SUBIMAGE_OFFSETS"] not in ("grid", "random"):
-        raise UserError(f"SUBIMAGE_OFFSETS={settings['SUBIMAGE_OFFSETS']!r}: expected grid or random")
-    inputs, targets = build_subimages(train_images, settings)
+    sampler = training_sampler(train_images, settings, ctx.seed)
     start = initial_weights(settings)
     latest = ctx.out / "latest.pt"
     # Only now, with the inputs checked, is anything written, and only by the run holding the folder.
@@ -99,7 +96,7 @@ def train(ctx: RunContext) -> None:
         if latest.exists() and not ctx.resume:  # before settings.json is touched
             raise UserError(f"{latest} already holds a run at iteration {load_checkpoint(latest).get('step', '?')}; "
                             "pass --resume to continue it, or choose another --out")
-        _train(ctx, dist_info, device, (train_images, val_images, eval_sets), inputs, targets, start)
+        _train(ctx, dist_info, device, (train_images, val_images, eval_sets), sampler, start)
     cleanup(dist_info)
 
 
@@ -119,17 +116,21 @@ def initial_weights(settings: dict[str, Any]) -> dict[str, torch.Tensor] | None:
     return net.state_dict()
 
 
-def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: tuple, inputs: torch.Tensor,
-           targets: torch.Tensor, start: dict[str, torch.Tensor] | None) -> None:
+def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: tuple, sampler,
+           start: dict[str, torch.Tensor] | None) -> None:
+    """``sampler``'s examples move to the device when they fit there (a step then gathers its batch without
+    a host copy)."""
     settings, run_dir = ctx.settings, ctx.out
     train_images, val_images, eval_sets = images
-    sampler = _sampler(ctx, train_images, inputs, targets, device)
+    if device_has_room(device, sampler.nbytes):
+        sampler.to(device)
     torch.manual_seed(ctx.seed)
     net = ESPCN(settings["SCALE"], settings["CHANNELS"], tuple(settings["FEATURES"])).to(device)
     if start is not None:
         net.load_state_dict(start)
     if dist_info.is_main:
-        _record_settings(ctx, dist_info, device, train_images, val_images, len(inputs), sampler.steps_per_epoch)
+        _record_settings(ctx, dist_info, device, train_images, val_images, sampler.examples_per_epoch,
+                         sampler.steps_per_epoch)
     total = settings["EPOCHS"] * sampler.steps_per_epoch
     trainer = Trainer(
         net, [make_stage(settings, total, sampler.steps_per_epoch)], sampler.batch,
@@ -150,19 +151,6 @@ def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: t
             "stopped_early": result.stopped_early,
             "train_seconds": round(time.perf_counter() - started, 1),
         }, sampler.steps_per_epoch)
-
-
-def _sampler(ctx: RunContext, train_images, inputs: torch.Tensor, targets: torch.Tensor, device: torch.device):
-    """The grid's sub-images in shuffled epochs, or random offsets with as many examples per epoch; on the
-    device when they fit there (a step then gathers its batch without a host copy)."""
-    settings = ctx.settings
-    if settings["SUBIMAGE_OFFSETS"] == "random":
-        sampler = random_subimage_sampler(train_images, settings, ctx.seed, examples_per_epoch=len(inputs))
-    else:
-        sampler = EpochSampler(inputs, targets, settings["BATCH_SIZE"], ctx.seed)
-    if device_has_room(device, inputs.nbytes + targets.nbytes):
-        sampler.to(device)
-    return sampler
 
 
 def _record_settings(ctx: RunContext, dist_info: DistInfo, device: torch.device, train_images, val_images,

@@ -1,5 +1,5 @@
 """ESPCN training examples: sub-images of every training image at each of HR_SCALES, and of the 8
-rotations/flips of each when AUGMENT."""
+rotations/flips of each when AUGMENT; on the paper's fixed grid or at random offsets."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,9 +10,18 @@ import torch
 from core.errors import UserError
 from data.degrade import modcrop
 from data.resize import imresize
-from data.samplers import RandomSubimageSampler
-from data.subimages import extract_subimages
+from data.samplers import EpochSampler, RandomSubimageSampler
+from data.subimages import extract_subimages, grid_count
 from pipelines.espcn.common import degrade_fn, model_space
+
+
+def check_training_data_settings(settings: dict[str, Any]) -> None:
+    """The settings of this module, checked once before any image is decoded."""
+    factors = settings["HR_SCALES"]
+    if not factors or not all(0 < f <= 1 for f in factors):
+        raise UserError(f"HR_SCALES={','.join(map(str, factors))}: expected factors in (0, 1], e.g. 1.0,0.9,0.8")
+    if settings["SUBIMAGE_OFFSETS"] not in ("grid", "random"):
+        raise UserError(f"SUBIMAGE_OFFSETS={settings['SUBIMAGE_OFFSETS']!r}: expected grid or random")
 
 
 def dihedral_variants(image: np.ndarray) -> list[np.ndarray]:
@@ -24,13 +33,18 @@ def training_images(image: np.ndarray, settings: dict[str, Any]) -> list[np.ndar
     """One training image in the model's colour space at each of HR_SCALES (MATLAB bicubic, the degradation's
     antialiased kernel; copies smaller than one sub-image skipped), and the 8 rotations/flips of each when
     AUGMENT."""
-    factors = settings["HR_SCALES"]
-    if not factors or not all(0 < f <= 1 for f in factors):
-        raise UserError(f"HR_SCALES={','.join(map(str, factors))}: expected factors in (0, 1], e.g. 1.0,0.9,0.8")
     hr = model_space(image, settings["CHANNELS"])
     smallest = settings["SUBIMAGE"] * settings["SCALE"]
-    copies = [hr if f == 1 else imresize(hr, f) for f in factors if min(hr.shape[:2]) * f >= smallest]
+    copies = [hr if f == 1 else imresize(hr, f) for f in settings["HR_SCALES"] if min(hr.shape[:2]) * f >= smallest]
     return [variant for copy in copies for variant in (dihedral_variants(copy) if settings["AUGMENT"] else [copy])]
+
+
+def training_sampler(images, settings: dict[str, Any], seed: int) -> EpochSampler | RandomSubimageSampler:
+    """The sampler SUBIMAGE_OFFSETS asks for, over every training image's variants."""
+    check_training_data_settings(settings)
+    if settings["SUBIMAGE_OFFSETS"] == "random":
+        return random_subimage_sampler(images, settings, seed)
+    return EpochSampler(*build_subimages(images, settings), settings["BATCH_SIZE"], seed)
 
 
 def build_subimages(images, settings: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,10 +63,9 @@ def build_subimages(images, settings: dict[str, Any]) -> tuple[torch.Tensor, tor
     return torch.from_numpy(np.concatenate(inputs)), torch.from_numpy(np.concatenate(targets))
 
 
-def random_subimage_sampler(images, settings: dict[str, Any], seed: int,
-                            examples_per_epoch: int) -> RandomSubimageSampler:
+def random_subimage_sampler(images, settings: dict[str, Any], seed: int) -> RandomSubimageSampler:
     """SUBIMAGE_OFFSETS=random: whole degraded images (and their 8 rotations/flips when AUGMENT), cropped at
-    random offsets for every batch; an epoch has as many examples as the grid would give."""
+    random offsets for every batch; an epoch has as many examples as the grid would cut from them."""
     scale = settings["SCALE"]
     degrade = degrade_fn(settings)
     pairs = []
@@ -62,5 +75,5 @@ def random_subimage_sampler(images, settings: dict[str, Any], seed: int,
             low = np.asarray(degrade(high, scale), dtype=np.float32)
             pairs.append((torch.from_numpy(np.ascontiguousarray(low.transpose(2, 0, 1))),
                           torch.from_numpy(np.ascontiguousarray(high.transpose(2, 0, 1), dtype=np.float32))))
-    return RandomSubimageSampler(pairs, settings["SUBIMAGE"], scale, settings["BATCH_SIZE"], seed,
-                                 examples_per_epoch)
+    grid = sum(grid_count(lr.shape[1], lr.shape[2], settings["SUBIMAGE"], settings["STRIDE"]) for lr, _ in pairs)
+    return RandomSubimageSampler(pairs, settings["SUBIMAGE"], scale, settings["BATCH_SIZE"], seed, grid)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from core.errors import UserError
 from data.degrade import bicubic_downscale, gaussian_downscale
-from data.subimages import extract_subimages, paper_stride
+from data.subimages import extract_subimages, grid_count, paper_stride
 
 RNG = np.random.default_rng(0)
 
@@ -28,6 +28,7 @@ def test_count_and_shapes(shape: tuple[int, int, int], scale: int, count: int):
     channels = shape[2]
     assert lr.shape == (count, channels, 17, 17) and lr.dtype == np.float32
     assert target.shape == (count, channels * scale * scale, 17, 17) and target.dtype == np.float32
+    assert grid_count(shape[0] // scale, shape[1] // scale, 17, 14) == count
 
 
 def test_alignment_with_pixel_shuffle_and_whole_image_lr():
@@ -54,6 +55,7 @@ def test_grey_input_custom_degrade_and_stride():
 def test_small_image_and_bad_stride():
     lr, target = extract_subimages(np.zeros((30, 60, 3), np.float32), 2, sigma=0.5)
     assert lr.shape == (0, 3, 17, 17) and target.shape == (0, 12, 17, 17)
+    assert grid_count(15, 30, 17, 14) == 0
     with pytest.raises(UserError, match="stride"):
         extract_subimages(np.zeros((60, 60, 3), np.float32), 3, stride=40)
     with pytest.raises(TypeError):

@@ -1,4 +1,5 @@
-"""What ESPCN trains on: each image, its HR_SCALES copies (MATLAB bicubic) and their 8 rotations/flips."""
+"""What ESPCN trains on: each image, its HR_SCALES copies (MATLAB bicubic) and their 8 rotations/flips, cut
+on the grid or at random offsets."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,9 @@ import skimage.data
 import espcn
 from core.errors import UserError
 from data.resize import imresize
+from data.samplers import EpochSampler, RandomSubimageSampler
 from pipelines.espcn.common import model_space
-from pipelines.espcn.training_data import build_subimages, training_images
+from pipelines.espcn.training_data import build_subimages, training_images, training_sampler
 
 SETTINGS = {name: value for name, value in vars(espcn).items() if name.isupper()}
 IMAGE = skimage.data.astronaut()[:200, :150]
@@ -39,4 +41,16 @@ def test_every_copy_is_augmented_and_cut_into_subimages() -> None:
 def test_hr_scales_outside_zero_to_one_are_refused_in_one_line() -> None:
     for factors in ([1.0, 1.5], [], [0.0]):
         with pytest.raises(UserError, match="HR_SCALES"):
-            training_images(IMAGE, {**SETTINGS, "HR_SCALES": factors})
+            training_sampler([("a", IMAGE)], {**SETTINGS, "HR_SCALES": factors}, seed=0)
+
+
+def test_random_offsets_give_an_epoch_as_long_as_the_grid_without_cutting_it() -> None:
+    images = [("a", IMAGE), ("b", skimage.data.coffee()[:170, :233])]
+    settings = {**SETTINGS, "AUGMENT": True, "HR_SCALES": [1.0, 0.8]}
+    grid = training_sampler(images, settings, seed=0)
+    random = training_sampler(images, {**settings, "SUBIMAGE_OFFSETS": "random"}, seed=0)
+    assert isinstance(grid, EpochSampler) and isinstance(random, RandomSubimageSampler)
+    assert random.examples_per_epoch == grid.examples_per_epoch == len(build_subimages(images, settings)[0])
+    assert random.steps_per_epoch == grid.steps_per_epoch
+    with pytest.raises(UserError, match="SUBIMAGE_OFFSETS='spiral': expected grid or random"):
+        training_sampler(images, {**settings, "SUBIMAGE_OFFSETS": "spiral"}, seed=0)
