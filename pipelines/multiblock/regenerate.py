@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from core.checkpoint import keeps_checkpoint
 from core.dist import DistInfo, barrier, init_distributed, shard_range
@@ -16,7 +16,6 @@ from core.settings import RunContext
 from data.io import is_image_file, read_image, to_float, write_image
 from data.paired import Pair, lr_level_dir
 from inference.whole_image import run_model
-from models.rcan import Block
 from pipelines.multiblock.run_folder import (
     LR_SPLITS,
     REGEN_SCRIPT,
@@ -48,12 +47,13 @@ def regenerate(ctx: RunContext, index: int) -> None:
     manifest = {"checkpoint": weights.name, "checkpoint_sha256": digest, **source, "run": record}
     with run_lock_of_all_ranks(ctx.out, dist_info), \
             keeps_checkpoint(weights, f"rerun {script} (it continues where it stopped)"):
-        _write_folder(folder, manifest, jobs, block, dist_info, device, script, index)
+        _write_folder(folder, manifest, jobs, lambda lr: run_model(block, lr, device), dist_info, script)
 
 
-def _write_folder(folder: Path, record: dict[str, Any], jobs: list[tuple[Pair, Path]], block: Block,
-                  dist_info: DistInfo, device: torch.device, script: str, index: int) -> None:
-    """LR_<index>/ from ``block`` over ``jobs`` (pair, target), skipped when ``record`` says it is current."""
+def _write_folder(folder: Path, record: dict[str, Any], jobs: list[tuple[Pair, Path]],
+                  block: Callable[[np.ndarray], np.ndarray], dist_info: DistInfo, script: str) -> None:
+    """LR_<index>/ (``folder``) from ``block`` over ``jobs`` (pair, target), skipped when ``record`` says it
+    is current; ``script`` is what to rerun when it is left incomplete."""
     manifest_path = folder / "manifest.json"
     manifest = read_json(manifest_path)
     weights_name, digest = record["checkpoint"], record["checkpoint_sha256"]
@@ -77,7 +77,7 @@ def _write_folder(folder: Path, record: dict[str, Any], jobs: list[tuple[Pair, P
     started = time.perf_counter()
     for number, (pair, target) in enumerate(todo, 1):
         lr = to_float(read_image(pair.lr_path))
-        output = np.clip(run_model(block, lr, device), 0.0, 1.0)
+        output = np.clip(block(lr), 0.0, 1.0)
         write_image(target, output, bits=16)
         if dist_info.is_main:
             print(f"[{number}/{len(todo)}] {target}", flush=True)
@@ -85,7 +85,7 @@ def _write_folder(folder: Path, record: dict[str, Any], jobs: list[tuple[Pair, P
     if dist_info.is_main:
         missing = [str(target) for _pair, target in jobs if not target.exists()]
         if missing:
-            raise UserError(f"LR_{index} is incomplete ({len(missing)} images missing, e.g. {missing[0]}); "
+            raise UserError(f"{folder.name} is incomplete ({len(missing)} images missing, e.g. {missing[0]}); "
                             f"rerun {script}")
         write_json(manifest_path, {**record, "complete": True, "images": len(jobs), "format": "16-bit RGB PNG",
                                    "seconds": round(time.perf_counter() - started, 1)})
