@@ -3,8 +3,9 @@
     python -m pipelines.export_weights runs/espcn_x3_best espcn_x3_y [--command "python espcn.py ..."]
 
 The .pt keeps only what inference needs (model weights and architecture meta, loadable by
-``espcn.py eval/upscale --weights``); the .json records the command, seed, data, settings, the epoch
-chosen on validation, and the scores with their protocol, copied from the run's files.
+``espcn.py eval/upscale --weights``); the .json records the command, seed, data, settings, the weights a
+fine-tuning started from (their SHA-256 and command), the epoch chosen on validation, and the scores with
+their protocol, copied from the run's files.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def export(run_dir: Path, name: str, command: str | None = None, out_dir: Path =
         "seed": settings.get("seed"),
         "data": "T91 (training, minus the validation images below); scored on Set5, Set14",
         "val_images": settings.get("val_images"),
+        **({"init_weights": settings["init_weights"]} if "init_weights" in settings else {}),
         "settings": {k: v for k, v in settings.items() if k.isupper()},
         "chosen_epoch": results.get("best_epoch"),
         "epochs_run": results.get("epochs_run"),

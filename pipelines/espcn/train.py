@@ -14,7 +14,7 @@ from core.checkpoint import keeps_checkpoint, load_checkpoint, load_weights
 from core.dist import DistInfo, cleanup, init_distributed
 from core.errors import UserError
 from core.hardware import device_has_room
-from core.runs import append_results_row, run_lock_of_all_ranks, update_results, write_json
+from core.runs import append_results_row, read_json, run_lock_of_all_ranks, sha256, update_results, write_json
 from core.settings import RunContext
 from data.degrade import modcrop
 from data.io import to_float
@@ -116,6 +116,17 @@ def initial_weights(settings: dict[str, Any]) -> dict[str, torch.Tensor] | None:
     return net.state_dict()
 
 
+def starting_point(settings: dict[str, Any]) -> dict[str, Any]:
+    """What a fine-tuning run started from, for its settings.json: the file's SHA-256 and, when the file sits
+    in a run folder of ``espcn.py train``, that run's command and seed (a chain of fine-tunes nests)."""
+    if not settings["INIT_WEIGHTS"]:
+        return {}
+    path = Path(settings["INIT_WEIGHTS"]).expanduser()
+    previous = read_json(path.parent / "settings.json") if path.name in ("best.pt", "latest.pt") else {}
+    origin = {key: previous[key] for key in ("command", "seed", "init_weights") if key in previous}
+    return {"init_weights": {"path": str(path), "sha256": sha256(path), **origin}}
+
+
 def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: tuple, sampler,
            start: dict[str, torch.Tensor] | None) -> None:
     """``sampler``'s examples move to the device when they fit there (a step then gathers its batch without
@@ -160,7 +171,7 @@ def _record_settings(ctx: RunContext, dist_info: DistInfo, device: torch.device,
                                            "device": str(device), "world_size": dist_info.world_size,
                                            "train_images": len(train_images),
                                            "val_images": [name for name, _ in val_images],
-                                           "subimages": subimages})
+                                           "subimages": subimages, **starting_point(ctx.settings)})
     print(f"{subimages} sub-images from {len(train_images)} images, {len(val_images)} held out "
           f"for validation, {steps_per_epoch} steps per epoch", flush=True)
 

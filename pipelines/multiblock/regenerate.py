@@ -11,7 +11,7 @@ import numpy as np
 from core.checkpoint import keeps_checkpoint
 from core.dist import DistInfo, barrier, init_distributed, shard_range
 from core.errors import UserError
-from core.runs import read_json, run_lock_of_all_ranks, write_json
+from core.runs import read_json, run_lock_of_all_ranks, sha256, write_json
 from core.settings import RunContext
 from data.io import is_image_file, read_image, to_float, write_image
 from data.paired import Pair, lr_level_dir
@@ -23,7 +23,6 @@ from pipelines.multiblock.run_folder import (
     level_inputs,
     load_block,
     run_record,
-    sha256,
 )
 
 

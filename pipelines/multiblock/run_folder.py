@@ -1,14 +1,13 @@
 """The multiblock run folder: which script makes which file, LR_<i> folders and their checks, block records."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from core.checkpoint import check_meta, load_checkpoint, load_weights
 from core.dist import DistInfo
 from core.errors import UserError
-from core.runs import read_json, write_json
+from core.runs import read_json, sha256, write_json
 from core.settings import RunContext
 from data.paired import (
     find_realsr_pairs,
@@ -40,14 +39,6 @@ def block_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
 
 def test_set_name(settings: dict[str, Any]) -> str:
     return f"RealSR-{settings['CAMERA']}-x{settings['SCALE']}-test"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def realsr_pairs(ctx: RunContext, split: str):

@@ -18,7 +18,9 @@ def test_export_keeps_weights_and_provenance(tmp_path: Path):
     meta = {"arch": "espcn", "scale": 2, "channels": 1, "features": [64, 32], "settings": {"EPOCHS": 3}}
     save_checkpoint(run / "best.pt", {"model": net.state_dict(), "optimizer": {"big": torch.zeros(1000)},
                                       "meta": meta, "step": 30})
-    write_json(run / "settings.json", {"SCALE": 2, "seed": 4, "command": "python espcn.py train", "lower": 1})
+    start = {"path": "runs/long/best.pt", "sha256": "ab" * 32, "command": "python espcn.py train --set EPOCHS=9"}
+    write_json(run / "settings.json", {"SCALE": 2, "seed": 4, "command": "python espcn.py train", "lower": 1,
+                                       "init_weights": start})
     write_json(run / "results.json", {"metrics": {"Set5": {"model": {"psnr_y": 33.0}}}, "best_epoch": 3.0})
     target = export(run, "espcn_x2_y", out_dir=tmp_path / "weights")
     state = load_checkpoint(target)
@@ -28,6 +30,7 @@ def test_export_keeps_weights_and_provenance(tmp_path: Path):
     record = json.loads((tmp_path / "weights" / "espcn_x2_y.json").read_text())
     assert record["command"] == "python espcn.py train" and record["seed"] == 4
     assert record["settings"] == {"SCALE": 2} and record["metrics"]["Set5"]["model"]["psnr_y"] == 33.0
+    assert record["init_weights"] == start
 
 
 def test_export_of_an_unfinished_run_is_refused(tmp_path: Path):

@@ -141,7 +141,13 @@ def test_init_weights_fine_tunes_from_a_trained_network(trained: Path, tmp_path:
     assert all(torch.equal(before[key], after[key]) for key in before)
     old = json.loads((trained / "results.json").read_text())["best_val_psnr_y"]
     assert json.loads((run / "results.json").read_text())["best_val_psnr_y"] == pytest.approx(old, abs=1e-6)
-    assert json.loads((run / "settings.json").read_text())["INIT_WEIGHTS"] == str(trained / "best.pt")
+    from core.runs import sha256
+
+    recorded = json.loads((run / "settings.json").read_text())
+    assert recorded["INIT_WEIGHTS"] == str(trained / "best.pt")
+    assert recorded["init_weights"] == {"path": str(trained / "best.pt"), "sha256": sha256(trained / "best.pt"),
+                                        "command": json.loads((trained / "settings.json").read_text())["command"],
+                                        "seed": 0}
 
 
 def test_init_weights_of_another_shape_are_refused_before_writing(trained: Path, tmp_path: Path):

@@ -22,8 +22,8 @@ from scipy.ndimage import gaussian_filter
 
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.errors import cli_entry
+from core.runs import sha256
 from data.io import read_image
-from pipelines.multiblock.run_folder import sha256
 from tests.scripts.helpers import REPO, load_script, run_script
 
 pytestmark = pytest.mark.slow  # the phase chain, in-process and as subprocesses
