@@ -14,7 +14,7 @@ from core.checkpoint import keeps_checkpoint, load_checkpoint, load_weights
 from core.dist import DistInfo, cleanup, init_distributed
 from core.errors import UserError
 from core.hardware import device_has_room
-from core.runs import append_results_row, read_json, run_lock_of_all_ranks, sha256, update_results, write_json
+from core.runs import append_results_row, run_lock_of_all_ranks, update_results, write_json
 from core.settings import RunContext
 from data.degrade import modcrop
 from data.io import to_float
@@ -30,7 +30,8 @@ from inference.metrics import psnr
 from inference.scoring import score_scaled_set
 from inference.whole_image import super_resolve
 from models.espcn import ESPCN, PreshuffledView, espcn_param_groups
-from pipelines.espcn.common import ARCH, degrade_fn, espcn_architecture, load_espcn, load_set, protocol_text
+from pipelines.espcn.common import ARCH, degrade_fn, load_set, protocol_text
+from pipelines.espcn.fine_tune import initial_weights, starting_point
 from pipelines.espcn.training_data import training_sampler
 
 
@@ -98,33 +99,6 @@ def train(ctx: RunContext) -> None:
                             "pass --resume to continue it, or choose another --out")
         _train(ctx, dist_info, device, (train_images, val_images, eval_sets), sampler, start)
     cleanup(dist_info)
-
-
-def initial_weights(settings: dict[str, Any]) -> dict[str, torch.Tensor] | None:
-    """INIT_WEIGHTS as a state dict for the network the settings describe (None: random initialisation).
-    A file holding another architecture is refused here, before the run folder is touched."""
-    if not settings["INIT_WEIGHTS"]:
-        return None
-    path = Path(settings["INIT_WEIGHTS"]).expanduser()
-    if not path.is_file():
-        raise UserError(f"INIT_WEIGHTS={settings['INIT_WEIGHTS']}: no such file")
-    net = load_espcn(path, torch.device("cpu"), settings)
-    wanted = {"scale": settings["SCALE"], "channels": settings["CHANNELS"], "features": list(settings["FEATURES"])}
-    found = {key: value for key, value in espcn_architecture(net).items() if key in wanted}
-    if found != wanted:
-        raise UserError(f"INIT_WEIGHTS={path} holds an ESPCN with {found}; the settings ask for {wanted}")
-    return net.state_dict()
-
-
-def starting_point(settings: dict[str, Any]) -> dict[str, Any]:
-    """What a fine-tuning run started from, for its settings.json: the file's SHA-256 and, when the file sits
-    in a run folder of ``espcn.py train``, that run's command and seed (a chain of fine-tunes nests)."""
-    if not settings["INIT_WEIGHTS"]:
-        return {}
-    path = Path(settings["INIT_WEIGHTS"]).expanduser()
-    previous = read_json(path.parent / "settings.json") if path.name in ("best.pt", "latest.pt") else {}
-    origin = {key: previous[key] for key in ("command", "seed", "init_weights") if key in previous}
-    return {"init_weights": {"path": str(path), "sha256": sha256(path), **origin}}
 
 
 def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: tuple, sampler,
