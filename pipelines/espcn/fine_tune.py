@@ -29,11 +29,13 @@ def initial_weights(settings: dict[str, Any]) -> dict[str, torch.Tensor] | None:
 
 
 def starting_point(settings: dict[str, Any]) -> dict[str, Any]:
-    """What a fine-tuning run started from, for its settings.json: the file's SHA-256 and, when the file sits
-    in a run folder of ``espcn.py train``, that run's command and seed (a chain of fine-tunes nests)."""
+    """What a fine-tuning run started from, for its settings.json: the file's SHA-256 and the command and seed
+    that made it, read from its run folder's settings.json or, for weights exported by
+    ``pipelines.export_weights``, from the .json beside them (a chain of fine-tunes nests)."""
     if not settings["INIT_WEIGHTS"]:
         return {}
     path = Path(settings["INIT_WEIGHTS"]).expanduser()
-    previous = read_json(path.parent / "settings.json") if path.name in ("best.pt", "latest.pt") else {}
+    run_file = path.name in ("best.pt", "latest.pt")  # else shipped weights, with their record beside them
+    previous = read_json(path.parent / "settings.json" if run_file else path.with_suffix(".json"))
     origin = {key: previous[key] for key in ("command", "seed", "init_weights") if key in previous}
     return {"init_weights": {"path": str(path), "sha256": sha256(path), **origin}}
