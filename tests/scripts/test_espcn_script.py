@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from core.runs import sha256
 from data.io import read_image
 from tests.scripts.helpers import load_script, run_script
 
@@ -131,8 +133,6 @@ def test_weights_of_another_architecture_are_refused(tmp_path: Path):
 def test_init_weights_fine_tunes_from_a_trained_network(trained: Path, tmp_path: Path):
     """INIT_WEIGHTS=best.pt with a rate of zero leaves the weights as they were: the new run's first
     validation equals the old run's best, and its best.pt holds the same tensors."""
-    import torch
-
     run = tmp_path / "finetune"
     load_script("espcn.py").main(["train", "--out", str(run), *TRAIN, "--set", "EPOCHS=1", "--set", "LR_START=0",
                                   "--set", "LR_END=0", "--set", f"INIT_WEIGHTS={trained / 'best.pt'}"])
@@ -141,8 +141,6 @@ def test_init_weights_fine_tunes_from_a_trained_network(trained: Path, tmp_path:
     assert all(torch.equal(before[key], after[key]) for key in before)
     old = json.loads((trained / "results.json").read_text())["best_val_psnr_y"]
     assert json.loads((run / "results.json").read_text())["best_val_psnr_y"] == pytest.approx(old, abs=1e-6)
-    from core.runs import sha256
-
     recorded = json.loads((run / "settings.json").read_text())
     assert recorded["INIT_WEIGHTS"] == str(trained / "best.pt")
     assert recorded["init_weights"] == {"path": str(trained / "best.pt"), "sha256": sha256(trained / "best.pt"),
