@@ -40,6 +40,7 @@ COOLDOWN = 20  # plateau: epochs after a decrease before the next one may happen
 PATIENCE = 100  # plateau: stop after this many epochs without validation improvement (paper)
 LAST_LAYER_LR = 0.1  # learning-rate multiplier of the last layer (paper: "10 times smaller")
 LOSS = "mse"  # mse (paper) | l1
+EMA = 0.0  # > 0: validate, select and save an average of the weights, decay per step, e.g. 0.9999 (ours)
 PRECISION = "auto"  # auto (bf16 where measured faster: docs/benchmarks.md) | fp32 | bf16 | fp16 (CUDA only)
 CHANNELS_LAST = "auto"  # channels_last memory format for training: auto (on where measured faster) | true | false
 COMPILE = False  # torch.compile the training network (CUDA; the first iterations pay for compiling)

@@ -4,8 +4,10 @@ A stage is a number of iterations with its own optimizer, learning-rate schedule
 ``prepare`` hook (e.g. switch a block's output clamp on). The loop evaluates every ``eval_every``
 iterations and at the end of each stage, logs a CSV row, writes the full-state ``latest`` checkpoint
 (and ``best`` when the monitored validation metric improves), and stops a stage early when its schedule
-says so (the ESPCN plateau rule). Batches are a pure function of the iteration, so a resumed run repeats
-an uninterrupted one exactly. SIGTERM and Ctrl-C write a checkpoint at the next check.
+says so (the ESPCN plateau rule). With ``ema_decay`` an average of the weights is what is evaluated and
+saved as the checkpoint's model (the trained weights beside it, for resuming). Batches are a pure function
+of the iteration, so a resumed run repeats an uninterrupted one exactly. SIGTERM and Ctrl-C write a
+checkpoint at the next check.
 
 No step waits for the device: the loss is summed and checked for non-finite values on the device, and
 the host looks at it only every ``check_every`` iterations and at evaluations (where a non-finite loss
@@ -36,6 +38,7 @@ from engine.progress import ProgressReporter
 from engine.schedules import Schedule
 from engine.speed import Speed, backend_flags
 from engine.tensorboard import open_tensorboard
+from engine.weight_average import WeightAverage
 
 BatchFn = Callable[[int, DistInfo], tuple[Tensor, Tensor]]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -67,6 +70,7 @@ class TrainConfig:
     speed: Speed = field(default_factory=Speed)
     tensorboard_dir: Path | None = None  # TensorBoard event files (None: off)
     preview: PreviewFn | None = None  # the validation crop TensorBoard shows at each evaluation
+    ema_decay: float = 0.0  # > 0: evaluate and checkpoint an average of the weights (engine/weight_average.py)
 
 
 @dataclass
@@ -154,6 +158,7 @@ class Trainer:
         self.device, self.speed = device, config.speed
         self.dist = dist_info or DistInfo(device=device if device.type == "cuda" else torch.device("cpu"))
         self.module = self._training_module(train_module if train_module is not None else net)
+        self.average = WeightAverage(net, config.ema_decay) if config.ema_decay else None
         self.latest_path = config.run_dir / config.latest_name
         self.best_path = config.run_dir / config.best_name if config.best_name else None
         self._stop_signal: int | None = None
@@ -166,11 +171,18 @@ class Trainer:
             module = nn.parallel.DistributedDataParallel(module, device_ids=ids)
         return torch.compile(module) if self.speed.compile else module
 
+    @property
+    def evaluated(self) -> nn.Module:
+        """The model that is evaluated and saved as the checkpoint's ``model``: the weight average when on."""
+        return self.average.module if self.average is not None else self.net
+
     # ----------------------------------------------------------------- state
     def _checkpoint(self, state: LoopState, optimizer: torch.optim.Optimizer | None, schedule: Schedule | None,
                     scaler: torch.amp.GradScaler | None) -> dict[str, Any]:
+        trained = {"trained_model": self.net.state_dict()} if self.average is not None else {}
         return {
-            "model": self.net.state_dict(),
+            "model": self.evaluated.state_dict(),
+            **trained,
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "schedule": schedule.state_dict() if schedule is not None else None,
             "scaler": scaler.state_dict() if scaler is not None else None,
@@ -194,7 +206,10 @@ class Trainer:
         saved = load_checkpoint(self.latest_path)
         structural = {key: value for key, value in self.config.meta.items() if key != "settings"}
         check_meta(saved, self.latest_path, **structural)
-        load_weights(self.net, saved, self.latest_path)
+        # A run with a weight average saved it as "model" and the weights it trains as "trained_model".
+        load_weights(self.net, {"model": saved.get("trained_model", saved["model"])}, self.latest_path)
+        if self.average is not None:
+            self.average.load_state_dict(saved["model"])
         torch.set_rng_state(saved["rng"])
         return saved
 
@@ -234,6 +249,8 @@ class Trainer:
         state.stage_index, state.stage_step = index, saved["stage_step"] if saved else 0
         if stage.prepare is not None:
             stage.prepare(self.net)
+            if self.average is not None:
+                stage.prepare(self.average.module)
         optimizer = stage.make_optimizer(self.net)
         scaler = self.speed.grad_scaler(self.device)
         if saved is not None and saved["optimizer"] is not None:
@@ -278,6 +295,8 @@ class Trainer:
         loss = train_step(self.module, inputs.to(self.device, non_blocking=True),
                           targets.to(self.device, non_blocking=True), self.loss_fn, optimizer, scaler, self.speed)
         watch.add(loss, step + 1)
+        if self.average is not None:
+            self.average.update()
 
     def _after_evaluation(self, stage: Stage, state: LoopState, row: dict[str, Any], log: CsvLog | None,
                           reporter: ProgressReporter) -> tuple[bool, bool]:
@@ -300,9 +319,9 @@ class Trainer:
         if self.tensorboard is not None:
             self.tensorboard.scalars(state.step, row)
             if self.config.preview is not None:
-                self.net.eval()
+                self.evaluated.eval()
                 with torch.no_grad():
-                    self.tensorboard.images(state.step, "validation_crop", *self.config.preview(self.net))
+                    self.tensorboard.images(state.step, "validation_crop", *self.config.preview(self.evaluated))
         return stop, improved
 
     def _save_evaluated(self, state: LoopState, done: tuple[int, int], improved: bool,
@@ -315,9 +334,9 @@ class Trainer:
             self._save(self.best_path, checkpoint)
 
     def _evaluate(self) -> dict[str, float]:
-        self.net.eval()
+        self.evaluated.eval()
         with torch.no_grad():
-            return dict(self.evaluate(self.net))
+            return dict(self.evaluate(self.evaluated))
 
     def _stop_requested(self, step: int) -> bool:
         """A signal seen by any rank; alone, checked every step (free), under torchrun every check_every."""

@@ -84,6 +84,8 @@ def meta_of(settings: dict[str, Any]) -> dict[str, Any]:
 
 def train(ctx: RunContext) -> None:
     settings = ctx.settings
+    if not 0 <= settings["EMA"] < 1:
+        raise UserError(f"EMA={settings['EMA']}: expected a decay in [0, 1), e.g. 0.9999 (0 = off)")
     dist_info, device = init_distributed(ctx.device)
     train_images = load_set(ctx, settings["TRAIN_SET"])
     eval_sets = {name: load_set(ctx, name) for name in settings["EVAL_SETS"]}
@@ -125,7 +127,8 @@ def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: t
                     meta=meta_of(settings), text_log_name="train.log", speed=speed_from_settings(settings, device),
                     tensorboard_dir=run_dir / "tensorboard" if settings.get("TENSORBOARD") else None,
                     preview=functools.partial(preview_crop, image=val_images[0][1], settings=settings,
-                                              device=device)),
+                                              device=device),
+                    ema_decay=settings["EMA"]),
         device, dist_info, train_module=PreshuffledView(net))
     started = time.perf_counter()
     result = trainer.fit(resume=ctx.resume)

@@ -19,7 +19,8 @@ def batches(step: int, dist: DistInfo):
     return x, 0.5 * x + 0.1
 
 
-def make_trainer(run_dir: Path, batch_fn=batches, lr: float = 0.01, eval_every: int = 3, schedule=None):
+def make_trainer(run_dir: Path, batch_fn=batches, lr: float = 0.01, eval_every: int = 3, schedule=None,
+                 ema_decay: float = 0.0):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 1, 3, padding=1))
 
@@ -32,7 +33,7 @@ def make_trainer(run_dir: Path, batch_fn=batches, lr: float = 0.01, eval_every: 
         x, y = batches(10_000, DistInfo())
         return {"val_psnr": -10 * torch.log10(((model(x) - y) ** 2).mean()).item()}
 
-    config = TrainConfig(run_dir=run_dir, eval_every=eval_every, progress=False)
+    config = TrainConfig(run_dir=run_dir, eval_every=eval_every, progress=False, ema_decay=ema_decay)
     return Trainer(net, stages, batch_fn, nn.functional.l1_loss, evaluate, config, torch.device("cpu")), net
 
 
@@ -110,3 +111,36 @@ def test_resume_with_another_architecture_is_a_user_error(tmp_path: Path):
     other.config.meta = {"arch": "toy", "scale": 3, "settings": {"EPOCHS": 2}}
     with pytest.raises(UserError, match="has scale=2 but this run needs scale=3"):
         other.fit(resume=True)
+
+
+def test_a_weight_average_is_validated_and_saved_as_the_model_without_changing_training(tmp_path: Path):
+    plain, plain_net = make_trainer(tmp_path / "plain")
+    plain.fit()
+    averaged, _ = make_trainer(tmp_path / "ema", ema_decay=0.8)
+    averaged.fit()
+    saved = load_checkpoint(tmp_path / "ema" / "latest.pt")
+    for a, b in zip(saved["trained_model"].values(), plain_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # the average only watches the training
+    assert not torch.equal(saved["model"]["0.weight"], saved["trained_model"]["0.weight"])
+    logged = float((tmp_path / "ema" / "log.csv").read_text().splitlines()[-1].split(",")[-1])
+    assert logged == pytest.approx(averaged.evaluate(averaged.average.module)["val_psnr"], abs=1e-9)
+    assert logged != pytest.approx(float((tmp_path / "plain" / "log.csv").read_text().splitlines()[-1].split(",")[-1]))
+
+
+def test_a_run_with_a_weight_average_resumes_to_the_same_average(tmp_path: Path):
+    reference, _ = make_trainer(tmp_path / "ref", ema_decay=0.8)
+    reference.fit()
+
+    def crash_at_8(step, dist):
+        if step == 8:
+            raise RuntimeError("killed")
+        return batches(step, dist)
+
+    crashed, _ = make_trainer(tmp_path / "run", crash_at_8, ema_decay=0.8)
+    with pytest.raises(RuntimeError, match="killed"):
+        crashed.fit()
+    make_trainer(tmp_path / "run", ema_decay=0.8)[0].fit(resume=True)
+    ref, run = load_checkpoint(tmp_path / "ref" / "latest.pt"), load_checkpoint(tmp_path / "run" / "latest.pt")
+    for key in ("model", "trained_model"):
+        for a, b in zip(run[key].values(), ref[key].values(), strict=True):
+            assert torch.equal(a, b)

@@ -156,3 +156,23 @@ def test_init_weights_of_another_shape_are_refused_before_writing(trained: Path,
         f"error: INIT_WEIGHTS={trained / 'best.pt'} holds an ESPCN with {{'scale': 2, 'channels': 1, "
         "'features': [64, 32]}; the settings ask for {'scale': 3, 'channels': 1, 'features': [64, 32]}"]
     assert not (tmp_path / "run").exists()
+
+
+def test_ema_run_saves_the_average_as_the_weights_eval_scores(tmp_path: Path):
+    run = tmp_path / "ema"
+    load_script("espcn.py").main(["train", "--out", str(run), *TRAIN, "--set", "EPOCHS=2", "--set", "EMA=0.99"])
+    best = torch.load(run / "best.pt", weights_only=True)
+    assert best["model"].keys() == best["trained_model"].keys()
+    assert not all(torch.equal(best["model"][key], best["trained_model"][key]) for key in best["model"])
+    load_script("espcn.py").main(["eval", "--weights", str(run / "best.pt"), "--set", "EVAL_SETS=skimage-test",
+                                  "--out", str(tmp_path / "eval"), "--set", "FIGURE=false"])
+    scored = json.loads((tmp_path / "eval" / "eval.json").read_text())["metrics"]["skimage-test"]["model"]
+    trained = json.loads((run / "results.json").read_text())["metrics"]["skimage-test"]["model"]
+    assert scored["psnr_y"] == pytest.approx(trained["psnr_y"], abs=1e-6)
+
+
+def test_ema_outside_zero_one_is_refused_before_writing(tmp_path: Path):
+    result = run_script("espcn.py", "train", "--out", str(tmp_path / "run"), *TRAIN, "--set", "EMA=1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: EMA=1.0: expected a decay in [0, 1), e.g. 0.9999 (0 = off)"]
+    assert not (tmp_path / "run").exists()

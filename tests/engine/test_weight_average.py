@@ -1,0 +1,23 @@
+import pytest
+import torch
+from torch import nn
+
+from engine.weight_average import WeightAverage
+
+
+def test_each_update_moves_the_average_by_one_minus_decay_and_copies_buffers():
+    net = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    average = WeightAverage(net, decay=0.75)
+    start = net[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(4.0)
+        net[1].running_mean.fill_(2.0)
+    average.update()
+    assert torch.allclose(average.module[0].weight, start + 1.0)  # 0.75 * w + 0.25 * (w + 4)
+    assert torch.equal(average.module[1].running_mean, torch.full((2,), 2.0))
+    assert not average.module[0].weight.requires_grad
+
+
+def test_a_decay_outside_zero_one_is_refused():
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(nn.Linear(1, 1), decay=1.0)
