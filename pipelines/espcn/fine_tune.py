@@ -39,3 +39,10 @@ def starting_point(settings: dict[str, Any]) -> dict[str, Any]:
     previous = read_json(path.parent / "settings.json" if run_file else path.with_suffix(".json"))
     origin = {key: previous[key] for key in ("command", "seed", "init_weights") if key in previous}
     return {"init_weights": {"path": str(path), "sha256": sha256(path), **origin}}
+
+
+def recorded_starting_point(run_dir: Path) -> dict[str, Any]:
+    """The starting point a run recorded when it began: what a resumed run keeps, so that its record does
+    not follow a file changed or removed since."""
+    recorded = read_json(run_dir / "settings.json")
+    return {"init_weights": recorded["init_weights"]} if "init_weights" in recorded else {}

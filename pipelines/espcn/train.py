@@ -31,7 +31,7 @@ from inference.scoring import score_scaled_set
 from inference.whole_image import super_resolve
 from models.espcn import ESPCN, PreshuffledView, espcn_param_groups
 from pipelines.espcn.common import ARCH, degrade_fn, load_set, protocol_text
-from pipelines.espcn.fine_tune import initial_weights, starting_point
+from pipelines.espcn.fine_tune import initial_weights, recorded_starting_point, starting_point
 from pipelines.espcn.training_data import training_sampler
 
 
@@ -92,21 +92,23 @@ def train(ctx: RunContext) -> None:
     kept, held_out = hold_out(len(train_images), settings["VAL_FRACTION"], ctx.seed)
     train_images, val_images = [train_images[i] for i in kept], [train_images[i] for i in held_out]
     sampler = training_sampler(train_images, settings, ctx.seed)
-    start = initial_weights(settings)
     latest = ctx.out / "latest.pt"
+    resuming = ctx.resume and latest.is_file()  # the checkpoint's weights replace INIT_WEIGHTS'
+    start = None if resuming else initial_weights(settings)
+    origin = recorded_starting_point(ctx.out) if resuming else starting_point(settings)
     # Only now, with the inputs checked, is anything written, and only by the run holding the folder.
     with run_lock_of_all_ranks(ctx.out, dist_info), keeps_checkpoint(latest):
         if latest.exists() and not ctx.resume:  # before settings.json is touched
             raise UserError(f"{latest} already holds a run at iteration {load_checkpoint(latest).get('step', '?')}; "
                             "pass --resume to continue it, or choose another --out")
-        _train(ctx, dist_info, device, (train_images, val_images, eval_sets), sampler, start)
+        _train(ctx, dist_info, device, (train_images, val_images, eval_sets), sampler, start, origin)
     cleanup(dist_info)
 
 
 def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: tuple, sampler,
-           start: dict[str, torch.Tensor] | None) -> None:
+           start: dict[str, torch.Tensor] | None, origin: dict[str, Any]) -> None:
     """``sampler``'s examples move to the device when they fit there (a step then gathers its batch without
-    a host copy)."""
+    a host copy); ``origin`` is the INIT_WEIGHTS record for settings.json."""
     settings, run_dir = ctx.settings, ctx.out
     train_images, val_images, eval_sets = images
     if device_has_room(device, sampler.nbytes):
@@ -117,7 +119,7 @@ def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: t
         net.load_state_dict(start)
     if dist_info.is_main:
         _record_settings(ctx, dist_info, device, train_images, val_images, sampler.examples_per_epoch,
-                         sampler.steps_per_epoch)
+                         sampler.steps_per_epoch, origin)
     total = settings["EPOCHS"] * sampler.steps_per_epoch
     trainer = Trainer(
         net, [make_stage(settings, total, sampler.steps_per_epoch)], sampler.batch,
@@ -142,13 +144,13 @@ def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: t
 
 
 def _record_settings(ctx: RunContext, dist_info: DistInfo, device: torch.device, train_images, val_images,
-                     subimages: int, steps_per_epoch: int) -> None:
+                     subimages: int, steps_per_epoch: int, origin: dict[str, Any]) -> None:
     write_json(ctx.out / "settings.json", {**ctx.settings, "seed": ctx.seed, "data": str(ctx.data_root),
                                            "command": " ".join(["python", *sys.argv]),
                                            "device": str(device), "world_size": dist_info.world_size,
                                            "train_images": len(train_images),
                                            "val_images": [name for name, _ in val_images],
-                                           "subimages": subimages, **starting_point(ctx.settings)})
+                                           "subimages": subimages, **origin})
     print(f"{subimages} sub-images from {len(train_images)} images, {len(val_images)} held out "
           f"for validation, {steps_per_epoch} steps per epoch", flush=True)
 

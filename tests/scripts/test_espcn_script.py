@@ -176,3 +176,16 @@ def test_ema_outside_zero_one_is_refused_before_writing(tmp_path: Path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: EMA=1.0: expected a decay in [0, 1), e.g. 0.9999 (0 = off)"]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_fine_tune_resumes_without_its_init_weights_and_keeps_their_record(trained: Path, tmp_path: Path):
+    init = tmp_path / "init.pt"
+    init.write_bytes((trained / "best.pt").read_bytes())
+    run = tmp_path / "finetune"
+    args = ["train", "--out", str(run), *TRAIN, "--set", "EPOCHS=1", "--set", f"INIT_WEIGHTS={init}"]
+    load_script("espcn.py").main(args)
+    record = json.loads((run / "settings.json").read_text())["init_weights"]
+    init.unlink()
+    load_script("espcn.py").main([*args, "--resume"])
+    assert json.loads((run / "settings.json").read_text())["init_weights"] == record
+    assert record["sha256"] == sha256(trained / "best.pt")
