@@ -56,23 +56,29 @@ def preview_crop(model: ESPCN, image: np.ndarray, settings: dict[str, Any],
     return lr, super_resolve(model, lr, scale=scale, channels=settings["CHANNELS"], device=device), hr
 
 
+def check_optimization_settings(settings: dict[str, Any]) -> None:
+    """SCHEDULE, OPTIMIZER and EMA, checked before anything is read or written."""
+    if settings["SCHEDULE"] not in ("plateau", "cosine"):
+        raise UserError(f"SCHEDULE={settings['SCHEDULE']!r}: expected 'plateau' or 'cosine'")
+    if settings["OPTIMIZER"] not in ("adam", "sgd"):
+        raise UserError(f"OPTIMIZER={settings['OPTIMIZER']!r}: expected 'adam' or 'sgd'")
+    if not 0 <= settings["EMA"] < 1:
+        raise UserError(f"EMA={settings['EMA']}: expected a decay in [0, 1), e.g. 0.9999 (0 = off)")
+
+
 def make_stage(settings: dict[str, Any], total_steps: int, steps_per_epoch: int) -> Stage:
     lr_start, lr_end = settings["LR_START"], settings["LR_END"]
     if settings["SCHEDULE"] == "plateau":
         schedule = Plateau(lr_start, lr_end, settings["MU"], settings["PATIENCE"], settings["LR_FACTOR"],
                            settings["COOLDOWN"])
-    elif settings["SCHEDULE"] == "cosine":
-        schedule = Cosine(lr_start, lr_end, total_steps)
     else:
-        raise UserError(f"SCHEDULE={settings['SCHEDULE']!r}: expected 'plateau' or 'cosine'")
+        schedule = Cosine(lr_start, lr_end, total_steps)
 
     def make_optimizer(net: ESPCN) -> torch.optim.Optimizer:
         groups = espcn_param_groups(net, lr_start, settings["LAST_LAYER_LR"])
         if settings["OPTIMIZER"] == "adam":
             return torch.optim.Adam(groups)
-        if settings["OPTIMIZER"] == "sgd":
-            return torch.optim.SGD(groups, momentum=settings["MOMENTUM"])
-        raise UserError(f"OPTIMIZER={settings['OPTIMIZER']!r}: expected 'adam' or 'sgd'")
+        return torch.optim.SGD(groups, momentum=settings["MOMENTUM"])
 
     return Stage("train", total_steps, make_optimizer, schedule)
 
@@ -84,8 +90,7 @@ def meta_of(settings: dict[str, Any]) -> dict[str, Any]:
 
 def train(ctx: RunContext) -> None:
     settings = ctx.settings
-    if not 0 <= settings["EMA"] < 1:
-        raise UserError(f"EMA={settings['EMA']}: expected a decay in [0, 1), e.g. 0.9999 (0 = off)")
+    check_optimization_settings(settings)
     dist_info, device = init_distributed(ctx.device)
     train_images = load_set(ctx, settings["TRAIN_SET"])
     eval_sets = {name: load_set(ctx, name) for name in settings["EVAL_SETS"]}

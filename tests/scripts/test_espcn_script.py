@@ -189,3 +189,16 @@ def test_a_fine_tune_resumes_without_its_init_weights_and_keeps_their_record(tra
     load_script("espcn.py").main([*args, "--resume"])
     assert json.loads((run / "settings.json").read_text())["init_weights"] == record
     assert record["sha256"] == sha256(trained / "best.pt")
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("SCHEDULE=step", "error: SCHEDULE='step': expected 'plateau' or 'cosine'"),
+    ("OPTIMIZER=adamw", "error: OPTIMIZER='adamw': expected 'adam' or 'sgd'"),
+])
+def test_a_bad_schedule_or_optimizer_on_resume_leaves_the_run_folder_as_it_was(trained: Path, setting: str,
+                                                                                message: str):
+    before = {path.name: path.read_bytes() for path in trained.iterdir() if path.is_file()}
+    result = run_script("espcn.py", "train", "--out", str(trained), *TRAIN, "--set", setting, "--resume")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [message]
+    assert {path.name: path.read_bytes() for path in trained.iterdir() if path.is_file()} == before
