@@ -23,6 +23,7 @@ LOSS = "l1"  # l1 (report) | mse
 GRAD_LOSS_WEIGHT = 0.0  # weight of the first-order gradient-difference term added to the loss (report sec. 6)
 EVAL_EVERY = 500  # iterations between evaluations and checkpoints (ours)
 SELECT = "best-val"  # best-val = weights of the best validation evaluation | last
+EMA = 0.0  # > 0: validate, select and save an average of the weights, decay per step, e.g. 0.999 (ours)
 TEST_CURVE = True  # also score the test pairs at each evaluation, for the Fig. 8 curves (never for selection)
 PRECISION = "auto"  # auto (bf16 where measured faster: docs/benchmarks.md) | fp32 | bf16 | fp16 (CUDA only)
 CHANNELS_LAST = "auto"  # channels_last memory format for training: auto (on where measured faster) | true | false

@@ -12,11 +12,18 @@ import copy
 import torch
 from torch import nn
 
+from core.errors import UserError
+
+
+def check_ema_setting(decay: float) -> None:
+    """The EMA setting: 0 (off) or a decay in (0, 1)."""
+    if not 0 <= decay < 1:
+        raise UserError(f"EMA={decay}: expected a decay in [0, 1), e.g. 0.9999 (0 = off)")
+
 
 class WeightAverage:
     def __init__(self, net: nn.Module, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"weight-average decay must lie in (0, 1), got {decay}")
+        check_ema_setting(decay)
         self.decay = decay
         self.net = net
         self.module = copy.deepcopy(net).requires_grad_(False)

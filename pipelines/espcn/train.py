@@ -26,6 +26,7 @@ from engine.schedules import Cosine, Plateau
 from engine.speed import speed_from_settings
 from engine.tensorboard import fixed_crop
 from engine.trainer import Stage, TrainConfig, Trainer
+from engine.weight_average import check_ema_setting
 from inference.metrics import psnr
 from inference.scoring import score_scaled_set
 from inference.whole_image import super_resolve
@@ -62,8 +63,7 @@ def check_optimization_settings(settings: dict[str, Any]) -> None:
         raise UserError(f"SCHEDULE={settings['SCHEDULE']!r}: expected 'plateau' or 'cosine'")
     if settings["OPTIMIZER"] not in ("adam", "sgd"):
         raise UserError(f"OPTIMIZER={settings['OPTIMIZER']!r}: expected 'adam' or 'sgd'")
-    if not 0 <= settings["EMA"] < 1:
-        raise UserError(f"EMA={settings['EMA']}: expected a decay in [0, 1), e.g. 0.9999 (0 = off)")
+    check_ema_setting(settings["EMA"])
 
 
 def make_stage(settings: dict[str, Any], total_steps: int, steps_per_epoch: int) -> Stage:

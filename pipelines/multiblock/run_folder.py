@@ -14,6 +14,7 @@ from data.paired import (
     lr_level_dir,
     pairs_with_lr_folder,
 )
+from engine.weight_average import check_ema_setting
 from models.rcan import Block
 from pipelines.multiblock.phase_settings import LOCATION, RUN_WIDE
 from pipelines.multiblock.run_record import (
@@ -90,12 +91,14 @@ def require_lr_folder(run_dir: Path, level: int, needed_by: str) -> None:
 
 
 def check_choices(settings: dict[str, Any]) -> None:
-    """Refuse a misspelt choice before any work starts (not after minutes of loading or training)."""
+    """Refuse a misspelt choice or an EMA decay outside [0, 1) before any work starts (not after minutes of
+    loading or training)."""
     choices = {"INIT": ("inherit", "fresh"), "WARMUP_OPTIMIZER": ("adam", "adadelta"), "SELECT": ("best-val", "last"),
                "LOSS": ("l1", "mse")}
     for name, allowed in choices.items():
         if name in settings and str(settings[name]).lower() not in allowed:
             raise UserError(f"{name}={settings[name]!r}: expected one of {', '.join(allowed)} (--set {name}=...)")
+    check_ema_setting(settings.get("EMA", 0.0))
 
 
 def load_block(path: Path, clamp: bool, record: dict[str, Any] | None = None) -> Block:

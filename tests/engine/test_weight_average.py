@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from core.errors import UserError
 from engine.weight_average import WeightAverage
 
 
@@ -19,5 +20,5 @@ def test_each_update_moves_the_average_by_one_minus_decay_and_copies_buffers():
 
 
 def test_a_decay_outside_zero_one_is_refused():
-    with pytest.raises(ValueError, match="decay"):
+    with pytest.raises(UserError, match=r"EMA=1.0: expected a decay in \[0, 1\)"):
         WeightAverage(nn.Linear(1, 1), decay=1.0)

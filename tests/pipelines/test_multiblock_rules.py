@@ -13,11 +13,13 @@ from torch import nn
 
 from core.checkpoint import load_checkpoint
 from core.dist import DistInfo
+from core.errors import UserError
 from data.datasets import bundled_photos
 from data.synth import synthesise_realsr
 from engine.trainer import TrainConfig, Trainer
 from models.rcan import Block
 from pipelines.multiblock import train as multiblock_train
+from pipelines.multiblock.run_folder import check_choices
 from pipelines.multiblock.train import block_stages
 from tests.scripts.helpers import load_script
 
@@ -83,3 +85,20 @@ def test_select_picks_the_best_validation_or_the_last_checkpoint(realsr: Path, t
     assert all(torch.equal(final["model"][key], source["model"][key]) for key in final["model"])
     results = json.loads((run / "results.json").read_text())["phase1"]
     assert (results["selected_step"], results["best_val_psnr_rgb"]) == (chosen, 26.0)
+
+
+def test_with_ema_the_block_written_is_the_weight_average(realsr: Path, tmp_path: Path):
+    settings = ["N_FEATS=4", "N_RESBLOCKS=1", "PATCH_SIZE=16", "BATCH_SIZE=2", "WARMUP_OPTIMIZER=adam",
+                "LR_WARMUP=1e-3", "ITERS_WARMUP=4", "ITERS_CLAMP_HIGH=4", "ITERS_CLAMP_LOW=0", "EVAL_EVERY=2",
+                "TEST_CURVE=false", "VAL_FRACTION=0.2", "SELECT=last", "EMA=0.5"]
+    run = tmp_path / "run"
+    load_script("phase1_1.py").main(["--data", str(realsr), "--out", str(run), "--device", "cpu",
+                                     *[arg for item in settings for arg in ("--set", item)]])
+    final, latest = load_checkpoint(run / "N1.pt"), load_checkpoint(run / "N1_latest.pt")
+    assert all(torch.equal(final["model"][key], latest["model"][key]) for key in final["model"])
+    assert not all(torch.equal(final["model"][key], latest["trained_model"][key]) for key in final["model"])
+
+
+def test_an_ema_decay_outside_zero_one_is_refused():
+    with pytest.raises(UserError, match=r"^EMA=1.5: expected a decay in \[0, 1\), e.g. 0.9999 \(0 = off\)$"):
+        check_choices({"SELECT": "last", "EMA": 1.5})
