@@ -179,7 +179,8 @@ class Trainer:
     # ----------------------------------------------------------------- state
     def _checkpoint(self, state: LoopState, optimizer: torch.optim.Optimizer | None, schedule: Schedule | None,
                     scaler: torch.amp.GradScaler | None) -> dict[str, Any]:
-        trained = {"trained_model": self.net.state_dict()} if self.average is not None else {}
+        trained = {"trained_model": self.net.state_dict(), "average_float64": self.average.float64_state()} \
+            if self.average is not None else {}
         return {
             "model": self.evaluated.state_dict(),
             **trained,
@@ -206,10 +207,11 @@ class Trainer:
         saved = load_checkpoint(self.latest_path)
         structural = {key: value for key, value in self.config.meta.items() if key != "settings"}
         check_meta(saved, self.latest_path, **structural)
-        # A run with a weight average saved it as "model" and the weights it trains as "trained_model".
+        # A run with a weight average saved it as "model" (and in float64) and the weights it trains as
+        # "trained_model".
         load_weights(self.net, {"model": saved.get("trained_model", saved["model"])}, self.latest_path)
         if self.average is not None:
-            self.average.load_state_dict(saved["model"])
+            self.average.load_state_dict(saved["model"], saved.get("average_float64"))
         torch.set_rng_state(saved["rng"])
         return saved
 
