@@ -39,20 +39,21 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self) -> None:
-        """One step of the average; buffers (e.g. running statistics) are copied, not averaged."""
+        """One step of the average (a hot path: nothing else is done here)."""
         torch._foreach_lerp_(self._float64, [p.detach().to(torch.float64) for p in self._trained],
                              1.0 - self.decay)
-        for mine, theirs in zip(self._module.buffers(), self.net.buffers(), strict=True):
-            mine.copy_(theirs)
         self._stale = True
 
     @property
     def module(self) -> nn.Module:
-        """The average as a network of the trained one's dtype (rounded from the float64 values)."""
+        """The average as a network of the trained one's dtype (rounded from the float64 values); buffers
+        (e.g. running statistics) are the trained network's, copied, not averaged."""
         if self._stale:
             with torch.no_grad():
                 for param, value in zip(self._module.parameters(), self._float64, strict=True):
                     param.copy_(value)
+                for mine, theirs in zip(self._module.buffers(), self.net.buffers(), strict=True):
+                    mine.copy_(theirs)
             self._stale = False
         return self._module
 
