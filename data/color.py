@@ -43,6 +43,11 @@ def ycbcr_to_rgb_affine() -> tuple[np.ndarray, np.ndarray]:
     return _INVERSE.copy(), -_INVERSE @ _OFFSET
 
 
+def y_affine() -> tuple[list[float], float]:
+    """(weights, offset) of ``rgb_to_y``: y = weights . rgb + offset, for fused callers."""
+    return _MATRIX[0].tolist(), float(_OFFSET[0])
+
+
 def _affine(img: Any, matrix: np.ndarray, offset: np.ndarray) -> Any:
     """``matrix @ pixel + offset`` for every pixel, on the channel axis of a numpy array or torch tensor."""
     if _is_tensor(img):

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import math
-import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.threads import single_threaded_pool
 from data.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
 from inference.whole_image import upscale_chroma
 from models.espcn import ESPCN
@@ -194,41 +194,11 @@ class FastESPCN(nn.Module):
         return out
 
 
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
-_POOL_LOCK = threading.Lock()
-
-
 def _strip_workers(strips: int) -> ThreadPoolExecutor | None:
-    """A pool of ``torch.get_num_threads()`` threads whose PyTorch ops are single-threaded, or None to run
-    the strips in the calling thread (one thread, or one strip).
-
-    Strips are independent, so running one per core with no synchronisation inside an operator beats
-    splitting every small operator across cores, and degrades gracefully when other processes share the
-    cores (a parallel operator waits for its slowest thread at every barrier). ``torch.set_num_threads``
-    sets a per-thread OpenMP limit plus a process-wide default that new threads copy: each worker sets
-    itself to 1, and the caller's setting is put back once the workers exist.
-    """
-    global _POOL
+    """A pool of ``torch.get_num_threads()`` single-threaded workers (``core.threads``), or None to run the
+    strips in the calling thread (one thread, or one strip)."""
     threads = torch.get_num_threads()
-    if threads <= 1 or strips <= 1:
-        return None
-    with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != threads:
-            if _POOL is not None:
-                _POOL[1].shutdown(wait=False)
-            ready = threading.Barrier(threads + 1)
-
-            def single_threaded() -> None:
-                torch.get_num_threads()  # initialise this thread's PyTorch thread state first
-                torch.set_num_threads(1)
-
-            pool = ThreadPoolExecutor(threads, thread_name_prefix="espcn-strips", initializer=single_threaded)
-            for _ in range(threads):
-                pool.submit(ready.wait)
-            ready.wait()
-            torch.set_num_threads(threads)  # the process-wide default back to the caller's
-            _POOL = (threads, pool)
-        return _POOL[1]
+    return single_threaded_pool(threads) if threads > 1 and strips > 1 else None
 
 
 def _zero_outside(h: Tensor, first_row: int, height: int) -> Tensor:

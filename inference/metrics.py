@@ -19,17 +19,21 @@ equal within 1e-9 in the tests). SSIM's variances are differences of nearly equa
 filtering was up to 1.3e-5 off (Set14's ppt3 enlarged 2x; 3.7e-6 after subtracting each image's mean;
 the budget is 1e-6); float32 for the difference a - b only is 1.2e-9 off on SR outputs but not on every
 input (2.9e-6 for an image 0.2 brighter than its reference), so it is not used. docs/benchmarks.md lists
-what was tried.
+what was tried. On a CPU, SSIM (and the squared error, for ``psnr_ssim_per_image``) runs in the small C kernel
+of ``inference.ssim_kernel`` when a C compiler is there: float64 too, about 5x faster than the eager PyTorch
+SSIM kept for GPUs and compiler-less machines, equal to it within 1e-15.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from core.errors import UserError
-from data.color import rgb_to_y
+from data.color import y_affine
+from inference import ssim_kernel
 
 PROTOCOLS = {
     "benchmark": "Y (BT.601), shave = scale pixels from each side (BasicSR/EDSR convention)",
@@ -70,24 +74,77 @@ def ssim(img: Any, ref: Any, *, space: str = "rgb", shave: int = 0, data_range: 
 def psnr_per_image(img: Any, ref: Any, *, space: str = "rgb", shave: int = 0, data_range: float = 1.0,
                    crop: int | None = None) -> torch.Tensor:
     """PSNR of each image of a batch, a float64 tensor (N,) on the images' device (no host sync)."""
-    a, b, peak = _prepare(img, ref, space, shave, data_range, crop)
-    mse = (a - b).square_().mean(dim=(1, 2, 3))
-    return 10.0 * torch.log10(peak**2 / mse)  # mse 0 -> inf
+    scored = _prepare(img, ref, space, shave, data_range, crop)
+    if scored.kernel:
+        sse = ssim_kernel.sse(scored.a, scored.b, scored.luma)
+        mse = sse.sum(dim=1) / (sse.shape[1] * scored.a[0, 0].numel())
+    else:
+        a, b = scored.float64_planes()
+        mse = (a - b).square_().mean(dim=(1, 2, 3))
+    return 10.0 * torch.log10(scored.peak**2 / mse)  # mse 0 -> inf
 
 
 def ssim_per_image(img: Any, ref: Any, *, space: str = "rgb", shave: int = 0, data_range: float = 1.0,
                    crop: int | None = None) -> torch.Tensor:
-    """SSIM of each image of a batch, a float64 tensor (N,) on the images' device (no host sync).
+    """SSIM of each image of a batch, a float64 tensor (N,) on the images' device (no host sync)."""
+    return _ssim_and_mse(_prepare(img, ref, space, shave, data_range, crop))[0]
 
-    Filtered are the sum s = a + b and the difference d = a - b, four maps instead of the usual five (a, b,
+
+def psnr_ssim_per_image(img: Any, ref: Any, *, space: str = "rgb", shave: int = 0, data_range: float = 1.0,
+                        crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(psnr_per_image, ssim_per_image)`` of the same arguments, from one pass where the C kernel runs."""
+    scored = _prepare(img, ref, space, shave, data_range, crop)
+    ssim_values, mse = _ssim_and_mse(scored)
+    return 10.0 * torch.log10(scored.peak**2 / mse), ssim_values
+
+
+@dataclass
+class _Scored:
+    """Two images cropped and shaved, in their own float dtype; what is scored is each channel, or with
+    ``luma`` = (weights, offset) one plane made of the channels (Y, or a single channel / data_range)."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    peak: float
+    luma: ssim_kernel.Luma | None
+
+    @property
+    def kernel(self) -> bool:
+        """Scored by the C kernel: on a CPU where it could be built."""
+        return self.a.device.type == "cpu" and ssim_kernel.load() is not None
+
+    def float64_planes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scored planes as float64 (N, P, H, W) tensors, for the PyTorch path."""
+        a, b = self.a.to(torch.float64), self.b.to(torch.float64)
+        if self.luma is None:
+            return a, b
+        weights = torch.tensor(self.luma[0], dtype=torch.float64, device=a.device)
+        if len(weights) == 1:
+            return a * weights, b * weights
+        return (torch.baddbmm(torch.full((1, 1, 1), self.luma[1], dtype=torch.float64, device=a.device),
+                              weights.view(1, 1, 3).expand(x.shape[0], -1, -1), x.flatten(2)).view_as(x[:, :1])
+                for x in (a, b))
+
+
+def _ssim_and_mse(scored: _Scored) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: mean SSIM over the scored planes, and the mean squared error. On a CPU with the C kernel
+    (``inference.ssim_kernel``) both come from one pass; elsewhere from the eager ``_ssim_torch``."""
+    if min(n - 2 * WINDOW_RADIUS for n in scored.a.shape[-2:]) <= 0:
+        raise ValueError(f"ssim needs images larger than 11x11 after shave/crop, got {tuple(scored.a.shape[-2:])}")
+    c1, c2 = 2 * (0.01 * scored.peak) ** 2, 2 * (0.03 * scored.peak) ** 2  # doubled, as the terms below
+    if scored.kernel:
+        planes, sse = ssim_kernel.ssim_and_sse(scored.a, scored.b, _gaussian_window(), c1, c2, scored.luma)
+        return planes.mean(dim=1), sse.sum(dim=1) / (sse.shape[1] * scored.a[0, 0].numel())
+    a, b = scored.float64_planes()
+    return _ssim_torch(a, b, c1, c2), (a - b).square_().mean(dim=(1, 2, 3))
+
+
+def _ssim_torch(a: torch.Tensor, b: torch.Tensor, c1: float, c2: float) -> torch.Tensor:
+    """Filtered are the sum s = a + b and the difference d = a - b, four maps instead of the usual five (a, b,
     a^2, b^2, ab): 2 mu_a mu_b = (mu_s^2 - mu_d^2) / 2, mu_a^2 + mu_b^2 = (mu_s^2 + mu_d^2) / 2, and the same
     for the (co)variances; measured 1.2x faster, equal to the five-map SSIM within 4e-14. On a CPU the map is
     computed in strips of ``STRIP_ROWS`` output rows, so that a strip's maps stay in the caches."""
-    a, b, peak = _prepare(img, ref, space, shave, data_range, crop)
     height, width = (n - 2 * WINDOW_RADIUS for n in a.shape[-2:])
-    if min(height, width) <= 0:
-        raise ValueError(f"ssim needs images larger than 11x11 after shave/crop, got {tuple(a.shape[-2:])}")
-    c1, c2 = 2 * (0.01 * peak) ** 2, 2 * (0.03 * peak) ** 2  # doubled: the terms below are doubled too
     taps = _gaussian_window().tolist()
     rows = STRIP_ROWS if a.device.type == "cpu" else height
     total = torch.zeros(a.shape[:2], dtype=torch.float64, device=a.device)
@@ -109,8 +166,8 @@ def evaluate_pair(img: Any, ref: Any, scale: int) -> dict[str, float]:
     shave = scale if scale > 1 else 0
     values = {}
     for space in ("y", "rgb"):
-        values[f"psnr_{space}"] = psnr_per_image(img, ref, space=space, shave=shave).mean()
-        values[f"ssim_{space}"] = ssim_per_image(img, ref, space=space, shave=shave).mean()
+        psnr_values, ssim_values = psnr_ssim_per_image(img, ref, space=space, shave=shave)
+        values[f"psnr_{space}"], values[f"ssim_{space}"] = psnr_values.mean(), ssim_values.mean()
     return to_floats(values)
 
 
@@ -157,20 +214,23 @@ def _as_nchw(x: Any) -> torch.Tensor:
     return x.detach()
 
 
-def _prepare(img: Any, ref: Any, space: str, shave: int, data_range: float, crop: int | None):
-    """Both images as float64 (N,C,H,W) in the scoring space, cropped and shaved; plus the peak value."""
+def _prepare(img: Any, ref: Any, space: str, shave: int, data_range: float, crop: int | None) -> _Scored:
+    """Both images as (N,C,H,W) tensors on the first one's device, cropped and shaved, and what is scored."""
     a, b = _as_nchw(img), _as_nchw(ref)
     if a.shape != b.shape:
         raise ValueError(f"image and reference differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
     if not a.is_floating_point() and data_range == 1.0:
         raise ValueError(f"integer ({a.dtype}) images need data_range=255 (or convert to float in [0, 1])")
-    a, b = a.to(torch.float64), b.to(device=a.device, dtype=torch.float64)
+    float_type = a.dtype if a.dtype in (torch.float32, torch.float64) and b.dtype == a.dtype else torch.float64
+    a, b = a.to(float_type), b.to(device=a.device, dtype=float_type)
     if space == "y":
-        a, b = (_y(m, data_range) for m in (a, b))
-        data_range = 1.0
+        weights, offset = y_affine() if a.shape[1] == 3 else ([1.0], 0.0)  # one channel: Y already
+        luma = ([w / data_range for w in weights], offset)
+        peak = 1.0
     elif space == "rgb":
         if a.shape[1] != 3:
             raise ValueError("space='rgb' needs 3-channel images; use space='y' for a Y-only image")
+        luma, peak = None, float(data_range)
     else:
         raise ValueError(f"space must be 'rgb' or 'y', got {space!r}")
     if crop is not None:
@@ -179,10 +239,4 @@ def _prepare(img: Any, ref: Any, space: str, shave: int, data_range: float, crop
         a, b = a[..., shave:-shave, shave:-shave], b[..., shave:-shave, shave:-shave]
     if a.numel() == 0:
         raise ValueError(f"nothing left to score after crop={crop}, shave={shave}")
-    return a, b, float(data_range)
-
-
-def _y(m: torch.Tensor, data_range: float) -> torch.Tensor:
-    """Luma in [0, 1] units, (N,1,H,W); a single-channel input is taken as Y already."""
-    m = m / data_range
-    return m if m.shape[1] == 1 else rgb_to_y(m)
+    return _Scored(a, b, peak, luma)

@@ -26,11 +26,11 @@ import torch
 from torch import nn
 
 from core.atomic import atomic_write
-from data.color import rgb_to_y
+from core.threads import map_single_threaded
 from data.degrade import modcrop
 from data.io import to_float
 from data.resize import imresize
-from inference.metrics import evaluate_pair, protocol, psnr, psnr_per_image, ssim, ssim_per_image, to_floats
+from inference.metrics import evaluate_pair, protocol, psnr, psnr_per_image, psnr_ssim_per_image, ssim, to_floats
 from inference.whole_image import DEFAULT_TILE, super_resolve, super_resolve_tensor
 
 Named = Sequence[tuple[str, np.ndarray]]
@@ -81,14 +81,11 @@ def mean_metrics(per_image: list[dict[str, float]]) -> dict[str, float]:
 def scaled_metrics(output: torch.Tensor, hr: torch.Tensor, scale: int, suffix: str = "",
                    full: bool = True) -> dict[str, torch.Tensor]:
     """Y (shave = scale) and, with ``full``, RGB and unshaved Y metrics, as device tensors (no sync)."""
-    output, hr = output.double(), hr.double()  # once, not in every metric
-    y_out, y_hr = rgb_to_y(output), rgb_to_y(hr)
-    values = {f"psnr_y{suffix}": psnr_per_image(y_out, y_hr, space="y", shave=scale),
-              f"ssim_y{suffix}": ssim_per_image(y_out, y_hr, space="y", shave=scale)}
+    values = dict(zip((f"psnr_y{suffix}", f"ssim_y{suffix}"),
+                      psnr_ssim_per_image(output, hr, space="y", shave=scale), strict=True))
     if full:
-        values["psnr_rgb"] = psnr_per_image(output, hr, space="rgb", shave=scale)
-        values["ssim_rgb"] = ssim_per_image(output, hr, space="rgb", shave=scale)
-        values["psnr_y_noshave"] = psnr_per_image(y_out, y_hr, space="y", shave=0)
+        values["psnr_rgb"], values["ssim_rgb"] = psnr_ssim_per_image(output, hr, space="rgb", shave=scale)
+        values["psnr_y_noshave"] = psnr_per_image(output, hr, space="y", shave=0)
     return values
 
 
@@ -108,12 +105,14 @@ def score_scaled_images(model: nn.Module, images: Named, *, scale: int, channels
                         tile: int = DEFAULT_TILE, eight_bit: bool = False, cache: BaselineCache | None = None,
                         on_output: Callable[[str, torch.Tensor], None] | None = None) -> list[ImageScores]:
     """Per-image scores of ``model`` and bicubic over HR ``images``; ``on_output(name, sr)`` sees every SR
-    image (1, 3, H, W) in [0, 1] (e.g. to save it). The bicubic rows come from ``cache`` when it has them."""
+    image (1, 3, H, W) in [0, 1] (e.g. to save it). The bicubic rows come from ``cache`` when it has them.
+    On a CPU with several PyTorch threads the images are scored one per thread (``core.threads``)."""
     model.to(device)
     key = BaselineCache.key(images, scale, eight_bit) if cache is not None else ""
     cached = cache.get(key) if cache is not None else None
-    rows, baselines = [], []
-    for index, (name, image) in enumerate(images):
+
+    def score(index: int) -> ImageScores:
+        name, image = images[index]
         hr, lr = prepare_hr(image, scale, device)
         sr = super_resolve_tensor(model, lr, scale=scale, channels=channels, tile=tile, chroma="matlab")
         values = scaled_metrics(sr, hr, scale)
@@ -122,13 +121,12 @@ def score_scaled_images(model: nn.Module, images: Named, *, scale: int, channels
             values |= scaled_metrics(sr8, hr, scale, "_8bit", full=False)
         if on_output is not None:
             on_output(name, sr)
-        row = ImageScores(name, hr.shape[-2], hr.shape[-1], {"model": to_floats(values)})
-        if cached is None:
-            baselines.append(bicubic_metrics(hr, lr, scale, eight_bit))
-        row.metrics["bicubic"] = cached[index] if cached is not None else baselines[-1]
-        rows.append(row)
+        baseline = cached[index] if cached is not None else bicubic_metrics(hr, lr, scale, eight_bit)
+        return ImageScores(name, hr.shape[-2], hr.shape[-1], {"model": to_floats(values), "bicubic": baseline})
+
+    rows = map_single_threaded(score, range(len(images)), device)
     if cache is not None and cached is None:
-        cache.put(key, baselines)
+        cache.put(key, [row.metrics["bicubic"] for row in rows])
     return rows
 
 

@@ -95,3 +95,23 @@ def test_eight_bit_protocol_rounds_lr_and_outputs(net, images) -> None:
         reference.psnr(bicubic8, hr, space="y", shave=3), abs=1e-4)
     assert row.metrics["bicubic"]["psnr_y_8bit"] != pytest.approx(row.metrics["bicubic"]["psnr_y"], abs=1e-3)
     assert set(row.metrics["model"]) >= {"psnr_y_8bit", "ssim_y_8bit", "psnr_y", "ssim_rgb"}
+
+
+def test_images_scored_one_per_thread_equal_one_thread(net, images) -> None:
+    """With several PyTorch threads the images run in parallel workers; rows keep their order and numbers."""
+    many = images * 3
+    threads = torch.get_num_threads()
+    seen: list[str] = []
+    try:
+        torch.set_num_threads(1)
+        one = score_scaled_images(net, many, scale=3, channels=1, device=CPU)
+        torch.set_num_threads(3)
+        parallel = score_scaled_images(net, many, scale=3, channels=1, device=CPU,
+                                       on_output=lambda name, sr: seen.append(name))
+    finally:
+        torch.set_num_threads(threads)
+    assert [r.name for r in parallel] == [name for name, _ in many] and sorted(seen) == sorted(r.name for r in one)
+    for a, b in zip(one, parallel, strict=True):
+        for method in ("model", "bicubic"):
+            for key, value in a.metrics[method].items():
+                assert b.metrics[method][key] == pytest.approx(value, abs=1e-9), (a.name, method, key)

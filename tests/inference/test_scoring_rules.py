@@ -44,9 +44,12 @@ def hr_images() -> list[tuple[str, np.ndarray]]:
 def test_scaled_sets_shave_scale_pixels_for_the_model_and_for_bicubic(monkeypatch, hr_images):
     """A 'model' that returns HR with a wrong frame of ``scale`` pixels scores perfectly; without shave it
     does not. The bicubic row is MATLAB bicubic up of MATLAB bicubic down, shaved the same way."""
-    outputs = [torch.from_numpy(framed(modcrop(to_float(image), SCALE), SCALE)).permute(2, 0, 1)[None].float()
-               for _name, image in hr_images]
-    monkeypatch.setattr(scoring, "super_resolve_tensor", lambda *_args, **_kwargs: outputs.pop(0))
+    outputs = {}  # by LR size: the images may be scored in parallel threads, in any order
+    for _name, image in hr_images:
+        hr = modcrop(to_float(image), SCALE)
+        outputs[(hr.shape[0] // SCALE, hr.shape[1] // SCALE)] = torch.from_numpy(framed(hr, SCALE)).permute(
+            2, 0, 1)[None].float()
+    monkeypatch.setattr(scoring, "super_resolve_tensor", lambda _model, lr, **_kwargs: outputs[tuple(lr.shape[-2:])])
     scores = scoring.score_scaled_set(torch.nn.Identity(), hr_images, scale=SCALE, channels=1,
                                       device=torch.device("cpu"))
     assert scores["model"]["psnr_y"] > 300 and scores["model"]["psnr_rgb"] > 300  # equal but for float rounding
