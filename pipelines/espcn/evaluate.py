@@ -40,7 +40,11 @@ def evaluate(ctx: RunContext) -> None:
     net = load_espcn(path, ctx.device, settings)
     model = FastESPCN(net, device=ctx.device)
     dated = ctx.args.out in ("", EVAL_OUT_DEFAULT)
-    out = prepare_run_dir(Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S") if dated else ctx.out)
+    out = Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S") if dated else ctx.out
+    if (out / "eval.json").exists():
+        raise UserError(f"{out} already holds an evaluation (eval.json); choose another --out, or leave --out "
+                        "out for a new dated folder under runs/")
+    out = prepare_run_dir(out)
     cache = BaselineCache(Path(settings["BASELINE_CACHE"]) if settings["BASELINE_CACHE"] else None)
     save_images = settings["SAVE_IMAGES"] or getattr(ctx.args, "save_images", False)
     per_set: dict[str, list[ImageScores]] = {}

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from core.errors import UserError
 from core.runs import sha256
 from data.io import read_image
 from tests.scripts.helpers import load_script, run_script
@@ -74,6 +75,16 @@ def test_eval_writes_per_image_csv_figure_images_and_the_8bit_protocol(trained: 
     assert read_image(out / "images" / "skimage-test" / "coffee_x2.png").shape == (400, 600, 3)
     assert read_image(out / "compare_skimage-test.png").shape[1] > 600
     assert "BasicSR" in json.loads((out / "eval.json").read_text())["protocol"]
+
+
+def test_a_second_eval_into_the_same_folder_is_refused_and_the_first_kept(trained: Path, tmp_path: Path):
+    args = ["eval", "--weights", str(trained / "best.pt"), "--set", "EVAL_SETS=skimage-test", "--set",
+            "FIGURE=false", "--out", str(tmp_path / "eval")]
+    load_script("espcn.py").main(args)
+    first = (tmp_path / "eval" / "eval.json").read_bytes()
+    with pytest.raises(UserError, match=r"already holds an evaluation \(eval.json\); choose another --out"):
+        load_script("espcn.py").main(args)
+    assert (tmp_path / "eval" / "eval.json").read_bytes() == first
 
 
 def test_eval_rejects_a_crop_outside_the_image(trained: Path, tmp_path: Path):
