@@ -118,12 +118,9 @@ class _Scored:
         a, b = self.a.to(torch.float64), self.b.to(torch.float64)
         if self.luma is None:
             return a, b
-        weights = torch.tensor(self.luma[0], dtype=torch.float64, device=a.device)
-        if len(weights) == 1:
-            return a * weights, b * weights
-        return (torch.baddbmm(torch.full((1, 1, 1), self.luma[1], dtype=torch.float64, device=a.device),
-                              weights.view(1, 1, 3).expand(x.shape[0], -1, -1), x.flatten(2)).view_as(x[:, :1])
-                for x in (a, b))
+        weights = torch.tensor(self.luma[0], dtype=torch.float64, device=a.device).view(1, -1, 1, 1)
+        y_a, y_b = ((x * weights).sum(dim=1, keepdim=True) + self.luma[1] for x in (a, b))
+        return y_a, y_b
 
 
 def _ssim_and_mse(scored: _Scored) -> tuple[torch.Tensor, torch.Tensor]:
