@@ -126,8 +126,8 @@ def from_main(obj: Any, info: DistInfo) -> Any:
 
 
 def cleanup(info: DistInfo) -> None:
-    """Leave the process group together: a rank that destroyed its group while rank 0 was still scoring
-    was seen to abort at exit under gloo ("terminate called without an active exception")."""
+    """Leave the process group together (a barrier, then destroy). The process itself then ends through
+    ``core.errors.end_torchrun_process``, which avoids gloo's abort at interpreter exit."""
     if info.enabled and dist.is_initialized():
         barrier(info)
         dist.destroy_process_group()

@@ -1,6 +1,7 @@
 """User mistakes end a run with one clear line and exit code 2, never a traceback."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -40,3 +41,17 @@ def cli_entry(main: Callable[[list[str] | None], object], argv: list[str] | None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         sys.exit(130)
+    if "torch" in sys.modules and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        end_torchrun_process()
+
+
+def end_torchrun_process() -> NoReturn:
+    """End a torchrun rank that finished its work without Python's finalization. A gloo worker thread may
+    release its last finished collective (which holds tensors that Python objects point to) after
+    finalization has begun; it then needs the GIL, cannot take it, and the process aborts: exit -6,
+    "terminate called without an active exception" (seen in 1 of 5 to 25 two-rank runs on a busy 2-core
+    machine; gdb: ProcessGroupGloo::runLoop -> ~AsyncBarrierWork -> decref_pyobject -> take_gil ->
+    pthread_exit). Every file this project writes is closed by then; only the standard streams need a flush."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
