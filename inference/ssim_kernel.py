@@ -1,4 +1,5 @@
-"""SSIM and squared error of float64 images on the CPU through the small C kernel ``ssim_kernel.c``.
+"""SSIM and squared error of float32 or float64 images on the CPU, computed in float64 by the small C kernel
+``ssim_kernel.c``.
 
 The eager PyTorch SSIM in ``inference.metrics`` is exact but memory-bound (22 passes over each of four
 maps); the C kernel reads every row once and is about 5x faster on one core, equal within 1e-15. It is
@@ -8,7 +9,8 @@ compiler and the CPU, so a cache shared by different machines never loads a libr
 CPU. Where there is no compiler, or ``SR_SSIM_KERNEL=torch``, or the build fails, ``load()`` returns None
 and ``backend()`` says why; the metrics then use the eager PyTorch SSIM (same numbers, slower).
 
-Bands of rows run in parallel threads (ctypes releases the GIL), as many as PyTorch's thread count.
+Large images (``MIN_PARALLEL_PIXELS``) run in bands of rows on PyTorch's thread count (ctypes releases the
+GIL); inside the per-image workers of ``inference.scoring`` that count is 1 and the kernel runs in the caller.
 """
 from __future__ import annotations
 
@@ -37,8 +39,14 @@ MIN_PARALLEL_PIXELS = 1 << 18  # smaller calls run in the calling thread: a hand
 
 
 def cache_folder() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sr-multiblock-espcn"
-    return Path(os.environ.get("SR_KERNEL_CACHE", default))
+    """``$SR_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/sr-multiblock-espcn``, else ``~/.cache/sr-multiblock-espcn``."""
+    if "SR_KERNEL_CACHE" in os.environ:
+        return Path(os.environ["SR_KERNEL_CACHE"])
+    try:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no home directory to be found
+        cache = Path(tempfile.gettempdir())
+    return cache / "sr-multiblock-espcn"
 
 
 def load() -> ctypes.CDLL | None:
