@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from core.errors import UserError
-from data.color import y_affine
+from data.color import rgb_to_y, y_affine
 from inference import ssim_kernel
 
 PROTOCOLS = {
@@ -107,6 +107,7 @@ class _Scored:
     b: torch.Tensor
     peak: float
     luma: ssim_kernel.Luma | None
+    data_range: float
 
     @property
     def kernel(self) -> bool:
@@ -118,9 +119,7 @@ class _Scored:
         a, b = self.a.to(torch.float64), self.b.to(torch.float64)
         if self.luma is None:
             return a, b
-        weights = torch.tensor(self.luma[0], dtype=torch.float64, device=a.device).view(1, -1, 1, 1)
-        y_a, y_b = ((x * weights).sum(dim=1, keepdim=True) + self.luma[1] for x in (a, b))
-        return y_a, y_b
+        return _y(a, self.data_range), _y(b, self.data_range)
 
 
 def _ssim_and_mse(scored: _Scored) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,4 +235,10 @@ def _prepare(img: Any, ref: Any, space: str, shave: int, data_range: float, crop
         a, b = a[..., shave:-shave, shave:-shave], b[..., shave:-shave, shave:-shave]
     if a.numel() == 0:
         raise ValueError(f"nothing left to score after crop={crop}, shave={shave}")
-    return _Scored(a, b, peak, luma)
+    return _Scored(a, b, peak, luma, float(data_range))
+
+
+def _y(m: torch.Tensor, data_range: float) -> torch.Tensor:
+    """Luma in [0, 1] units, (N,1,H,W); a single-channel input is taken as Y already."""
+    m = m / data_range
+    return m if m.shape[1] == 1 else rgb_to_y(m)
