@@ -28,9 +28,22 @@ def fail(message: str) -> NoReturn:
 def cli_entry(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> None:
     """Run ``main(argv)``: a UserError becomes one line on stderr and exit 2; a stop request or Ctrl-C
     exits 130 after saying where the checkpoint is. A file-size limit (``ulimit -f``) fails the write that
-    reaches it (EFBIG, reported as one line) instead of killing the process with SIGXFSZ."""
+    reaches it (EFBIG, reported as one line) instead of killing the process with SIGXFSZ. A torchrun rank
+    ends through ``end_torchrun_process`` whichever way it ends."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    try:
+        _run(main, argv)
+    except SystemExit as ended:
+        if torchrun:
+            end_torchrun_process(ended.code)
+        raise
+    if torchrun:
+        end_torchrun_process(0)
+
+
+def _run(main: Callable[[list[str] | None], object], argv: list[str] | None) -> None:
     try:
         main(argv)
     except UserError as err:
@@ -41,17 +54,18 @@ def cli_entry(main: Callable[[list[str] | None], object], argv: list[str] | None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         sys.exit(130)
-    if "torch" in sys.modules and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        end_torchrun_process()
 
 
-def end_torchrun_process() -> NoReturn:
-    """End a torchrun rank that finished its work without Python's finalization. A gloo worker thread may
-    release its last finished collective (which holds tensors that Python objects point to) after
-    finalization has begun; it then needs the GIL, cannot take it, and the process aborts: exit -6,
-    "terminate called without an active exception" (seen in 1 of 5 to 25 two-rank runs on a busy 2-core
+def end_torchrun_process(code: int | str | None) -> NoReturn:
+    """End a torchrun rank with ``code`` (as ``sys.exit`` takes it) without Python's finalization. A gloo
+    worker thread may release its last finished collective (which holds tensors that Python objects point
+    to) after finalization has begun; it then needs the GIL, cannot take it, and the process aborts: exit
+    -6, "terminate called without an active exception" (seen in 1 of 5 to 25 two-rank runs on a busy 2-core
     machine; gdb: ProcessGroupGloo::runLoop -> ~AsyncBarrierWork -> decref_pyobject -> take_gil ->
     pthread_exit). Every file this project writes is closed by then; only the standard streams need a flush."""
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code or 0)
