@@ -35,13 +35,14 @@ class WeightAverage:
         self._names = [name for name, _ in net.named_parameters()]
         self._trained = list(net.parameters())
         self._float64 = [p.detach().to(torch.float64, copy=True) for p in self._trained]
+        self._incoming = [torch.empty_like(value) for value in self._float64]  # the trained weights in float64
         self._stale = False
 
     @torch.no_grad()
     def update(self) -> None:
         """One step of the average (a hot path: nothing else is done here)."""
-        torch._foreach_lerp_(self._float64, [p.detach().to(torch.float64) for p in self._trained],
-                             1.0 - self.decay)
+        torch._foreach_copy_(self._incoming, self._trained)  # into buffers made once, not new ones per step
+        torch._foreach_lerp_(self._float64, self._incoming, 1.0 - self.decay)
         self._stale = True
 
     @property
