@@ -76,8 +76,7 @@ def psnr_per_image(img: Any, ref: Any, *, space: str = "rgb", shave: int = 0, da
     """PSNR of each image of a batch, a float64 tensor (N,) on the images' device (no host sync)."""
     scored = _prepare(img, ref, space, shave, data_range, crop)
     if scored.kernel:
-        sse = ssim_kernel.sse(scored.a, scored.b, scored.luma)
-        mse = sse.sum(dim=1) / (sse.shape[1] * scored.a[0, 0].numel())
+        mse = scored.mse(ssim_kernel.sse(scored.a, scored.b, scored.luma))
     else:
         a, b = scored.float64_planes()
         mse = (a - b).square_().mean(dim=(1, 2, 3))
@@ -114,6 +113,10 @@ class _Scored:
         """Scored by the C kernel: on a CPU where it could be built."""
         return self.a.device.type == "cpu" and ssim_kernel.load() is not None
 
+    def mse(self, sse: torch.Tensor) -> torch.Tensor:
+        """Per image, the mean squared error from the kernel's per-plane sums (N, P)."""
+        return sse.sum(dim=1) / (sse.shape[1] * self.a[0, 0].numel())
+
     def float64_planes(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The scored planes as float64 (N, P, H, W) tensors, for the PyTorch path."""
         a, b = self.a.to(torch.float64), self.b.to(torch.float64)
@@ -130,7 +133,7 @@ def _ssim_and_mse(scored: _Scored) -> tuple[torch.Tensor, torch.Tensor]:
     c1, c2 = 2 * (0.01 * scored.peak) ** 2, 2 * (0.03 * scored.peak) ** 2  # doubled, as the terms below
     if scored.kernel:
         planes, sse = ssim_kernel.ssim_and_sse(scored.a, scored.b, _gaussian_window(), c1, c2, scored.luma)
-        return planes.mean(dim=1), sse.sum(dim=1) / (sse.shape[1] * scored.a[0, 0].numel())
+        return planes.mean(dim=1), scored.mse(sse)
     a, b = scored.float64_planes()
     return _ssim_torch(a, b, c1, c2), (a - b).square_().mean(dim=(1, 2, 3))
 

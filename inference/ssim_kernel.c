@@ -68,11 +68,11 @@ int sse_band(const void *a, const void *b, int float32, long channels, long chan
 }
 
 /* Output rows [0, rows_out) of the band of rows_out + 10 input rows starting at `a`, `b`. Adds the sum of
- * the band's SSIM map to *ssim_sum and the squared error of input rows [sse_first, sse_last) to *sse.
+ * the band's SSIM map to *ssim_sum and the squared error of its first `sse_rows` input rows to *sse.
  * `g`: the 11 normalised taps. Returns 0, or 1 when out of memory. */
 int ssim_band(const void *a, const void *b, int float32, long channels, long channel_stride, long row_stride,
               const double *weights, double offset, long rows_out, long w, const double *g, double c1, double c2,
-              long sse_first, long sse_last, double *ssim_sum, double *sse) {
+              long sse_rows, double *ssim_sum, double *sse) {
     Image ia = image(a, float32, channels, channel_stride, row_stride, weights, offset);
     Image ib = image(b, float32, channels, channel_stride, row_stride, weights, offset);
     const long out_w = w - 2 * RADIUS;
@@ -96,7 +96,7 @@ int ssim_band(const void *a, const void *b, int float32, long channels, long cha
             ss[j] = s[j] * s[j];
             dd[j] = d[j] * d[j];
         }
-        if (i >= sse_first && i < sse_last)
+        if (i < sse_rows)
             for (long j = 0; j < w; j++) sse_cols[j] += dd[j];
         if (i < 2 * RADIUS) continue;
 

@@ -75,7 +75,7 @@ def ssim_and_sse(a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor, c1: float
 
     def band(library: ctypes.CDLL, image: tuple, rows: int, last: bool, out: torch.Tensor) -> int:
         sse_rows = rows + (2 * RADIUS if last else 0)  # the last band also owns the bottom 10 rows
-        return library.ssim_band(*image, rows, width, taps.data_ptr(), c1, c2, 0, sse_rows, out[0].data_ptr(),
+        return library.ssim_band(*image, rows, width, taps.data_ptr(), c1, c2, sse_rows, out[0].data_ptr(),
                                  out[1].data_ptr())
 
     sums = _over_bands(a, b, luma, out_rows, band, outputs=2)
@@ -152,7 +152,7 @@ def _loaded() -> tuple[ctypes.CDLL | None, str]:
         return None, f"the C kernel could not be built or loaded: {err}"
     pointer, long, real = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
     image = [pointer, pointer, ctypes.c_int, long, long, long, pointer, real]  # a, b, float32, strides, luma
-    library.ssim_band.argtypes = [*image, long, long, pointer, real, real, long, long, pointer, pointer]
+    library.ssim_band.argtypes = [*image, long, long, pointer, real, real, long, pointer, pointer]
     library.sse_band.argtypes = [*image, long, long, pointer]
     library.ssim_band.restype = library.sse_band.restype = ctypes.c_int
     return library, ""
