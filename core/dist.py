@@ -7,6 +7,13 @@ every rank, so all ranks stop, lower the rate or keep a checkpoint at the same i
 
 Every tensor handed to a collective lives on ``DistInfo.device``, the backend's device: the GPU for NCCL
 (which has no CPU transport), the CPU for gloo.
+
+A process joins one process group, once: ``init_distributed`` creates it on its first call and hands the
+same ``DistInfo`` to every later call (phase3.py trains, then regenerates, in one process), and
+``finish_distributed`` destroys it once, when the script ends (``core.errors.cli_entry``). Re-creating a
+default group in one process makes NCCL reuse the store's keys, where a rank can read the earlier group's
+stale id. Under torchrun a world of one process joins a group too (``torchrun --nproc_per_node=1``), so the
+DDP and collective paths of a multi-GPU run can be exercised on one GPU (``benchmarks/gpu_check.py``).
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where collectives' tensors go
+    joined: bool = False  # in a process group (under torchrun), even one of a single process
 
     @property
     def is_main(self) -> bool:
@@ -39,7 +47,8 @@ class DistInfo:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """Whether collectives run: several processes, or a process group of one (torchrun, one rank)."""
+        return self.world_size > 1 or self.joined
 
 
 def backend_for(device: torch.device) -> str:
@@ -69,19 +78,43 @@ def timeout() -> timedelta:
         raise UserError(f"{TIMEOUT_ENV}={text!r}: expected a number of minutes") from None
 
 
+def launched_by_torchrun() -> bool:
+    """Whether torchrun (or another launcher of its env:// protocol) started this process."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+_joined: tuple[DistInfo, torch.device] | None = None  # this process's group, once joined
+
+
 def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
-    """Join the process group torchrun set up (env RANK/WORLD_SIZE) and pick this rank's device."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    """Join the process group torchrun set up (env RANK/WORLD_SIZE) and pick this rank's device; a later
+    call returns the same group (one per process). A plain ``python script.py`` joins none."""
+    global _joined
+    if _joined is not None:
+        return _joined
+    if not launched_by_torchrun():
         return DistInfo(device=device if device.type == "cuda" else torch.device("cpu")), device
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     visible = torch.cuda.device_count() if device.type == "cuda" else 0
     device = rank_device(device, local_rank, visible)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend_for(device), timeout=timeout())
-    return DistInfo(rank, world_size, local_rank, device), device
+        kwargs = {"device_id": device} if device.type == "cuda" else {}  # NCCL binds its communicator now
+        dist.init_process_group(backend=backend_for(device), timeout=timeout(), **kwargs)
+    _joined = DistInfo(rank, world_size, local_rank, device, joined=True), device
+    return _joined
+
+
+def finish_distributed() -> None:
+    """Leave this process's group together (a barrier, then destroy), once, at the end of the script.
+    The process itself then ends through ``core.errors.end_torchrun_process``."""
+    global _joined
+    if _joined is not None and dist.is_initialized():
+        barrier(_joined[0])
+        dist.destroy_process_group()
+    _joined = None
 
 
 def barrier(info: DistInfo) -> None:
@@ -125,9 +158,10 @@ def from_main(obj: Any, info: DistInfo) -> Any:
     return box[0]
 
 
-def cleanup(info: DistInfo) -> None:
-    """Leave the process group together (a barrier, then destroy). The process itself then ends through
-    ``core.errors.end_torchrun_process``, which avoids gloo's abort at interpreter exit."""
-    if info.enabled and dist.is_initialized():
-        barrier(info)
-        dist.destroy_process_group()
+def from_every_rank(obj: Any, info: DistInfo) -> list[Any]:
+    """Every rank's ``obj``, in rank order, on every rank (what each rank sees of a shared folder)."""
+    if not info.enabled:
+        return [obj]
+    gathered: list[Any] = [None] * info.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered

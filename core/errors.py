@@ -29,10 +29,13 @@ def cli_entry(main: Callable[[list[str] | None], object], argv: list[str] | None
     """Run ``main(argv)``: a UserError becomes one line on stderr and exit 2; a stop request or Ctrl-C
     exits 130 after saying where the checkpoint is. A file-size limit (``ulimit -f``) fails the write that
     reaches it (EFBIG, reported as one line) instead of killing the process with SIGXFSZ. A torchrun rank
-    ends through ``end_torchrun_process`` whichever way it ends."""
+    ends through ``end_torchrun_process`` whichever way it ends; after a normal end it first leaves its
+    process group (``core.dist.finish_distributed``): once per process, at the end of the script."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    from core.dist import finish_distributed, launched_by_torchrun  # here: core.dist imports this module
+
+    torchrun = launched_by_torchrun()
     try:
         _run(main, argv)
     except SystemExit as ended:
@@ -40,6 +43,7 @@ def cli_entry(main: Callable[[list[str] | None], object], argv: list[str] | None
             end_torchrun_process(ended.code)
         raise
     if torchrun:
+        finish_distributed()  # the script's one process group, left together once its work is done
         end_torchrun_process(0)
 
 

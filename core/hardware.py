@@ -47,8 +47,13 @@ def cpu_description() -> str:
 
 
 def device_has_room(device: torch.device, nbytes: int, share: float = 0.5) -> bool:
-    """True on a GPU with at least ``nbytes / share`` free (data kept there leaves the rest to training)."""
+    """True on a GPU with at least ``nbytes / share`` available (data kept there leaves the rest to training).
+
+    Available = free on the device + what PyTorch's allocator holds cached but unused: after one large
+    whole-image pass the cache keeps that memory, and the driver's figure alone would send every later image
+    to the slower bands though the allocator could serve it."""
     if device.type != "cuda":
         return False
     free, _total = torch.cuda.mem_get_info(device)
-    return nbytes <= share * free
+    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return nbytes <= share * (free + cached)

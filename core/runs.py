@@ -9,13 +9,15 @@ import hashlib
 import io
 import json
 import os
+import socket
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_write, guard_folder
-from core.dist import DistInfo, from_main
+from core.dist import DistInfo, from_every_rank, from_main
 from core.errors import UserError
 
 
@@ -51,12 +53,14 @@ def run_lock(path: Path) -> Iterator[Path]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            holder = os.pread(fd, 256, 0).decode("utf-8", "replace").split()
             os.close(fd)
-            raise UserError(f"run folder {path} is in use by process {holder} (another run writes there); "
-                            "wait for it to end, or choose another --out") from None
+            where = f" on {holder[1]}" if len(holder) > 1 else ""
+            raise UserError(f"run folder {path} is in use by process {holder[0] if holder else 'unknown'}{where} "
+                            "(another run writes there); wait for it to end, or choose another --out") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        # PID, host and a token no other holder has: ranks on other nodes read it to prove they see this folder
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()} {uuid.uuid4().hex}\n".encode(), 0)
         _held[key] = (fd, 1)
         guard_folder(key, True)
     try:
@@ -74,18 +78,35 @@ def run_lock(path: Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def run_lock_of_all_ranks(path: Path, info: DistInfo) -> Iterator[Path]:
     """``run_lock`` taken by rank 0 for the whole torchrun job, its verdict sent to every rank: when the
-    folder is in use, every rank stops with the same line instead of waiting for rank 0 in a collective."""
+    folder is in use, every rank stops with the same line instead of waiting for rank 0 in a collective.
+
+    Every rank then reads the lock file rank 0 just wrote: a rank that cannot see it (a node whose run
+    folder is not on the file system rank 0 writes to) stops the job on every rank, before any training,
+    since the ranks would read different checkpoints and LR folders."""
     with contextlib.ExitStack() as stack:
-        refusal = None
+        refusal, token = None, None
         if info.is_main:
             try:
                 stack.enter_context(run_lock(path))
+                token = _lock_text(path)
             except UserError as err:
                 refusal = str(err)
-        refusal = from_main(refusal, info)
+        refusal, token = from_main((refusal, token), info)
         if refusal is not None:
             raise UserError(refusal)
+        blind = [rank for rank, seen in enumerate(from_every_rank(_lock_text(path) == token, info)) if not seen]
+        if blind:
+            raise UserError(f"rank(s) {', '.join(map(str, blind))} do not see the run folder {path} that rank 0 "
+                            "writes; every node of a multi-node run needs the run folder on one shared file "
+                            "system (README: Several GPUs)")
         yield path
+
+
+def _lock_text(path: Path) -> str | None:
+    try:
+        return (Path(path) / LOCK_NAME).read_text(encoding="utf-8")
+    except OSError:
+        return None
 
 
 def write_text_atomic(path: Path, text: str) -> None:

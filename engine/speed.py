@@ -53,8 +53,14 @@ class Speed:
 
 
 def bf16_is_fast(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware: a CUDA GPU of compute capability 8.0 or newer (Ampere;
+    below it, bf16 is emulated and its convolutions are far slower than fp32's), a CPU with AMX or
+    AVX512-BF16. ``torch.cuda.is_bf16_supported()`` is not asked: by default it also counts emulation, and it
+    answers for the current device, not ``device``."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        if torch.version.hip:  # ROCm reports its own architectures; bf16 is native on the GPUs it supports
+            return torch.cuda.is_bf16_supported()
+        return torch.cuda.get_device_capability(device)[0] >= 8
     return bool(cpu_bf16_hardware())
 
 
@@ -117,3 +123,15 @@ def backend_flags(speed: Speed, device: torch.device) -> Iterator[None]:
         (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
          torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, enabled) = saved
         torch.use_deterministic_algorithms(enabled)
+
+
+@contextlib.contextmanager
+def without_autotuning() -> Iterator[None]:
+    """cudnn.benchmark off inside (restored after): an evaluation runs whole images of many sizes once each,
+    and training's autotuning would time every convolution algorithm again for each new size."""
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved

@@ -31,12 +31,12 @@ import torch
 from torch import Tensor, nn
 
 from core.checkpoint import check_meta, load_checkpoint, load_weights, save_checkpoint
-from core.dist import DistInfo, any_rank, from_main, mean_over_ranks
+from core.dist import DistInfo, any_rank, barrier, from_every_rank, from_main, mean_over_ranks
 from core.errors import StopRequested, UserError
 from engine.csv_log import CsvLog
 from engine.progress import ProgressReporter
 from engine.schedules import Schedule
-from engine.speed import Speed, backend_flags
+from engine.speed import Speed, backend_flags, without_autotuning
 from engine.tensorboard import open_tensorboard
 from engine.weight_average import WeightAverage
 
@@ -198,6 +198,7 @@ class Trainer:
             save_checkpoint(path, checkpoint)
 
     def _load_resume_state(self, resume: bool) -> dict[str, Any] | None:
+        self._check_ranks_see_one_checkpoint()
         if not self.latest_path.exists():
             return None
         if not resume:
@@ -214,6 +215,17 @@ class Trainer:
             self.average.load_state_dict(saved["model"], saved.get("average_float64"))
         torch.set_rng_state(saved["rng"])
         return saved
+
+    def _check_ranks_see_one_checkpoint(self) -> None:
+        """Refuse, on every rank, a run whose ranks see different ``latest`` checkpoints (nodes without a
+        shared file system): each would resume from another iteration, or start afresh, and diverge."""
+        path = self.latest_path
+        seen = from_every_rank((path.stat().st_size, path.stat().st_mtime_ns) if path.exists() else None, self.dist)
+        if any(view != seen[0] for view in seen):
+            views = ", ".join(f"rank {rank}: {'no file' if view is None else f'{view[0]} bytes'}"
+                              for rank, view in enumerate(seen))
+            raise UserError(f"the ranks see different checkpoints at {path} ({views}); every node must see the "
+                            "run folder on one shared file system (README: Several GPUs)")
 
     # ------------------------------------------------------------------ loop
     def fit(self, resume: bool = False) -> TrainResult:
@@ -286,6 +298,7 @@ class Trainer:
                 watch.raise_if_bad(self.dist, stage.name, self.latest_path)
             if self._stop_requested(state.step):
                 self._save(self.latest_path, self._checkpoint(state, optimizer, stage.schedule, scaler))
+                barrier(self.dist)  # no rank exits (and makes torchrun kill the others) before the file is whole
                 raise StopRequested(f"stopped by signal at iteration {state.step}; checkpoint written to "
                                     f"{self.latest_path}; rerun with --resume to continue")
 
@@ -322,7 +335,7 @@ class Trainer:
             self.tensorboard.scalars(state.step, row)
             if self.config.preview is not None:
                 self.evaluated.eval()
-                with torch.no_grad():
+                with torch.no_grad(), without_autotuning():
                     self.tensorboard.images(state.step, "validation_crop", *self.config.preview(self.evaluated))
         return stop, improved
 
@@ -337,7 +350,7 @@ class Trainer:
 
     def _evaluate(self) -> dict[str, float]:
         self.evaluated.eval()
-        with torch.no_grad():
+        with torch.no_grad(), without_autotuning():
             return dict(self.evaluate(self.evaluated))
 
     def _stop_requested(self, step: int) -> bool:

@@ -16,12 +16,15 @@ NCHW float32 out, pixel shuffle included). It snapshots the weights when it is b
   (see ``_strip_workers``).
 - ``channels_last`` (CUDA default, and the CPU fallback without oneDNN): the network in channels-last
   memory format under ``torch.inference_mode``. On CUDA ``half=True`` adds autocast fp16; it is checked
-  on the first input of each size against fp32 and dropped (with a warning) when the two disagree by
+  once, on the first input, against fp32 and dropped for good (with a warning) when the two disagree by
   more than ``FP16_MIN_PSNR`` dB PSNR, which keeps any test PSNR within about 0.01 dB (see
-  ``fp16_agrees``). Never on CPU: fp16/bf16 convolutions are about 100x slower than fp32 there.
-- ``compile``: ``torch.compile`` of the channels-last network, one graph per input size
-  (``dynamic=False``); pays only for long videos (compiling takes seconds; on CPU it measured slower
-  than ``strips``, see docs/benchmarks.md).
+  ``fp16_agrees``). The check is the weights', not a size's: later inputs of other sizes (a folder of
+  photos) pay no second pass and no host read. Never on CPU: fp16/bf16 convolutions are about 100x
+  slower than fp32 there.
+- ``compile``: ``torch.compile`` of the channels-last network; the first size compiles a static graph,
+  a second size one graph with dynamic height and width (dynamo's automatic dynamic shapes), so a folder
+  of many sizes compiles twice, not once per size until dynamo's recompile limit. Pays only for long
+  videos (compiling takes seconds; on CPU it measured slower than ``strips``, see docs/benchmarks.md).
 - ``eager``: the network as written (the reference).
 
 ``backend='auto'`` picks ``strips`` on a CPU with oneDNN, ``channels_last`` elsewhere.
@@ -100,7 +103,7 @@ class FastESPCN(nn.Module):
             raise ValueError("half precision is for CUDA only: fp16/bf16 are about 100x slower than fp32 on CPU")
         self.half = half
         self.rows = rows
-        self._half_ok: dict[tuple[int, ...], bool] = {}
+        self._half_ok: bool | None = None  # fp16 keeps the fp32 result: decided on the first input
         self._compiled = None
         if self.backend in ("channels_last", "compile"):
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -126,22 +129,21 @@ class FastESPCN(nn.Module):
     def _call(self, x: Tensor) -> Tensor:
         if self.backend == "compile":
             if self._compiled is None:
-                self._compiled = torch.compile(self.net, dynamic=False)
+                self._compiled = torch.compile(self.net)  # dynamic=None: static first, then dynamic sizes
             return self._compiled(x)
         return self.net(x)
 
     def _use_half(self, x: Tensor) -> bool:
-        """Decide once per input size whether fp16 keeps the fp32 result (``fp16_agrees``)."""
-        key = tuple(x.shape)
-        if key not in self._half_ok:
+        """Decide once, on the first input, whether fp16 keeps the fp32 result (``fp16_agrees``)."""
+        if self._half_ok is None:
             reference = self._call(x)
             with torch.autocast("cuda", dtype=torch.float16):
                 fast = self._call(x)
-            self._half_ok[key] = fp16_agrees(fast, reference)
-            if not self._half_ok[key]:
-                warnings.warn(f"fp16 output differs from fp32 by more than {FP16_MIN_PSNR} dB PSNR for input "
-                              f"{key}; running in fp32", stacklevel=3)
-        return self._half_ok[key]
+            self._half_ok = fp16_agrees(fast, reference)
+            if not self._half_ok:
+                warnings.warn(f"fp16 output differs from fp32 by more than {FP16_MIN_PSNR} dB PSNR on the first "
+                              f"input ({tuple(x.shape)}); running in fp32", stacklevel=3)
+        return self._half_ok
 
     def _strips(self, x: Tensor) -> Tensor:
         net, s = self.net, self.scale

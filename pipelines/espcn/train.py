@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from core.checkpoint import keeps_checkpoint, load_checkpoint, load_weights
-from core.dist import DistInfo, cleanup, init_distributed
+from core.dist import DistInfo, init_distributed
 from core.errors import UserError
 from core.hardware import device_has_room
 from core.runs import append_results_row, run_lock_of_all_ranks, update_results, write_json
@@ -20,6 +20,7 @@ from data.degrade import modcrop
 from data.io import to_float
 from data.splits import hold_out
 from engine.losses import make_loss
+from engine.optimizers import adam
 from engine.plots import plot_curves
 from engine.report import metrics_table
 from engine.schedules import Cosine, Plateau
@@ -77,7 +78,7 @@ def make_stage(settings: dict[str, Any], total_steps: int, steps_per_epoch: int)
     def make_optimizer(net: ESPCN) -> torch.optim.Optimizer:
         groups = espcn_param_groups(net, lr_start, settings["LAST_LAYER_LR"])
         if settings["OPTIMIZER"] == "adam":
-            return torch.optim.Adam(groups)
+            return adam(groups, next(net.parameters()).device, lr=lr_start)
         return torch.optim.SGD(groups, momentum=settings["MOMENTUM"])
 
     return Stage("train", total_steps, make_optimizer, schedule)
@@ -107,26 +108,41 @@ def train(ctx: RunContext) -> None:
             raise UserError(f"{latest} already holds a run at iteration {load_checkpoint(latest).get('step', '?')}; "
                             "pass --resume to continue it, or choose another --out")
         _train(ctx, dist_info, device, (train_images, val_images, eval_sets), sampler, start, origin)
-    cleanup(dist_info)
 
 
 def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: tuple, sampler,
            start: dict[str, torch.Tensor] | None, origin: dict[str, Any]) -> None:
-    """``sampler``'s examples move to the device when they fit there (a step then gathers its batch without
-    a host copy); ``origin`` is the INIT_WEIGHTS record for settings.json."""
-    settings, run_dir = ctx.settings, ctx.out
+    """Train ESPCN on ``sampler`` and score ``best.pt``; ``origin`` is the INIT_WEIGHTS record for settings.json."""
+    settings = ctx.settings
     train_images, val_images, eval_sets = images
-    if device_has_room(device, sampler.nbytes):
-        sampler.to(device)
     torch.manual_seed(ctx.seed)
-    net = ESPCN(settings["SCALE"], settings["CHANNELS"], tuple(settings["FEATURES"])).to(device)
+    net = ESPCN(settings["SCALE"], settings["CHANNELS"], tuple(settings["FEATURES"]))
     if start is not None:
         net.load_state_dict(start)
+    trainer = make_trainer(ctx, net, sampler, val_images, dist_info, device)
     if dist_info.is_main:
         _record_settings(ctx, dist_info, device, train_images, val_images, sampler.examples_per_epoch,
                          sampler.steps_per_epoch, origin)
+    started = time.perf_counter()
+    result = trainer.fit(resume=ctx.resume)
+    if dist_info.is_main:
+        _score_best(ctx, net, eval_sets, device, {
+            "best_val_psnr_y": result.best,
+            "epochs_run": result.step / sampler.steps_per_epoch,
+            "stopped_early": result.stopped_early,
+            "train_seconds": round(time.perf_counter() - started, 1),
+        }, sampler.steps_per_epoch)
+
+
+def make_trainer(ctx: RunContext, net: ESPCN, sampler, val_images, dist_info: DistInfo,
+                 device: torch.device) -> Trainer:
+    """The trainer of ``net`` (moved to ``device`` by it) on ``sampler``'s sub-images, whose examples move to
+    the device when they fit there (a step then gathers its batch without a host copy)."""
+    settings, run_dir = ctx.settings, ctx.out
+    if device_has_room(device, sampler.nbytes):
+        sampler.to(device)
     total = settings["EPOCHS"] * sampler.steps_per_epoch
-    trainer = Trainer(
+    return Trainer(
         net, [make_stage(settings, total, sampler.steps_per_epoch)], sampler.batch,
         make_loss(settings["LOSS"]),
         lambda model: {"val_psnr": validation_psnr(model, val_images, settings, device)},
@@ -137,15 +153,6 @@ def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: t
                                               device=device),
                     ema_decay=settings["EMA"]),
         device, dist_info, train_module=PreshuffledView(net))
-    started = time.perf_counter()
-    result = trainer.fit(resume=ctx.resume)
-    if dist_info.is_main:
-        _score_best(ctx, net, eval_sets, device, {
-            "best_val_psnr_y": result.best,
-            "epochs_run": result.step / sampler.steps_per_epoch,
-            "stopped_early": result.stopped_early,
-            "train_seconds": round(time.perf_counter() - started, 1),
-        }, sampler.steps_per_epoch)
 
 
 def _record_settings(ctx: RunContext, dist_info: DistInfo, device: torch.device, train_images, val_images,

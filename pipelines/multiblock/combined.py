@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from core.checkpoint import load_checkpoint
-from core.dist import barrier, cleanup, init_distributed
+from core.dist import init_distributed
 from core.errors import UserError
 from core.settings import RunContext
 from engine.schedules import Constant
@@ -57,5 +57,3 @@ def train_combined(ctx: RunContext) -> None:
     meta = {"arch": "multiblock-net", "blocks": 3, **{key: block_meta[key] for key in BLOCK_KEYS}, "run": record}
     job = NetworkJob(net, "N", [st for st in stages if st.steps > 0], 0, "phase4", "phase4.py", meta)
     train_network(ctx, job, dist_info, device)
-    barrier(dist_info)
-    cleanup(dist_info)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from core.checkpoint import check_meta, keeps_checkpoint, load_checkpoint, load_weights, save_checkpoint
-from core.dist import DistInfo, barrier, cleanup, init_distributed
+from core.dist import DistInfo, barrier, init_distributed
 from core.errors import UserError
 from core.hardware import device_has_room
 from core.runs import run_lock_of_all_ranks, update_results
@@ -21,6 +21,7 @@ from data.io import to_float
 from data.paired import PairedImages, PatchSampler, decoded_on, load_pairs, peak
 from data.splits import hold_out
 from engine.losses import make_loss
+from engine.optimizers import adam
 from engine.plots import plot_curves, plot_phases
 from engine.report import metrics_table
 from engine.schedules import Constant
@@ -105,9 +106,11 @@ def preview_crop(model: torch.nn.Module, pair: tuple[np.ndarray, np.ndarray],
 
 
 def optimizer_factory(kind: str, lr: float):
+    """Adam or Adadelta (report 4.3) for a network. With fp16 on a GPU, a step of Adadelta (which has no fused
+    kernel) waits for the gradient scaler's inf/NaN flag; Adam's does not (``engine.optimizers.adam``)."""
     def build(net: torch.nn.Module) -> torch.optim.Optimizer:
         if kind == "adam":
-            return torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+            return adam(net.parameters(), next(net.parameters()).device, lr=lr, betas=(0.9, 0.999), eps=1e-8)
         if kind == "adadelta":
             return torch.optim.Adadelta(net.parameters(), lr=lr, rho=0.9, eps=1e-6, weight_decay=0)
         raise UserError(f"optimizer {kind!r}: expected 'adam' or 'adadelta'")
@@ -204,7 +207,7 @@ def make_trainer(ctx: RunContext, job: NetworkJob, images: PhaseImages, dist_inf
         tensorboard_dir=run_dir / "tensorboard" / name if s.get("TENSORBOARD") else None,
         preview=functools.partial(preview_crop, pair=images.val.arrays[0], device=device), ema_decay=s["EMA"])
     loss = make_loss(s["LOSS"], s["GRAD_LOSS_WEIGHT"])
-    return Trainer(job.net.to(device), job.stages, sampler.batch, loss, evaluate, config, device, dist_info)
+    return Trainer(job.net, job.stages, sampler.batch, loss, evaluate, config, device, dist_info)  # moves it there
 
 
 def score_and_record(ctx: RunContext, job: NetworkJob, images: PhaseImages, result: TrainResult,
@@ -254,4 +257,3 @@ def train_block(ctx: RunContext, index: int) -> None:
     job = NetworkJob(block, f"N{index}", block_stages(s), index - 1, f"phase{index}", script, meta)
     train_network(ctx, job, dist_info, device)
     barrier(dist_info)  # N<index>.pt is written by rank 0; phase3.py's other ranks read it next
-    cleanup(dist_info)

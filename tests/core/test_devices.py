@@ -17,3 +17,16 @@ def test_device_names_are_checked_in_one_line():
 def test_a_cuda_device_without_a_gpu_is_one_line():
     with pytest.raises(UserError, match="--device cuda:1: no CUDA GPU is visible"):
         resolve_device("cuda:1")
+
+
+def test_room_on_a_gpu_counts_what_the_allocator_holds_cached(monkeypatch):
+    from core.hardware import device_has_room
+
+    gib = 1 << 30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * gib, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 30 * gib)  # a big pass, cached
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 4 * gib)
+    cuda = torch.device("cuda")
+    assert device_has_room(cuda, 14 * gib)  # half of 2 GiB free + 26 GiB cached and unused
+    assert not device_has_room(cuda, 15 * gib)
+    assert not device_has_room(torch.device("cpu"), 1)

@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent("""
 
 
 def run(*args: str, world_size: str | None = None) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", **({"WORLD_SIZE": world_size} if world_size else {})}
+    env = {"PATH": "/usr/bin:/bin", **({"RANK": "0", "WORLD_SIZE": world_size} if world_size else {})}
     return subprocess.run([sys.executable, "-c", SCRIPT, *args], cwd=REPO, capture_output=True, text=True,
                           timeout=120, check=False, env=env)
 

@@ -1,6 +1,7 @@
 import csv
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -72,4 +73,5 @@ def test_run_lock_refuses_a_second_process_and_not_after_it_dies(tmp_path: Path)
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     with run_lock(run), run_lock(run):  # a killed holder leaves no lock; one process may nest
-        assert (run / "run.lock").read_text().strip() == str(os.getpid())
+        pid, host, token = (run / "run.lock").read_text().split()  # the token proves a rank sees this folder
+        assert (pid, host, len(token)) == (str(os.getpid()), socket.gethostname(), 32)

@@ -10,7 +10,7 @@ from core.checkpoint import load_checkpoint
 from core.errors import UserError
 from engine import speed as speed_module
 from engine.schedules import Constant
-from engine.speed import Speed, speed_from_settings
+from engine.speed import Speed, bf16_is_fast, speed_from_settings
 from engine.trainer import Stage, TrainConfig, Trainer
 
 CPU = torch.device("cpu")
@@ -70,3 +70,35 @@ def test_bf16_and_channels_last_train_to_an_fp32_checkpoint_close_to_fp32(tmp_pa
     fresh.load_state_dict(saved["model"])  # channels_last weights load into a plain NCHW model
     x = torch.rand(1, 3, 9, 7)
     assert torch.allclose(fresh(x), net(x), atol=1e-6)
+
+
+@pytest.mark.parametrize(("capability", "fast"), [((7, 0), False), ((7, 5), False), ((8, 0), True), ((9, 0), True)])
+def test_bf16_counts_as_fast_on_ampere_and_newer_only_and_asks_about_the_given_gpu(monkeypatch, capability, fast):
+    asked = []
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: asked.append(device) or capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # emulation counts there: unused
+    assert bf16_is_fast(torch.device("cuda", 3)) is fast  # PRECISION=auto: fp32 on a V100 or a T4
+    assert asked == [torch.device("cuda", 3)]
+
+
+def test_autotuning_is_off_inside_an_evaluation_and_restored_after(tmp_path: Path):
+    seen = []
+
+    def evaluate(model):
+        seen.append(torch.backends.cudnn.benchmark)
+        return {"val_psnr": 0.0}
+
+    net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    stage = Stage("a", 2, lambda m: torch.optim.SGD(m.parameters(), lr=0.1), Constant(0.1))
+    trainer = Trainer(net, [stage], lambda step, _d: (torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)),
+                      torch.nn.functional.l1_loss, evaluate, TrainConfig(run_dir=tmp_path, eval_every=1,
+                                                                          progress=False), torch.device("cpu"))
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True  # as training on a GPU has it
+    try:
+        trainer.fit()
+        assert seen == [False, False] and torch.backends.cudnn.benchmark is True
+    finally:
+        torch.backends.cudnn.benchmark = saved
+

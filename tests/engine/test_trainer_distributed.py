@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from core.dist import DistInfo, rank_device
-from core.errors import UserError
+from core.errors import StopRequested, UserError
+from core.runs import run_lock_of_all_ranks
 from engine.schedules import Constant, Plateau
 from engine.trainer import Stage, TrainConfig, Trainer
 
@@ -54,24 +56,54 @@ def worker(rank: int, run_dir: str, port: int, scenario: str) -> None:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 1, 3, padding=1))
 
+    trainer_box = []
+
     def batch_fn(step, d):
         x, y = batches(step, d)
+        if scenario == "stop" and rank == 1 and step == 7:  # seen at the check of iteration 9, after no evaluation
+            trainer_box[0]._stop_signal = 15  # SIGTERM reached rank 1 only
         return (x * float("nan"), y) if scenario == "nan" and rank == 1 and step == 5 else (x, y)
+
+    if scenario == "stop" and rank == 0:  # rank 0 writes its checkpoint slowly; rank 1 must wait for it
+        import engine.trainer as trainer_module
+
+        def slow_save(path, state, _save=trainer_module.save_checkpoint):
+            time.sleep(1.0)
+            _save(path, state)
+
+        trainer_module.save_checkpoint = slow_save
+    folder = Path(run_dir)  # the run folder this rank sees (rank{rank}.json goes to run_dir)
+    if scenario == "unshared":  # each rank sees its own folder, as nodes without a shared file system
+        folder = folder / f"node{rank}"
+        folder.mkdir()
+        if rank == 0:
+            (folder / "latest.pt").write_bytes(b"a checkpoint only rank 0 sees")
 
     def evaluate(model):  # each rank would see another number: only rank 0's may count
         return {"val_psnr": 10.0 if rank == 0 else 20.0 + model[0].weight.sum().item()}
 
     schedule = Plateau(0.01, 0.01, mu=0.0, patience=2) if scenario == "plateau" else Constant(0.01)
     stages = [Stage("a", 12, lambda m: torch.optim.Adam(m.parameters(), lr=0.01), schedule)]
-    config = TrainConfig(run_dir=Path(run_dir), eval_every=2, check_every=3, progress=False)
+    config = TrainConfig(run_dir=folder, eval_every=2, check_every=3, progress=False)
     outcome: dict = {"rank": rank}
     try:
-        result = Trainer(net, stages, batch_fn, nn.functional.l1_loss, evaluate, config, torch.device("cpu"),
-                         info).fit()
+        trainer_box.append(Trainer(net, stages, batch_fn, nn.functional.l1_loss, evaluate, config,
+                                   torch.device("cpu"), info))
+        result = trainer_box[0].fit(resume=scenario == "unshared")
         outcome.update(step=result.step, stopped=result.stopped_early, best=result.best,
                        weights=[p.detach().sum().item() for p in net.parameters()])
     except UserError as err:
         outcome["error"] = str(err)
+    except StopRequested as stop:
+        latest = folder / "latest.pt"
+        outcome.update(error=str(stop), checkpoint_step_when_stopped=torch.load(
+            latest, weights_only=True)["step"] if latest.exists() else None)
+    if scenario == "unshared":
+        try:
+            with run_lock_of_all_ranks(folder, info):
+                outcome["lock"] = "held"
+        except UserError as err:
+            outcome["lock"] = str(err)
     outcome["collective_devices"] = sorted(set(log))
     Path(run_dir, f"rank{rank}.json").write_text(json.dumps(outcome))
     dist.barrier()
@@ -115,3 +147,22 @@ def test_rank_device_follows_local_rank_and_a_single_visible_gpu():
         rank_device(cuda, local_rank=2, visible=2)
     with pytest.raises(UserError, match="no CUDA GPU is visible"):
         rank_device(cuda, local_rank=0, visible=0)
+
+
+@pytest.mark.slow
+def test_a_stop_request_on_one_rank_ends_every_rank_after_the_checkpoint_is_written(tmp_path: Path):
+    """torchrun kills the other ranks when one exits: no rank may leave while rank 0 still writes."""
+    first, second = run_two_ranks(tmp_path, "stop")
+    for outcome in (first, second):
+        assert "stopped by signal at iteration 9" in outcome["error"]  # the next check (check_every=3)
+        assert outcome["checkpoint_step_when_stopped"] == 9  # written whole before rank 1 left (8 before)
+
+
+@pytest.mark.slow
+def test_ranks_that_see_different_run_folders_are_refused_on_every_rank(tmp_path: Path):
+    first, second = run_two_ranks(tmp_path, "unshared")
+    for outcome in (first, second):
+        assert "the ranks see different checkpoints" in outcome["error"]
+        assert "rank 0: 29 bytes, rank 1: no file" in outcome["error"]
+        assert outcome["lock"].startswith("rank(s) 1 do not see the run folder")
+        assert "shared file system" in outcome["lock"]

@@ -154,3 +154,17 @@ def test_rgb_frame_through_an_rgb_model():
     with pytest.raises(ValueError, match="channels=1"):
         upscale_yuv420(FastESPCN(net), rgb[..., 0], rgb[:5, :7, 0], rgb[:5, :7, 1])
 
+
+
+def test_fp16_is_decided_once_for_the_weights_not_per_input_size(monkeypatch):
+    """A folder of photos of many sizes pays the fp32 + fp16 comparison (and its host read) once."""
+    import inference.fast_espcn as fast_espcn
+
+    decided = []
+    monkeypatch.setattr(fast_espcn, "fp16_agrees", lambda fast, ref: decided.append(tuple(ref.shape)) or True)
+    model = FastESPCN(ESPCN(3, 1).eval(), backend="channels_last")
+    model.half = True  # as on a GPU (autocast("cuda") does nothing here); the decision logic is what is tested
+    with pytest.warns(UserWarning):  # autocast: "CUDA is not available. Disabling"
+        for shape in ((1, 1, 20, 30), (1, 1, 17, 11), (1, 1, 20, 30)):
+            assert model(torch.rand(shape)).shape == (1, 1, 3 * shape[2], 3 * shape[3])
+    assert decided == [(1, 1, 60, 90)]

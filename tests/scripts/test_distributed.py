@@ -77,3 +77,46 @@ def test_lr_regeneration_split_across_two_ranks(tmp_path: Path, realsr: Path):
     manifest = json.loads((tmp_path / "run" / "LR_1" / "manifest.json").read_text())
     written = sorted(p.name for p in (tmp_path / "run" / "LR_1").glob("*/*.png"))
     assert manifest["complete"] and manifest["images"] == len(written) == 8  # 6 train + 2 test photos
+
+
+COUNTING = """
+import json, os, runpy, sys
+import torch.distributed as dist
+
+calls = {"init_process_group": 0, "destroy_process_group": 0}
+for name in calls:
+    def counted(*args, _name=name, _original=getattr(dist, name), **kwargs):
+        calls[_name] += 1
+        return _original(*args, **kwargs)
+    setattr(dist, name, counted)
+real_exit, folder = os._exit, sys.argv[1]
+
+def exit_after_writing(code):  # a torchrun rank ends with os._exit (core.errors.end_torchrun_process)
+    with open(os.path.join(folder, f"calls{os.environ['RANK']}.json"), "w") as handle:
+        json.dump({**calls, "code": code}, handle)
+    real_exit(code)
+
+os._exit = exit_after_writing
+script = sys.argv[2]
+sys.argv = [script, *sys.argv[3:]]
+sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def test_phase3_joins_one_process_group_per_rank(tmp_path: Path, realsr: Path):
+    """phase3.py trains N_3, then writes LR_3, in one process: one process group, created and destroyed once."""
+    common = ["--data", str(realsr), "--device", "cpu", "--out", str(tmp_path / "run"), "--set", "PRESET=tiny",
+              "--set", "TEST_CURVE=false"]
+    for script in ("phase1_1.py", "phase1_2.py", "phase2_1.py", "phase2_2.py"):
+        done = run_script(script, *common, env={"OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, done.stderr
+    wrapper = tmp_path / "count_groups.py"
+    wrapper.write_text(COUNTING)
+    done = torchrun(str(wrapper), str(tmp_path), str(REPO / "phase3.py"), *common)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"calls{rank}.json").read_text()) == {
+            "init_process_group": 1, "destroy_process_group": 1, "code": 0}
+    manifest = json.loads((tmp_path / "run" / "LR_3" / "manifest.json").read_text())
+    assert manifest["complete"] and (tmp_path / "run" / "N3.pt").exists()

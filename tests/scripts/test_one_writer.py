@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,13 +34,13 @@ def test_second_process_is_refused_and_a_killed_holder_does_not_block_resume(tmp
             second = run_script("espcn.py", *ARGS, "--out", str(out), *extra, env=ENV)
             assert second.returncode == 2, second.stderr
             assert second.stderr.strip().splitlines() == [
-                f"error: run folder {out} is in use by process {first.pid} (another run writes there); wait "
-                "for it to end, or choose another --out"]
+                f"error: run folder {out} is in use by process {first.pid} on {socket.gethostname()} (another run "
+                "writes there); wait for it to end, or choose another --out"]
         assert {path: path.stat().st_mtime_ns for path in out.iterdir()} == before
     finally:
         first.kill()
         first.wait()
-    assert (out / "run.lock").read_text().strip() == str(first.pid)  # the stale lock file stays ...
+    assert (out / "run.lock").read_text().split()[0] == str(first.pid)  # the stale lock file stays ...
     resumed = run_script("espcn.py", *ARGS, "--out", str(out), "--resume", env=ENV)  # ... and blocks nothing
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
