@@ -45,7 +45,7 @@ def eager(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 def test_kernel_equals_eager_per_channel(shape, dtype):
     needs_kernel()
     a, b = pair(shape, dtype=dtype)
-    got = ssim_kernel.ssim_and_sse(a, b, metrics._gaussian_window(), C1, C2)
+    got = ssim_kernel.ssim_and_sse(a, b, metrics._WINDOW, C1, C2)
     want = eager(a, b)
     assert got[0].shape == got[1].shape == shape[:2]
     torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-13)
@@ -60,7 +60,7 @@ def test_luma_plane_is_formed_in_float64_from_float32_channels():
     luma = ([0.25, 0.5, 0.125], 0.0625)
     weights = torch.tensor(luma[0], dtype=torch.float64).view(1, 3, 1, 1)
     y_a, y_b = ((x.double() * weights).sum(dim=1, keepdim=True) + luma[1] for x in (a, b))
-    got = ssim_kernel.ssim_and_sse(a, b, metrics._gaussian_window(), C1, C2, luma)
+    got = ssim_kernel.ssim_and_sse(a, b, metrics._WINDOW, C1, C2, luma)
     want = eager(y_a, y_b)
     torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-13)
     torch.testing.assert_close(got[1], want[1], rtol=1e-12, atol=0)
@@ -73,7 +73,7 @@ def test_kernel_reads_strided_views():
     needs_kernel()
     a, b = pair((2, 3, 90, 70), seed=1)
     view_a, view_b = a[..., 3:-4, 5:-2], b[..., 3:-4, 5:-2]
-    got = ssim_kernel.ssim_and_sse(view_a, view_b, metrics._gaussian_window(), C1, C2)
+    got = ssim_kernel.ssim_and_sse(view_a, view_b, metrics._WINDOW, C1, C2)
     want = eager(view_a.contiguous(), view_b.contiguous())
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-13, atol=1e-13)
@@ -89,7 +89,7 @@ def test_bands_on_several_threads_equal_one_band():
     try:
         for count in (1, 4):
             torch.set_num_threads(count)
-            results.append((*ssim_kernel.ssim_and_sse(a, b, metrics._gaussian_window(), C1, C2),
+            results.append((*ssim_kernel.ssim_and_sse(a, b, metrics._WINDOW, C1, C2),
                             ssim_kernel.sse(a, b)))
     finally:
         torch.set_num_threads(threads)
