@@ -57,7 +57,7 @@ class RCAB(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """Residual block without attention (EDSR's, batch norm-free): x + conv3x3(ReLU(conv3x3(x)))."""
+    """Residual block without attention (as in EDSR): x + conv3x3(ReLU(conv3x3(x)))."""
 
     receptive_radius = 2  # two 3x3 convolutions: local (models.exactness)
 
