@@ -84,7 +84,7 @@ from experiments.common import (
 from inference.scoring import mean_metrics, pair_metrics
 from inference.whole_image import run_model
 from models.rcan import Block, MultiBlockNet
-from pipelines.multiblock.run_folder import BLOCK_KEYS, load_block
+from pipelines.multiblock.run_folder import block_architecture, load_block
 
 _NAME = "phase_curves_and_inverse"
 _PHASES = ("phase1", "phase2", "phase3", "phase4")
@@ -95,11 +95,12 @@ def blocks_of_n(path: Path) -> list[Block]:
     state = load_checkpoint(path)
     check_meta(state, path, arch="multiblock-net")
     meta = state["meta"]
-    net = MultiBlockNet([Block(**{key: meta[key] for key in BLOCK_KEYS}, clamp=True) for _ in range(meta["blocks"])])
+    architecture = block_architecture(meta, path)
+    net = MultiBlockNet([Block(**architecture, clamp=True) for _ in range(meta["blocks"])])
     load_weights(net, state, path)
     blocks = []
     for weights in net.to_block_state_dicts():
-        block = Block(**{key: meta[key] for key in BLOCK_KEYS}, clamp=True)
+        block = Block(**architecture, clamp=True)
         block.load_state_dict(weights)
         blocks.append(block.eval())
     return blocks

@@ -1,17 +1,21 @@
-"""Exact inference of channel-attention networks at the device's pace: the whole image in one pass where
-its activations fit in the GPU's free memory, band by band (``inference.banded``) where they do not.
+"""Exact inference of networks whose global operations make tiles inexact, at the device's pace: the whole
+image in one pass where its activations fit in the GPU's free memory, band by band (``inference.banded``)
+where they do not.
 
 On the CPU the banded pass is kept (bounded memory, within 1e-5 of whole-image; docs/benchmarks.md);
 on a GPU the whole-image pass is several times faster, because the bands' small convolutions leave the
-GPU idle. Both are exact: the global pooling sees the whole image either way.
+GPU idle. Both are exact: the global pooling sees the whole image either way. A network without a banded
+form (one that declares neither a receptive radius nor a global pooling, ``models.exactness``) runs whole on
+any device, and is refused with one line when the GPU cannot hold it: never tiled, never banded.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
+from core.errors import UserError
 from core.hardware import device_has_room
-from inference.banded import banded_forward
+from inference.banded import banded_forward, has_banded_form
 
 LIVE_MAPS = 6  # feature maps alive at once in a whole-image RCAB pass (input, conv1, conv2, skip, slack)
 GPU_SHARE = 0.8  # of the free memory, the most a whole-image pass may take
@@ -33,10 +37,16 @@ def fits_whole(model: nn.Module, x: Tensor) -> bool:
 
 @torch.inference_mode()
 def exact_forward(model: nn.Module, x: Tensor) -> Tensor:
-    """``model(x)`` for a Block or MultiBlockNet, whole-image when it fits on the GPU, else banded."""
-    if fits_whole(model, x):
+    """``model(x)``: whole-image when it fits on the GPU (or when ``model`` has no banded form), else banded."""
+    banded = has_banded_form(model)
+    if fits_whole(model, x) or not banded:
         try:
             return model(x)
         except torch.cuda.OutOfMemoryError:  # the estimate was short: free what the attempt took, go banded
             torch.cuda.empty_cache()
+            if not banded:
+                raise UserError(f"{type(model).__name__} runs only whole (it, or a residual block of it, declares "
+                                "neither receptive_radius nor global_pooling: models/exactness.py), and a "
+                                f"{x.shape[-2]}x{x.shape[-1]} image does not fit in the memory of {x.device}; "
+                                "use smaller images or --device cpu") from None
     return banded_forward(model, x)

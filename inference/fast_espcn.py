@@ -94,6 +94,7 @@ class FastESPCN(nn.Module):
         device = torch.device(device) if device is not None else next(net.parameters()).device
         self.net = copy.deepcopy(net).eval().requires_grad_(False).to(device)
         self.scale, self.channels = net.scale, net.channels
+        self.receptive_radius = net.receptive_radius  # the same local network, so exact on tiles
         self.backend = pick_backend(device) if backend == "auto" else backend
         if self.backend == "strips" and not (device.type == "cpu" and has_fused_conv()):
             raise ValueError("backend 'strips' needs a CPU build of PyTorch with oneDNN (mkldnn)")

@@ -22,13 +22,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from models.exactness import declared_radius
 from models.rcan import receptive_field_radius
 
 DEFAULT_OVERLAP = 16
 
 
 def default_overlap(model: nn.Module) -> int:
-    """The model's receptive-field radius when it can be counted, else ``DEFAULT_OVERLAP``."""
+    """The receptive-field radius the model declares (``models.exactness``), else the one its convolutions
+    count, else ``DEFAULT_OVERLAP``."""
+    declared = declared_radius(model)
+    if declared is not None:
+        return declared
     try:
         return receptive_field_radius(model)
     except ValueError:

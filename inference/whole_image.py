@@ -19,9 +19,9 @@ from torch import nn
 
 from data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from data.resize import imresize
-from inference.banded import has_global_attention
 from inference.exact_forward import exact_forward
 from inference.tiling import tiled_forward
+from models.exactness import declared_radius
 
 DEFAULT_TILE = 512
 
@@ -40,15 +40,16 @@ def run_model(model: nn.Module, image: np.ndarray, device: torch.device, scale: 
               tile: int = DEFAULT_TILE) -> np.ndarray:
     """Apply ``model`` to an HxWxC float image with bounded memory; the output is not clipped.
 
-    Local networks (ESPCN) run on overlapping tiles; channel-attention blocks, whose global pooling makes
-    tiles inexact, run whole on a GPU where they fit, else band by band with exact global statistics
-    (``inference.exact_forward``).
+    Networks that declare a receptive radius (ESPCN; ``models.exactness``) run on overlapping tiles; the
+    others (multiblock networks, whose channel attention makes tiles inexact, and any network that declares
+    nothing) go to ``inference.exact_forward``: whole on a GPU where they fit, else band by band with exact
+    global statistics, or whole.
     """
     if isinstance(model, nn.Module):
         model.to(device)  # model and input on one device (a no-op when the model is there already)
     x = image_to_tensor(image).to(device)
     with torch.inference_mode():
-        if has_global_attention(model):
+        if declared_radius(model) is None:
             y = exact_forward(model, x)
         else:
             y = tiled_forward(model, x, tile=tile, scale=scale, out_device=torch.device("cpu"))
@@ -88,8 +89,8 @@ def upscale_chroma(chroma: torch.Tensor, scale: int, method: str) -> torch.Tenso
 
 
 def _forward(model: nn.Module, x: torch.Tensor, scale: int, tile: int) -> torch.Tensor:
-    """The model on a tensor already on its device: whole image when it fits ``tile``, else tiles; channel
-    attention whole on a GPU where it fits, else in exact bands."""
-    if has_global_attention(model):
+    """The model on a tensor already on its device: a declared-local one whole when it fits ``tile``, else on
+    tiles; any other exactly (``exact_forward``: whole, or in bands)."""
+    if declared_radius(model) is None:
         return exact_forward(model, x)
     return tiled_forward(model, x, tile=tile, scale=scale)

@@ -13,6 +13,8 @@ from torch import nn
 class ESPCN(nn.Module):
     """conv5x5(C->64) tanh, conv3x3(64->32) tanh, conv3x3(32->r^2 C), pixel shuffle by r."""
 
+    receptive_radius = 4  # 2 + 1 + 1 LR pixels: local, exact on tiles (models.exactness)
+
     def __init__(self, scale: int = 3, channels: int = 1, features: tuple[int, int] = (64, 32)) -> None:
         super().__init__()
         self.scale = scale

@@ -3,13 +3,18 @@
 Layout follows the report (section 3.2, Fig 6) and its original code: head conv3x3(3->C), R residual
 channel-attention blocks, an end conv3x3(C->C), a tail conv3x3(C->3), plus the block's input (global
 residual). There is no long skip around the RCAB body, unlike RCAN's residual groups.
+
+The residual block is a swappable part: ``RESBLOCKS`` names the designs a Block can repeat (the run-wide
+setting ``RESBLOCK``); each declares what exact inference needs (``models.exactness``).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+
+from models.exactness import GlobalPooling
 
 
 def conv3x3(c_in: int, c_out: int) -> nn.Conv2d:
@@ -25,9 +30,12 @@ class ChannelAttention(nn.Module):
         self.down = nn.Conv2d(n_feats, n_feats // reduction, 1)
         self.up = nn.Conv2d(n_feats // reduction, n_feats, 1)
 
+    def gate(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(N, C, 1, 1) channel means -> (N, C, 1, 1) scales in (0, 1)."""
+        return torch.sigmoid(self.up(torch.relu(self.down(pooled))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = torch.sigmoid(self.up(torch.relu(self.down(self.pool(x)))))
-        return x * weights
+        return x * self.gate(self.pool(x))
 
 
 class RCAB(nn.Module):
@@ -42,11 +50,40 @@ class RCAB(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.attention(self.conv2(torch.relu(self.conv1(x))))
 
+    def global_pooling(self) -> GlobalPooling:
+        """The attention pools ``conv2(relu(conv1(x)))`` over the image: all banded inference needs."""
+        return GlobalPooling(pre=lambda x: torch.relu(self.conv1(x)), pre_radius=1, last=self.conv2,
+                             gate=self.attention.gate)
+
+
+class ResBlock(nn.Module):
+    """Residual block without attention (as in EDSR): x + conv3x3(ReLU(conv3x3(x)))."""
+
+    receptive_radius = 2  # two 3x3 convolutions: local (models.exactness)
+
+    def __init__(self, n_feats: int) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(n_feats, n_feats)
+        self.conv2 = conv3x3(n_feats, n_feats)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(torch.relu(self.conv1(x)))
+
+
+# The residual blocks a Block can repeat, by the name the RESBLOCK setting gives: each entry builds one from
+# (n_feats, reduction). A new design: its class (declaring receptive_radius or global_pooling, see
+# models.exactness), and one line here.
+RESBLOCKS: dict[str, Callable[[int, int], nn.Module]] = {
+    "rcab": RCAB,  # the report's: conv3x3, ReLU, conv3x3, channel attention, + input
+    "rb": lambda n_feats, _reduction: ResBlock(n_feats),  # the same without channel attention
+}
+
 
 class Block(nn.Module):
     """One block N_i; with ``clamp = True`` (toggle at run time) it is N_i^+, its output clamped to [0, 1].
 
-    The report squeezes 64 channels to 16 in the attention, hence ``reduction=4``.
+    ``resblock`` names the residual block repeated ``n_resblocks`` times (``RESBLOCKS``). The report
+    squeezes 64 channels to 16 in the attention, hence ``reduction=4``.
     """
 
     def __init__(
@@ -57,11 +94,14 @@ class Block(nn.Module):
         end_conv: bool = True,
         clamp: bool = False,
         in_channels: int = 3,
+        resblock: str = "rcab",
     ) -> None:
         super().__init__()
+        if resblock not in RESBLOCKS:
+            raise ValueError(f"resblock {resblock!r}: expected one of {', '.join(RESBLOCKS)} (models.rcan.RESBLOCKS)")
         self.clamp = clamp
         self.head = conv3x3(in_channels, n_feats)
-        self.body = nn.Sequential(*(RCAB(n_feats, reduction) for _ in range(n_resblocks)))
+        self.body = nn.Sequential(*(RESBLOCKS[resblock](n_feats, reduction) for _ in range(n_resblocks)))
         self.end = conv3x3(n_feats, n_feats) if end_conv else nn.Identity()
         self.tail = conv3x3(n_feats, in_channels)
 

@@ -12,6 +12,7 @@ class ToyBlock(nn.Module):
 
     def __init__(self, n_layers: int = 6, n_feats: int = 64, in_channels: int = 3) -> None:
         super().__init__()
+        self.receptive_radius = n_layers  # one pixel per 3x3 convolution: local (models.exactness)
         widths = [in_channels] + [n_feats] * (n_layers - 1) + [in_channels]
         layers: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(pairwise(widths)):

@@ -11,8 +11,8 @@ from engine.schedules import Constant
 from engine.trainer import Stage
 from models.rcan import MultiBlockNet
 from pipelines.multiblock.run_folder import (
-    BLOCK_KEYS,
     TRAIN_SCRIPT,
+    block_architecture,
     block_kwargs,
     check_choices,
     load_block,
@@ -46,7 +46,7 @@ def train_combined(ctx: RunContext) -> None:
         net, block_meta = MultiBlockNet(blocks), block_kwargs(s)
     else:
         net = MultiBlockNet([load_block(path, clamp=True, record=record) for path in paths])
-        block_meta = load_checkpoint(paths[0])["meta"]
+        block_meta = block_architecture(load_checkpoint(paths[0])["meta"], paths[0])
     torch.manual_seed(ctx.seed)
     stages = [
         Stage("high", s["ITERS_HIGH"], optimizer_factory("adam", s["LR_HIGH"]), Constant(s["LR_HIGH"]),
@@ -54,6 +54,6 @@ def train_combined(ctx: RunContext) -> None:
         Stage("low", s["ITERS_LOW"], optimizer_factory("adam", s["LR_LOW"]), Constant(s["LR_LOW"]),
               set_clamp(True)),
     ]
-    meta = {"arch": "multiblock-net", "blocks": 3, **{key: block_meta[key] for key in BLOCK_KEYS}, "run": record}
+    meta = {"arch": "multiblock-net", "blocks": 3, **block_meta, "run": record}
     job = NetworkJob(net, "N", [st for st in stages if st.steps > 0], 0, "phase4", "phase4.py", meta)
     train_network(ctx, job, dist_info, device)

@@ -20,7 +20,7 @@ from core.settings import CliParser
 from inference.weight_files import FORMATS, read_weights, save_weights
 from models.rcan import Block, MultiBlockNet
 from pipelines.multiblock.run_folder import ARCH as BLOCK_ARCH
-from pipelines.multiblock.run_folder import BLOCK_KEYS
+from pipelines.multiblock.run_folder import block_architecture
 
 NET_ARCH = "multiblock-net"
 
@@ -29,16 +29,27 @@ def load_network(path: Path) -> tuple[nn.Module, dict]:
     """The clamped block or combined net a phase checkpoint holds, and its architecture record."""
     tensors, recorded = read_weights(path)
     arch = recorded.get("arch")
-    if arch not in (BLOCK_ARCH, NET_ARCH) or any(key not in recorded for key in BLOCK_KEYS):
+    if arch not in (BLOCK_ARCH, NET_ARCH):
         raise UserError(f"{path} is not a multiblock checkpoint (arch={arch!r}); pass an N<i>.pt or N.pt "
                         "written by the phase scripts")
-    kwargs = {key: recorded[key] for key in BLOCK_KEYS}
+    kwargs = block_architecture(recorded, path)
     count = recorded.get("blocks", 3) if arch == NET_ARCH else 1
     net = MultiBlockNet([Block(**kwargs, clamp=True) for _ in range(count)]) if arch == NET_ARCH \
         else Block(**kwargs, clamp=True)
     load_weights(net, {"model": tensors}, path)
     architecture = {"arch": arch, **kwargs, "clamp": True, **({"blocks": count} if arch == NET_ARCH else {})}
     return net.eval(), architecture
+
+
+def resblock_words(net: nn.Module) -> str:
+    """The residual block's class and the first line of its docstring, e.g. ``RCAB (Residual channel-attention
+    block: x + CA(conv3x3(ReLU(conv3x3(x)))))``."""
+    block = net if isinstance(net, Block) else net.blocks[0]
+    if not len(block.body):
+        return "residual block"
+    kind = type(block.body[0])
+    doc = (kind.__doc__ or "").strip().split("\n")[0].rstrip(".")
+    return f"{kind.__name__} ({doc})" if doc else kind.__name__
 
 
 def export(weights: Path, fmt: str, out: Path | None = None) -> Path:
@@ -48,9 +59,9 @@ def export(weights: Path, fmt: str, out: Path | None = None) -> Path:
     target = out or weights.with_suffix(FORMATS[fmt])
     if target.resolve() == weights.resolve():
         raise UserError(f"--out {target} is the weights file itself; choose another name")
-    head = (f"conv3x3(3->{architecture['n_feats']}), {architecture['n_resblocks']} RCAB (channel attention "
-            f"reduction {architecture['reduction']}), {'end conv3x3, ' if architecture['end_conv'] else ''}"
-            f"conv3x3({architecture['n_feats']}->3), + input, clamp [0, 1]")
+    head = (f"conv3x3(3->{architecture['n_feats']}), {architecture['n_resblocks']} x {resblock_words(net)}, "
+            f"{'end conv3x3, ' if architecture['end_conv'] else ''}conv3x3({architecture['n_feats']}->3), + input, "
+            "clamp [0, 1]")
     notes = {"source": weights.name, "layers": head if architecture["arch"] == BLOCK_ARCH
              else f"{architecture['blocks']} blocks in sequence, each: {head}",
              "input": "NCHW float32 RGB in [0, 1]", "output": "same size and range (same-size restoration)"}

@@ -37,8 +37,8 @@ FIRST_SCRIPT = "phase1_1.py"
 DEFAULT_OUT = "runs/multiblock"
 # The values that make one run one configuration: the data (checked by a fingerprint of its pairs, see
 # run_record), the block's architecture and initialisation, the validation split (with --seed), the preset.
-RUN_WIDE = ("PRESET", "CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "REDUCTION", "END_CONV", "TAIL_GAIN",
-            "VAL_FRACTION", "VALIDATE_ON_TEST")
+RUN_WIDE = ("PRESET", "CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "RESBLOCK", "REDUCTION", "END_CONV",
+            "TAIL_GAIN", "VAL_FRACTION", "VALIDATE_ON_TEST")
 # Where the data is, not what it is: recorded by the first phase as the later ones' default, never enforced.
 LOCATION = ("REALSR_DIR",)
 # The settings.json section that --config replays for each script (a regeneration reads its block's).

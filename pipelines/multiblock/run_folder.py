@@ -15,7 +15,7 @@ from data.paired import (
     pairs_with_lr_folder,
 )
 from engine.weight_average import check_ema_setting
-from models.rcan import Block
+from models.rcan import RESBLOCKS, Block
 from pipelines.multiblock.phase_settings import LOCATION, RUN_WIDE
 from pipelines.multiblock.run_record import (
     check_data,
@@ -30,12 +30,26 @@ TRAIN_SCRIPT = {1: "phase1_1.py", 2: "phase2_1.py", 3: "phase3.py"}
 REGEN_SCRIPT = {1: "phase1_2.py", 2: "phase2_2.py", 3: "phase3.py"}
 LR_SPLITS = ("train", "test")
 ARCH = "multiblock-block"
-BLOCK_KEYS = ("n_feats", "n_resblocks", "reduction", "end_conv")
+BLOCK_KEYS = ("n_feats", "n_resblocks", "reduction", "end_conv", "resblock")
+# What a checkpoint written before a key existed holds: RCAB blocks (RESBLOCK came later).
+RECORDED_BEFORE = {"resblock": "rcab"}
 
 
 def block_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
     return {"n_feats": settings["N_FEATS"], "n_resblocks": settings["N_RESBLOCKS"],
-            "reduction": settings["REDUCTION"], "end_conv": settings["END_CONV"]}
+            "reduction": settings["REDUCTION"], "end_conv": settings["END_CONV"],
+            "resblock": str(settings["RESBLOCK"]).lower()}
+
+
+def block_architecture(recorded: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The ``Block`` arguments (``BLOCK_KEYS``) that the checkpoint or weights file ``path`` records."""
+    found = {**RECORDED_BEFORE, **recorded}
+    if any(key not in found for key in BLOCK_KEYS):
+        raise UserError(f"{path} records no block architecture; it was not written by a phase script")
+    if found["resblock"] not in RESBLOCKS:
+        raise UserError(f"{path} holds blocks of the design resblock={found['resblock']!r}, which models/rcan.py "
+                        f"does not register (RESBLOCKS: {', '.join(RESBLOCKS)}); add it there to load this file")
+    return {key: found[key] for key in BLOCK_KEYS}
 
 
 def test_set_name(settings: dict[str, Any]) -> str:
@@ -94,7 +108,7 @@ def check_choices(settings: dict[str, Any]) -> None:
     """Refuse a misspelt choice or an EMA decay outside [0, 1) before any work starts (not after minutes of
     loading or training)."""
     choices = {"INIT": ("inherit", "fresh"), "WARMUP_OPTIMIZER": ("adam", "adadelta"), "SELECT": ("best-val", "last"),
-               "LOSS": ("l1", "mse")}
+               "LOSS": ("l1", "mse"), "RESBLOCK": tuple(RESBLOCKS)}
     for name, allowed in choices.items():
         if name in settings and str(settings[name]).lower() not in allowed:
             raise UserError(f"{name}={settings[name]!r}: expected one of {', '.join(allowed)} (--set {name}=...)")
@@ -107,11 +121,7 @@ def load_block(path: Path, clamp: bool, record: dict[str, Any] | None = None) ->
     check_meta(state, path, arch=ARCH)
     if record:
         check_recorded_with(path, state.get("meta", {}), record, path.parent)
-    meta = state.get("meta", {})
-    try:
-        block = Block(**{key: meta[key] for key in BLOCK_KEYS}, clamp=clamp)
-    except KeyError:
-        raise UserError(f"{path} records no block architecture; it was not written by a phase script") from None
+    block = Block(**block_architecture(state.get("meta", {}), path), clamp=clamp)
     load_weights(block, state, path)
     return block
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
+from torch import nn
 
-from inference.banded import attention_input_mean, banded_forward, has_global_attention, map_rows
+from inference.banded import banded_forward, has_banded_form, map_rows, pooled_mean
 from models.espcn import ESPCN
 from models.rcan import Block, MultiBlockNet, orthogonal_init_
 
@@ -18,16 +19,18 @@ def trained_like_block(seed: int, **kwargs) -> Block:
 
 @pytest.mark.parametrize("band", [1, 2, 5, 64])
 @pytest.mark.parametrize("end_conv", [True, False])
-def test_banded_block_equals_whole_image(band: int, end_conv: bool):
-    block = trained_like_block(0, end_conv=end_conv)
+@pytest.mark.parametrize("resblock", ["rcab", "rb"])
+def test_banded_block_equals_whole_image(band: int, end_conv: bool, resblock: str):
+    block = trained_like_block(0, end_conv=end_conv, resblock=resblock)
     x = torch.rand(2, 3, 23, 17)
     with torch.no_grad():
         expected = block(x)
     assert torch.allclose(banded_forward(block, x, band=band), expected, atol=1e-5, rtol=0)
 
 
-def test_banded_multiblock_net_equals_whole_image_with_clamp():
-    net = MultiBlockNet([trained_like_block(seed, clamp=True) for seed in (1, 2, 3)])
+@pytest.mark.parametrize("resblock", ["rcab", "rb"])
+def test_banded_multiblock_net_equals_whole_image_with_clamp(resblock: str):
+    net = MultiBlockNet([trained_like_block(seed, clamp=True, resblock=resblock) for seed in (1, 2, 3)])
     x = torch.rand(1, 3, 40, 33)
     with torch.no_grad():
         expected = net(x)
@@ -45,17 +48,33 @@ def test_map_rows_in_place_matches_out_of_place():
     assert torch.allclose(src, expected, atol=1e-6)
 
 
-def test_dispatch_helpers():
-    assert has_global_attention(Block(n_feats=8, n_resblocks=1))
-    assert not has_global_attention(ESPCN())
-    with pytest.raises(TypeError):
-        banded_forward(ESPCN(), torch.rand(1, 1, 8, 8))
+class CentredUnit(nn.Module):
+    """A residual block with a global operation of its own and no declaration: x + conv(x - mean(x))."""
+
+    def __init__(self, n_feats: int, _reduction: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(n_feats, n_feats, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x - x.mean(dim=(2, 3), keepdim=True))
+
+
+def test_only_blocks_whose_residual_blocks_declare_themselves_have_a_banded_form():
+    assert has_banded_form(Block(n_feats=8, n_resblocks=1))
+    assert has_banded_form(MultiBlockNet([Block(8, 1, resblock="rb"), Block(8, 1)]))
+    undeclared = Block(n_feats=8, n_resblocks=2)
+    undeclared.body[1] = CentredUnit(8, 4)
+    assert not has_banded_form(undeclared) and not has_banded_form(MultiBlockNet([Block(8, 1), undeclared]))
+    assert not has_banded_form(ESPCN())
+    for model in (ESPCN(), undeclared):
+        with pytest.raises(TypeError, match="receptive_radius or global_pooling"):
+            banded_forward(model, torch.rand(1, 3, 8, 8))
 
 
 @pytest.mark.parametrize("band", [1, 3, 64])
-def test_attention_input_mean_is_the_mean_of_conv2_output(band: int):
+def test_pooled_mean_is_the_mean_of_conv2_output(band: int):
     rcab = trained_like_block(4).double().body[1]
     h = torch.randn(2, 8, 13, 7, dtype=torch.float64)
     with torch.no_grad():
         expected = rcab.conv2(torch.relu(rcab.conv1(h))).mean(dim=(2, 3))
-        torch.testing.assert_close(attention_input_mean(rcab, h, band), expected, atol=1e-12, rtol=0)
+        torch.testing.assert_close(pooled_mean(rcab.global_pooling(), h, band), expected, atol=1e-12, rtol=0)

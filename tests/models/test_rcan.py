@@ -3,9 +3,11 @@ import torch
 from torch import nn
 
 from models import (
+    RESBLOCKS,
     Block,
     ChannelAttention,
     MultiBlockNet,
+    ResBlock,
     ToyBlock,
     normal_init_,
     orthogonal_init_,
@@ -127,3 +129,14 @@ def test_receptive_field_radius_rejects_strided_models() -> None:
         receptive_field_radius(nn.Conv2d(3, 3, 3, stride=2))
     with pytest.raises(ValueError, match="no convolution"):
         receptive_field_radius(nn.ReLU())
+
+
+def test_rb_blocks_are_rcabs_without_attention() -> None:
+    rb, rcab = Block(**TINY, resblock="rb"), Block(**TINY)
+    assert all(isinstance(unit, ResBlock) for unit in rb.body) and len(rb.body) == 2
+    assert set(rcab.state_dict()) - set(rb.state_dict()) == {f"body.{i}.attention.{layer}.{p}" for i in range(2)
+                                                           for layer in ("down", "up") for p in ("weight", "bias")}
+    assert receptive_field_radius(rb) == receptive_field_radius(rcab)
+    assert set(RESBLOCKS) == {"rcab", "rb"}
+    with pytest.raises(ValueError, match="expected one of rcab, rb"):
+        Block(**TINY, resblock="rcan")

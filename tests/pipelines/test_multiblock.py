@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.checkpoint import save_checkpoint
+from core.checkpoint import load_checkpoint, save_checkpoint
 from core.errors import UserError
-from models.rcan import Block
-from pipelines.multiblock.run_folder import ARCH, block_kwargs, check_choices
+from models.rcan import RCAB, Block, ResBlock
+from pipelines.multiblock.run_folder import ARCH, block_kwargs, check_choices, load_block
 from pipelines.multiblock.train import initial_block
 
-SETTINGS = {"N_FEATS": 8, "N_RESBLOCKS": 2, "REDUCTION": 4, "END_CONV": True, "INIT": "inherit",
+SETTINGS = {"N_FEATS": 8, "N_RESBLOCKS": 2, "RESBLOCK": "rcab", "REDUCTION": 4, "END_CONV": True, "INIT": "inherit",
             "TAIL_GAIN": 0.1}
 
 
@@ -52,8 +52,8 @@ def test_inherit_from_another_architecture_is_a_user_error(tmp_path: Path):
 
 
 def test_misspelt_choices_are_refused():
-    check_choices({"INIT": "fresh", "WARMUP_OPTIMIZER": "adadelta", "SELECT": "last", "LOSS": "L1"})
-    for name in ("INIT", "WARMUP_OPTIMIZER", "SELECT", "LOSS"):
+    check_choices({"INIT": "fresh", "WARMUP_OPTIMIZER": "adadelta", "SELECT": "last", "LOSS": "L1", "RESBLOCK": "rb"})
+    for name in ("INIT", "WARMUP_OPTIMIZER", "SELECT", "LOSS", "RESBLOCK"):
         with pytest.raises(UserError, match=name):
             check_choices({name: "nonsense"})
 
@@ -64,3 +64,26 @@ def test_small_tail_gain_starts_the_block_near_identity(tmp_path: Path):
         near = (initial_block(SETTINGS, tmp_path, 1, seed=0)(x) - x).abs().mean()
         report = (initial_block({**SETTINGS, "TAIL_GAIN": 1.0}, tmp_path, 1, seed=0)(x) - x).abs().mean()
     assert near < 0.2 * report
+
+
+def test_the_residual_block_design_is_a_setting_recorded_in_the_checkpoint(tmp_path: Path):
+    block = initial_block({**SETTINGS, "RESBLOCK": "rb"}, tmp_path, 1, seed=0)
+    assert all(isinstance(unit, ResBlock) for unit in block.body) and len(block.body) == 2
+    save_checkpoint(tmp_path / "N1.pt", {"model": block.state_dict(),
+                                         "meta": {"arch": ARCH, **block_kwargs({**SETTINGS, "RESBLOCK": "rb"})}})
+    loaded = load_block(tmp_path / "N1.pt", clamp=True)
+    assert all(isinstance(unit, ResBlock) for unit in loaded.body) and loaded.clamp
+    assert same(loaded.state_dict(), block.state_dict())
+
+
+def test_a_checkpoint_from_before_the_setting_holds_rcabs_and_an_unregistered_design_is_refused(tmp_path: Path):
+    write_parent(tmp_path)
+    state = load_checkpoint(tmp_path / "N1.pt")
+    del state["meta"]["resblock"]  # what phase scripts wrote before RESBLOCK existed
+    save_checkpoint(tmp_path / "old.pt", state)
+    assert all(isinstance(unit, RCAB) for unit in load_block(tmp_path / "old.pt", clamp=True).body)
+    state["meta"]["resblock"] = "mine"
+    save_checkpoint(tmp_path / "mine.pt", state)
+    with pytest.raises(UserError, match=r"resblock='mine', which models/rcan.py does not register") as refused:
+        load_block(tmp_path / "mine.pt", clamp=True)
+    assert "\n" not in str(refused.value)

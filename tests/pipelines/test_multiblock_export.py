@@ -11,7 +11,7 @@ from models.rcan import Block, MultiBlockNet
 from pipelines.multiblock.export import export, main
 from tests.conftest import REPO
 
-ARCH = {"n_feats": 8, "n_resblocks": 1, "reduction": 4, "end_conv": True}
+ARCH = {"n_feats": 8, "n_resblocks": 1, "reduction": 4, "end_conv": True, "resblock": "rcab"}
 
 
 def combined_checkpoint(path: Path) -> MultiBlockNet:
@@ -52,3 +52,22 @@ def test_block_safetensors_holds_the_clamped_block(tmp_path: Path):
 def test_espcn_weights_are_refused(tmp_path: Path):
     with pytest.raises(UserError, match="is not a multiblock checkpoint"):
         export(REPO / "weights" / "espcn_x3_y.pt", "onnx", tmp_path / "x.onnx")
+
+
+def test_a_checkpoint_from_before_resblock_exports_as_rcab_and_rb_blocks_say_so(tmp_path: Path):
+    pytest.importorskip("safetensors")
+    from safetensors import safe_open
+
+    older = {key: value for key, value in ARCH.items() if key != "resblock"}
+    save_checkpoint(tmp_path / "N1.pt", {"model": Block(**ARCH).state_dict(),
+                                         "meta": {"arch": "multiblock-block", "block": 1, **older}})
+    rb = {**ARCH, "resblock": "rb"}
+    save_checkpoint(tmp_path / "N2.pt", {"model": Block(**rb).state_dict(),
+                                         "meta": {"arch": "multiblock-block", "block": 2, **rb}})
+    for name, resblock, words in (("N1", "rcab", "1 x RCAB (Residual channel-attention block"),
+                                  ("N2", "rb", "1 x ResBlock (Residual block without attention")):
+        target = export(tmp_path / f"{name}.pt", "safetensors", tmp_path / f"{name}.safetensors")
+        with safe_open(str(target), framework="pt") as handle:
+            metadata = handle.metadata()
+        assert json.loads(metadata["architecture"])["resblock"] == resblock
+        assert words in metadata["layers"], metadata["layers"]

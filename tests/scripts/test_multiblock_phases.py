@@ -3,7 +3,7 @@
 The pairs are made with numpy/scipy from scikit-image photos (HR: 64x64 crops; LR: the HR blurred, same
 size), not with ``data.synth``, as a user with their own pairs would. The chain runs as ``make phases`` with
 one settings list for all six scripts; the other checks run a script through its ``main(argv)``, as a real
-subprocess, or through ``cli_entry``.
+subprocess, or through ``cli_entry``. A second chain, in-process, swaps the residual block (``RESBLOCK=rb``).
 """
 from __future__ import annotations
 
@@ -159,6 +159,46 @@ def test_plots_per_phase_and_across_phases(chain):
         assert (run / name).stat().st_size > 0, name
     settings = json.loads((run / "settings.json").read_text())
     assert set(settings) == {"N1", "N2", "N3", "N"} and settings["N2"]["INIT"] == "inherit"
+
+
+# ------------------------------------------------------------------------- another residual block
+@pytest.fixture(scope="module")
+def rb_chain(one_thread, tmp_path_factory) -> tuple[Path, Path]:
+    """(data root, run folder) after the six scripts, in-process, with RESBLOCK=rb: RCABs without attention."""
+    base = tmp_path_factory.mktemp("multiblock_rb")
+    data, run = base / "data", base / "run"
+    make_pairs(data)
+    for script in PHASES:
+        run_phase(script, data, run, [*ONE_LIST, "RESBLOCK=rb"])
+    return data, run
+
+
+def test_a_second_block_design_goes_through_the_six_phases(rb_chain):
+    _data, run = rb_chain
+    assert json.loads((run / "run.json").read_text())["settings"]["RESBLOCK"] == "rb"
+    for name in ("N1.pt", "N2.pt", "N3.pt", "N.pt"):
+        state = load_checkpoint(run / name)
+        assert state["meta"]["resblock"] == "rb", name
+        assert not any("attention" in key for key in state["model"]), name
+        assert any(key.endswith("body.1.conv2.weight") for key in state["model"]), name
+    for stage in (1, 2, 3):
+        manifest = json.loads((run / f"LR_{stage}" / "manifest.json").read_text())
+        assert manifest["complete"] is True and manifest["images"] == N_TRAIN + N_TEST
+    results = json.loads((run / "results.json").read_text())
+    for phase in ("phase1", "phase2", "phase3", "phase4"):
+        scores = results[phase]["metrics"][TEST_SET]
+        for metric in ("psnr_rgb_report", "psnr_y"):  # measured: 3.7 to 5.2 dB above identity
+            assert scores["model"][metric] > scores["identity"][metric], (phase, metric, scores)
+
+
+def test_a_later_phase_given_the_other_block_design_stops(rb_chain, tmp_path, capsys):
+    data, run = rb_chain
+    copy = copy_run(run, tmp_path / "run", ("run.json", "N1.pt", "LR_1"))
+    with pytest.raises(SystemExit):
+        cli_entry(load_script("phase2_1.py").main, ["--data", str(data), "--out", str(copy), "--device", "cpu",
+                                                    *sets(["RESBLOCK=rcab"])])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: RESBLOCK='rcab' differs from RESBLOCK='rb' recorded"), err
 
 
 # ------------------------------------------------------------------------------ regeneration
