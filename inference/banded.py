@@ -55,7 +55,7 @@ def map_rows(fn: Callable[[Tensor], Tensor], src: Tensor, dst: Tensor, halo: int
     """
     height = src.shape[2]
     band = max(band, halo)  # the saved copy must hold every overwritten row a later band reads
-    in_place = dst.data_ptr() == src.data_ptr()
+    in_place = dst is src
     saved: Tensor | None = None
     for start in range(0, height, band):
         stop = min(height, start + band)
