@@ -51,16 +51,16 @@ def phase(script: str) -> dict:
 def test_a_later_phase_reads_the_record_and_applies_the_recorded_preset(tmp_path: Path):
     record = {"recorded_by": "phase1_1.py", "settings": {**{k: catalogue()[k] for k in RUN_WIDE},
                                                          "PRESET": "tiny", "N_FEATS": 8, "CAMERA": "Nikon"},
-              "location": {"REALSR_DIR": "RealSR(V3)"}, "seed": 7, "data": {}}
+              "location": {"DATASET_DIR": "RealSR(V3)"}, "seed": 7, "data": {}}
     tmp_path.mkdir(exist_ok=True)
     write_record(tmp_path, record)
     ctx = parse_phase_cli(phase("phase2_1.py"), ["--out", str(tmp_path), "--set", "N_FEATS=8"], "phase2_1.py")
     assert (ctx.settings["CAMERA"], ctx.settings["N_FEATS"], ctx.seed) == ("Nikon", 8, 7)
     assert ctx.settings["ITERS_WARMUP"] == PRESETS["tiny"]["ITERS_WARMUP"]  # its own settings, by the preset
-    assert ctx.settings["REALSR_DIR"] == "RealSR(V3)"
-    moved = parse_phase_cli(phase("phase1_2.py"), ["--out", str(tmp_path), "--set", "REALSR_DIR=/data/RealSR"],
+    assert ctx.settings["DATASET_DIR"] == "RealSR(V3)"
+    moved = parse_phase_cli(phase("phase1_2.py"), ["--out", str(tmp_path), "--set", "DATASET_DIR=/data/RealSR"],
                             "phase1_2.py")
-    assert moved.settings["REALSR_DIR"] == "/data/RealSR"  # a location is a default, never a conflict
+    assert moved.settings["DATASET_DIR"] == "/data/RealSR"  # a location is a default, never a conflict
     with pytest.raises(UserError, match=rf"PRESET='small' differs from PRESET='tiny' recorded in "
                                         rf"{tmp_path / 'run.json'} by phase1_1.py"):
         parse_phase_cli(phase("phase4.py"), ["--out", str(tmp_path), "--set", "PRESET=small"], "phase4.py")
