@@ -1,4 +1,4 @@
-"""Phase 1-1: train block N_1 on the RealSR (LR, HR) same-size pairs, in the report's three stages.
+"""Phase 1-1: train block N_1 on same-size (LR, HR) pairs (RealSR, City100, ...), in the report's three stages.
 
 Writes N1.pt (N_1^+, the clamped block), N1_latest.pt (resume state), N1_best.pt, log_N1.csv,
 curves_N1.png, and the "phase1" entry of results.json into the run folder (--out). Next: phase1_2.py.
@@ -9,9 +9,10 @@ from __future__ import annotations
 # Run-wide: recorded in the run folder (run.json, and in every N<i>.pt and LR_<i>/manifest.json); the later
 # phases read them from there, and stop when given a different value. --seed is run-wide too.
 PRESET = "report"  # report (these blocks as written) | small (CPU, minutes) | tiny (seconds); values: --help
-CAMERA = "Canon"  # RealSR camera folder (report: Canon)
-SCALE = 2  # RealSR scale folder; pairs are same-size (report: x2)
-REALSR_DIR = ""  # folder holding <CAMERA>/Train/<SCALE>/, under --data or absolute; empty = RealSR, RealSR(V3), ...
+DATASET = "realsr"  # realsr (RealSR as published) | city100 (City100_<CAMERA>/001H.PNG + 001L.PNG) | paired
+CAMERA = "Canon"  # RealSR camera folder (report: Canon); City100's version: iPhoneX | NikonD5500
+SCALE = 2  # RealSR scale folder; pairs are same-size (report: x2); city100 and paired do not use it
+DATASET_DIR = ""  # folder holding the layout, under --data or absolute; empty = RealSR(V3), City100, --data itself
 N_FEATS = 64  # feature channels C (report: 64)
 N_RESBLOCKS = 16  # residual blocks R per block (report: 16 RCABs)
 RESBLOCK = "rcab"  # the residual block: rcab (report) | rb (RCAB without channel attention); models/rcan.py RESBLOCKS

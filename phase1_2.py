@@ -6,7 +6,7 @@ a run killed halfway continues where it stopped. Next: phase2_1.py.
 from __future__ import annotations
 
 # ----------------------------------------------------------------------------------- settings
-# Run-wide settings (CAMERA, SCALE, the block architecture, VAL_FRACTION, PRESET, ...) are set in phase1_1.py
+# Run-wide settings (DATASET, CAMERA, SCALE, the block architecture, VAL_FRACTION, PRESET, ...) are set in phase1_1.py
 # and read from the run folder's run.json; all phase settings are accepted here (see --help).
 # This phase has no settings of its own.
 # --------------------------------------------------------------------------------------------

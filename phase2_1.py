@@ -6,7 +6,7 @@ log_N2.csv, curves_N2.png and the "phase2" entry of results.json. Next: phase2_2
 from __future__ import annotations
 
 # ----------------------------------------------------------------------------------- settings
-# Run-wide settings (CAMERA, SCALE, the block architecture, VAL_FRACTION, PRESET, ...) are set in phase1_1.py
+# Run-wide settings (DATASET, CAMERA, SCALE, the block architecture, VAL_FRACTION, PRESET, ...) are set in phase1_1.py
 # and read from the run folder's run.json; all phase settings are accepted here (see --help).
 # This phase:
 PATCH_SIZE = 48  # training patch side (report: 48)

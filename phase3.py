@@ -6,7 +6,7 @@ curves_N3.png, the "phase3" entry of results.json, and LR_3/. Next: phase4.py.
 from __future__ import annotations
 
 # ----------------------------------------------------------------------------------- settings
-# Run-wide settings (CAMERA, SCALE, the block architecture, VAL_FRACTION, PRESET, ...) are set in phase1_1.py
+# Run-wide settings (DATASET, CAMERA, SCALE, the block architecture, VAL_FRACTION, PRESET, ...) are set in phase1_1.py
 # and read from the run folder's run.json; all phase settings are accepted here (see --help).
 # This phase:
 PATCH_SIZE = 48  # training patch side (report: 48)

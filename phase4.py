@@ -7,7 +7,7 @@ curves_N.png, phases.png and the "phase4" entry of results.json.
 from __future__ import annotations
 
 # ----------------------------------------------------------------------------------- settings
-# Run-wide settings (CAMERA, SCALE, the block architecture, VAL_FRACTION, PRESET, ...) are set in phase1_1.py
+# Run-wide settings (DATASET, CAMERA, SCALE, the block architecture, VAL_FRACTION, PRESET, ...) are set in phase1_1.py
 # and read from the run folder's run.json (INIT=fresh in a new folder: phase1_1.py's values, recorded here);
 # all phase settings are accepted here (see --help).
 # This phase:

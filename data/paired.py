@@ -1,10 +1,10 @@
-"""RealSR same-size LR/HR pairs: name matching with checks, in-memory loading, and a patch sampler.
+"""Same-size LR/HR pairs: RealSR's layout, name matching with checks, in-memory loading, a patch sampler.
 
 Published layout: ``<root>/RealSR/<Camera>/<Train|Test>/<scale>/<Camera>_NNN_HR.png`` beside
 ``<Camera>_NNN_LR<scale>.png``; the LR image has the HR image's size. The release unpacks as ``RealSR(V3)/``;
 that name and its common renamings are found too (``REALSR_NAMES``), or a folder named by the caller.
 Pairs are matched by name, never by sorted index, so one missing or extra file is an error naming it
-instead of a silent misalignment.
+instead of a silent misalignment (``pair_by_name``, which the other layouts of ``data.pair_layouts`` use too).
 
 The phased training regenerates the LR side: ``<run>/LR_<i>/<split>/<name>.png`` (split ``train`` or
 ``test``, ``name`` the pair name without ``_HR``, e.g. ``LR_1/train/Canon_001.png``), see ``lr_level_dir``.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +22,11 @@ import torch
 
 from core.dist import DistInfo
 from core.errors import UserError
-from data.io import is_image_file, read_image
+from data.datasets import list_images
+from data.io import read_image
 
 SPLITS = ("Train", "Test")
+FOLDER_SETTING = "DATASET_DIR"  # the phase setting that names a pair folder, for messages
 # The names RealSR is published and commonly unpacked under; ``<root>`` itself may be that folder too.
 REALSR_NAMES = ("RealSR", "RealSR(V3)", "RealSR_V3", "RealSR (V3)", "RealSRV3", "RealSR-V3")
 
@@ -56,8 +59,8 @@ def find_realsr_root(root: str | os.PathLike, camera: str = "Canon", scale: int 
         if realsr_dir(candidate, camera, scale, split, folder="").is_dir():
             return candidate
     looked = ", ".join(str(realsr_dir(candidate, camera, scale, split, folder="")) for candidate in candidates)
-    how = ("--set REALSR_DIR=FOLDER names another" if str(folder) else
-           "pass the folder holding one of them with --data, or name it with --set REALSR_DIR=FOLDER")
+    how = (f"--set {FOLDER_SETTING}=FOLDER names another" if str(folder) else
+           f"pass the folder holding one of them with --data, or name it with --set {FOLDER_SETTING}=FOLDER")
     raise UserError(f"RealSR pairs not found: looked for {looked} (each holding {camera}_001_HR.png + "
                     f"{camera}_001_LR{scale}.png, ...); {how}")
 
@@ -78,22 +81,35 @@ def find_realsr_pairs(
     pattern = re.compile(rf"^(?P<name>.+)_(?:(?P<hr>HR)|LR{scale})$")
     hr: dict[str, Path] = {}
     lr: dict[str, Path] = {}
-    for path in _image_files(folder):
+    for path in list_images(folder):
         match = pattern.match(path.stem)
         if match is None:
             raise UserError(f"unexpected image {path}: RealSR x{scale} files are named like {layout}")
-        side = hr if match["hr"] else lr
-        if match["name"] in side:
-            raise UserError(f"two files for one image: {side[match['name']]} and {path}; remove one")
-        side[match["name"]] = path
+        add_once(hr if match["hr"] else lr, match["name"], path)
+    pairs = pair_by_name(hr, lr, hr_file=lambda name, _lr: folder / f"{name}_HR.png",
+                         lr_file=lambda name, _hr: folder / f"{name}_LR{scale}.png")
+    if not pairs:
+        raise UserError(f"no image pairs in {folder} (expected {layout})")
+    return pairs
+
+
+def add_once(side: dict[str, Path], name: str, path: Path) -> None:
+    """``side[name] = path``; a second file for one name is an error naming both."""
+    if name in side:
+        raise UserError(f"two files for one image: {side[name]} and {path}; remove one")
+    side[name] = path
+
+
+def pair_by_name(hr: dict[str, Path], lr: dict[str, Path], hr_file: Callable[[str, Path], Path],
+                 lr_file: Callable[[str, Path], Path]) -> list[Pair]:
+    """The pairs of the names found on both sides, sorted by name. A name on one side only is an error
+    naming the file and the partner it lacks (``lr_file(name, hr_path)``, ``hr_file(name, lr_path)``)."""
     for name, path in hr.items():
         if name not in lr:
-            raise UserError(f"HR image {path} has no LR partner {folder / f'{name}_LR{scale}.png'}")
+            raise UserError(f"HR image {path} has no LR partner {lr_file(name, path)}")
     for name, path in lr.items():
         if name not in hr:
-            raise UserError(f"LR image {path} has no HR partner {folder / f'{name}_HR.png'}")
-    if not hr:
-        raise UserError(f"no image pairs in {folder} (expected {layout})")
+            raise UserError(f"LR image {path} has no HR partner {hr_file(name, path)}")
     return [Pair(name, lr[name], hr[name]) for name in sorted(hr)]
 
 
@@ -105,10 +121,8 @@ def pairs_with_lr_folder(pairs: list[Pair], lr_dir: str | os.PathLike) -> list[P
     if not lr_dir.is_dir():
         raise UserError(f"LR folder not found: {lr_dir}; run the phase that writes it first")
     by_name: dict[str, Path] = {}
-    for path in _image_files(lr_dir):
-        if path.stem in by_name:
-            raise UserError(f"two files for one image: {by_name[path.stem]} and {path}; remove one")
-        by_name[path.stem] = path
+    for path in list_images(lr_dir):
+        add_once(by_name, path.stem, path)
     names = {pair.name for pair in pairs}
     for name, path in by_name.items():
         if name not in names:
@@ -117,10 +131,6 @@ def pairs_with_lr_folder(pairs: list[Pair], lr_dir: str | os.PathLike) -> list[P
         if pair.name not in by_name:
             raise UserError(f"LR image {lr_dir / (pair.name + '.png')} is missing (HR is {pair.hr_path})")
     return [Pair(pair.name, by_name[pair.name], pair.hr_path) for pair in pairs]
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
 
 
 @dataclass

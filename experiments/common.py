@@ -30,7 +30,6 @@ from data.datasets import bundled_photos, list_images
 from data.io import read_image
 from data.paired import find_realsr_root
 from data.synth import synthesise_realsr
-from pipelines.multiblock.run_folder import test_set_name
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
@@ -220,12 +219,13 @@ def block_iterations(settings: dict[str, Any]) -> int:
     return settings["ITERS_WARMUP"] + settings["ITERS_CLAMP_HIGH"] + settings["ITERS_CLAMP_LOW"]
 
 
-def phase_metrics(run: Path, phase: str, settings: dict[str, Any]) -> dict[str, dict[str, float]]:
+def phase_metrics(run: Path, phase: str) -> dict[str, dict[str, float]]:
     """``{"model": {...}, "identity": {...}}`` of one phase entry of a phase run's results.json."""
     entry = read_json(run / "results.json").get(phase)
     if entry is None:
         raise UserError(f"{run / 'results.json'} has no {phase!r} entry; the phase did not finish")
-    return entry["metrics"][test_set_name(settings)]
+    (scores,) = entry["metrics"].values()  # one test set per phase entry
+    return scores
 
 
 # ------------------------------------------------------------------------------------ numbers

@@ -99,7 +99,7 @@ def train_weight(ctx: RunContext, data: Path, run: Path, weight: float, seed: in
     s = ctx.settings
     timed_phase(ctx, "phase1_1.py", data, run, {**pick(s, _TRAIN_KEYS), "LOSS": "l1", "GRAD_LOSS_WEIGHT": weight},
                 seed, "phase1_1.py")
-    metrics = phase_metrics(run, "phase1", s)
+    metrics = phase_metrics(run, "phase1")
     with torch.no_grad():
         edge, edge_identity = edge_error(load_block(run / "N1.pt", clamp=True).eval(), test_pairs, ctx.device)
     log = read_log(run / "log_N1.csv")

@@ -78,7 +78,7 @@ def train_patch(ctx: RunContext, data: Path, run: Path, patch: int, seed: int, c
     s = ctx.settings
     timed_phase(ctx, "phase1_1.py", data, run, {**common, "PATCH_SIZE": patch, "BATCH_SIZE": batch_for(s, patch)},
                 seed, "phase1_1.py")
-    metrics = phase_metrics(run, "phase1", s)
+    metrics = phase_metrics(run, "phase1")
     log = read_log(run / "log_N1.csv")
     return {**metrics["model"], "identity": metrics["identity"], "best_curve": max(r["test_psnr"] for r in log),
             "wall": read_json(run / "wall_seconds.json")["phase1_1.py"]}

@@ -120,15 +120,15 @@ def end_to_end_settings(s: dict, its: dict[str, int]) -> dict:
 
 def run_seed(ctx: RunContext, data: Path, seed: int, e2e_settings: dict) -> dict:
     """Both paths for one seed: each network's test metrics and the wall seconds up to it."""
-    s, base = ctx.settings, ctx.out / f"seed{seed}"
+    base = ctx.out / f"seed{seed}"
     phased_wall = run_phased(ctx, data, base / "phased", seed)
     timed_phase(ctx, "phase4.py", data, base / "end_to_end", e2e_settings, seed, "phase4.py")
     e2e_wall = sum(read_json(base / "end_to_end" / "wall_seconds.json").values())
     return {
-        **{f"phase{k}": phase_metrics(base / "phased", f"phase{k}", s)["model"] for k in (1, 2, 3)},
-        "phased": phase_metrics(base / "phased", "phase4", s)["model"],
-        "end_to_end": phase_metrics(base / "end_to_end", "phase4", s)["model"],
-        "identity": phase_metrics(base / "phased", "phase1", s)["identity"],
+        **{f"phase{k}": phase_metrics(base / "phased", f"phase{k}")["model"] for k in (1, 2, 3)},
+        "phased": phase_metrics(base / "phased", "phase4")["model"],
+        "end_to_end": phase_metrics(base / "end_to_end", "phase4")["model"],
+        "identity": phase_metrics(base / "phased", "phase1")["identity"],
         "wall_end_to_end": e2e_wall,
         **{f"wall_{key}": sum(phased_wall.get(script, 0.0) for script in scripts) for key, scripts in (
             ("phase1", _WALL_SCRIPTS[:1]), ("phase2", _WALL_SCRIPTS[:3]), ("phase3", _WALL_SCRIPTS[:5]),

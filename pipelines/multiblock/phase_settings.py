@@ -37,10 +37,10 @@ FIRST_SCRIPT = "phase1_1.py"
 DEFAULT_OUT = "runs/multiblock"
 # The values that make one run one configuration: the data (checked by a fingerprint of its pairs, see
 # run_record), the block's architecture and initialisation, the validation split (with --seed), the preset.
-RUN_WIDE = ("PRESET", "CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "RESBLOCK", "REDUCTION", "END_CONV",
+RUN_WIDE = ("PRESET", "DATASET", "CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "RESBLOCK", "REDUCTION", "END_CONV",
             "TAIL_GAIN", "VAL_FRACTION", "VALIDATE_ON_TEST")
 # Where the data is, not what it is: recorded by the first phase as the later ones' default, never enforced.
-LOCATION = ("REALSR_DIR",)
+LOCATION = ("DATASET_DIR",)
 # The settings.json section that --config replays for each script (a regeneration reads its block's).
 CONFIG_SECTION = {"phase1_1.py": "N1", "phase1_2.py": "N1", "phase2_1.py": "N2", "phase2_2.py": "N2",
                   "phase3.py": "N3", "phase4.py": "N"}
@@ -108,7 +108,7 @@ def phase_help(script: str, block: dict[str, SettingValue]) -> str:
                   "here stops this script")
     parts = [settings_help(own, sources, title="settings of this script (override with --set NAME=VALUE):")
              if own else "settings of this script: none",
-             settings_help(run_wide, sources, title=f"run-wide settings ({where}; REALSR_DIR is only a default):"),
+             settings_help(run_wide, sources, title=f"run-wide settings ({where}; {LOCATION[0]} is only a default):"),
              presets_help(PRESETS, [*own, *run_wide])]
     ignored = [key for key in known if key not in own and key not in run_wide]
     if ignored:

@@ -9,11 +9,8 @@ from core.dist import DistInfo
 from core.errors import UserError
 from core.runs import read_json, sha256, write_json
 from core.settings import RunContext
-from data.paired import (
-    find_realsr_pairs,
-    lr_level_dir,
-    pairs_with_lr_folder,
-)
+from data.pair_layouts import LAYOUTS, PairSource, find_pairs, pair_set_name
+from data.paired import Pair, lr_level_dir, pairs_with_lr_folder
 from engine.weight_average import check_ema_setting
 from models.rcan import RESBLOCKS, Block
 from pipelines.multiblock.phase_settings import LOCATION, RUN_WIDE
@@ -52,20 +49,26 @@ def block_architecture(recorded: dict[str, Any], path: Path) -> dict[str, Any]:
     return {key: found[key] for key in BLOCK_KEYS}
 
 
-def test_set_name(settings: dict[str, Any]) -> str:
-    return f"RealSR-{settings['CAMERA']}-x{settings['SCALE']}-test"
+def pair_source(settings: dict[str, Any]) -> PairSource:
+    """The run's pairs as the settings choose them (DATASET, CAMERA, SCALE, DATASET_DIR)."""
+    return PairSource(str(settings["DATASET"]).lower(), settings["CAMERA"], settings["SCALE"], settings["DATASET_DIR"])
 
 
-def realsr_pairs(ctx: RunContext, split: str):
-    s = ctx.settings
-    return find_realsr_pairs(ctx.data_root, s["CAMERA"], s["SCALE"], split.capitalize(), s["REALSR_DIR"])
+def test_set_name(ctx: RunContext) -> str:
+    """The test set's name in results.json, e.g. RealSR-Canon-x2-test or City100-iPhoneX-test."""
+    return f"{pair_set_name(ctx.data_root, pair_source(ctx.settings))}-test"
+
+
+def dataset_pairs(ctx: RunContext, split: str) -> list[Pair]:
+    """The dataset's ``split`` pairs (LR_0, HR), in the layout DATASET names."""
+    return find_pairs(ctx.data_root, pair_source(ctx.settings), split)
 
 
 def run_record(ctx: RunContext, script: str) -> dict[str, Any]:
     """The run's record (run.json), its data checked against the pairs found now; a run without one (the
     first phase) gets a new record of its settings, written by ``save_run_record`` once the run holds its
     folder."""
-    pairs = {split: realsr_pairs(ctx, split) for split in LR_SPLITS}
+    pairs = {split: dataset_pairs(ctx, split) for split in LR_SPLITS}
     record = read_record(ctx.out)
     if record:
         check_data(record, ctx.out, ctx.data_root, pairs)
@@ -80,7 +83,7 @@ def save_run_record(run_dir: Path, record: dict[str, Any]) -> None:
 
 def level_inputs(ctx: RunContext, level: int, split: str, needed_by: str):
     """Pairs whose LR side is LR_<level> (level 0: the dataset's LR), checked to be complete and current."""
-    pairs = realsr_pairs(ctx, split)
+    pairs = dataset_pairs(ctx, split)
     if level == 0:
         return pairs
     require_lr_folder(ctx.out, level, needed_by)
@@ -108,7 +111,7 @@ def check_choices(settings: dict[str, Any]) -> None:
     """Refuse a misspelt choice or an EMA decay outside [0, 1) before any work starts (not after minutes of
     loading or training)."""
     choices = {"INIT": ("inherit", "fresh"), "WARMUP_OPTIMIZER": ("adam", "adadelta"), "SELECT": ("best-val", "last"),
-               "LOSS": ("l1", "mse"), "RESBLOCK": tuple(RESBLOCKS)}
+               "LOSS": ("l1", "mse"), "RESBLOCK": tuple(RESBLOCKS), "DATASET": LAYOUTS}
     for name, allowed in choices.items():
         if name in settings and str(settings[name]).lower() not in allowed:
             raise UserError(f"{name}={settings[name]!r}: expected one of {', '.join(allowed)} (--set {name}=...)")

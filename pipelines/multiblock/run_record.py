@@ -1,6 +1,6 @@
 """``run.json``: the run-wide configuration of a multiblock run, recorded once and checked by every phase.
 
-It holds the run-wide settings (``phase_settings.RUN_WIDE`` and the RealSR folder name), the seed, and a
+It holds the run-wide settings (``phase_settings.RUN_WIDE`` and the dataset folder name), the seed, and a
 fingerprint of the data: the names and byte sizes of every train and test pair file, so the same pairs
 match wherever the folder has moved, while other pairs (another camera, scale, a re-made data set) do not.
 The same record goes into every ``N<i>.pt`` (``meta["run"]``) and ``LR_<i>/manifest.json`` (``"run"``).

@@ -38,8 +38,8 @@ from pipelines.multiblock.run_folder import (
     TRAIN_SCRIPT,
     block_kwargs,
     check_choices,
+    dataset_pairs,
     level_inputs,
-    realsr_pairs,
     require_lr_folder,
     run_record,
     save_run_record,
@@ -163,7 +163,7 @@ class PhaseImages:
 def load_phase_images(ctx: RunContext, job: NetworkJob) -> PhaseImages:
     train = load_pairs(level_inputs(ctx, job.lr_level, "train", job.script))
     test = load_pairs(level_inputs(ctx, job.lr_level, "test", job.script))
-    raw_test = load_pairs(realsr_pairs(ctx, "test")) if job.lr_level > 0 else test
+    raw_test = load_pairs(dataset_pairs(ctx, "test")) if job.lr_level > 0 else test
     train, val = split_validation(train, ctx.settings, ctx.seed)
     return PhaseImages(train, val if val is not None else test, test, raw_test)
 
@@ -227,7 +227,7 @@ def score_and_record(ctx: RunContext, job: NetworkJob, images: PhaseImages, resu
         metrics["input"] = metrics.pop("identity")
     metrics["identity"] = score_pairs(None, named_pairs(images.raw_test), device=device)["identity"]
     update_results(run_dir, {job.phase_key: {
-        "metrics": {test_set_name(s): metrics},
+        "metrics": {test_set_name(ctx): metrics},
         "network": name, "selected_step": state["step"],
         "best_val_psnr_rgb": result.best if math.isfinite(result.best) else None,
         "iterations": result.step, "train_seconds": round(seconds, 1),
@@ -236,7 +236,7 @@ def score_and_record(ctx: RunContext, job: NetworkJob, images: PhaseImages, resu
     }})
     plot_curves(run_dir / f"log_{name}.csv", run_dir / f"curves_{name}.png", title=f"{name} ({job.script})")
     plot_phases(run_dir)
-    print(metrics_table({test_set_name(s): metrics}))
+    print(metrics_table({test_set_name(ctx): metrics}))
 
 
 def named_pairs(images: PairedImages) -> list[tuple[str, np.ndarray, np.ndarray]]:

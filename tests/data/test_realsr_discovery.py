@@ -36,7 +36,7 @@ def test_a_named_folder_relative_or_absolute(tmp_path: Path):
     make(tmp_path / "elsewhere" / "my_realsr")
     assert len(find_realsr_pairs(tmp_path, realsr_folder="elsewhere/my_realsr")) == 2
     assert len(find_realsr_pairs("/nonexistent", realsr_folder=tmp_path / "elsewhere" / "my_realsr")) == 2
-    with pytest.raises(UserError, match=r"looked for .*missing/Canon/Train/2 .*REALSR_DIR=FOLDER names another"):
+    with pytest.raises(UserError, match=r"looked for .*missing/Canon/Train/2 .*DATASET_DIR=FOLDER names another"):
         find_realsr_pairs(tmp_path, realsr_folder="missing")
 
 
@@ -47,4 +47,4 @@ def test_nothing_found_is_one_line_naming_every_folder_looked_for(tmp_path: Path
     assert "\n" not in message
     for name in ("RealSR", "RealSR(V3)", "RealSR_V3"):
         assert str(tmp_path / name / "Canon" / "Test" / "2") in message
-    assert "--set REALSR_DIR=FOLDER" in message and "Canon_001_LR2.png" in message
+    assert "--set DATASET_DIR=FOLDER" in message and "Canon_001_LR2.png" in message

@@ -51,16 +51,16 @@ def phase(script: str) -> dict:
 def test_a_later_phase_reads_the_record_and_applies_the_recorded_preset(tmp_path: Path):
     record = {"recorded_by": "phase1_1.py", "settings": {**{k: catalogue()[k] for k in RUN_WIDE},
                                                          "PRESET": "tiny", "N_FEATS": 8, "CAMERA": "Nikon"},
-              "location": {"REALSR_DIR": "RealSR(V3)"}, "seed": 7, "data": {}}
+              "location": {"DATASET_DIR": "RealSR(V3)"}, "seed": 7, "data": {}}
     tmp_path.mkdir(exist_ok=True)
     write_record(tmp_path, record)
     ctx = parse_phase_cli(phase("phase2_1.py"), ["--out", str(tmp_path), "--set", "N_FEATS=8"], "phase2_1.py")
     assert (ctx.settings["CAMERA"], ctx.settings["N_FEATS"], ctx.seed) == ("Nikon", 8, 7)
     assert ctx.settings["ITERS_WARMUP"] == PRESETS["tiny"]["ITERS_WARMUP"]  # its own settings, by the preset
-    assert ctx.settings["REALSR_DIR"] == "RealSR(V3)"
-    moved = parse_phase_cli(phase("phase1_2.py"), ["--out", str(tmp_path), "--set", "REALSR_DIR=/data/RealSR"],
+    assert ctx.settings["DATASET_DIR"] == "RealSR(V3)"
+    moved = parse_phase_cli(phase("phase1_2.py"), ["--out", str(tmp_path), "--set", "DATASET_DIR=/data/RealSR"],
                             "phase1_2.py")
-    assert moved.settings["REALSR_DIR"] == "/data/RealSR"  # a location is a default, never a conflict
+    assert moved.settings["DATASET_DIR"] == "/data/RealSR"  # a location is a default, never a conflict
     with pytest.raises(UserError, match=rf"PRESET='small' differs from PRESET='tiny' recorded in "
                                         rf"{tmp_path / 'run.json'} by phase1_1.py"):
         parse_phase_cli(phase("phase4.py"), ["--out", str(tmp_path), "--set", "PRESET=small"], "phase4.py")
@@ -71,3 +71,15 @@ def test_without_a_record_the_first_scripts_values_and_the_preset_apply(tmp_path
                                                "--set", "N_RESBLOCKS=3"], "phase4.py")
     assert (ctx.settings["N_FEATS"], ctx.settings["N_RESBLOCKS"], ctx.settings["ITERS_HIGH"]) == (16, 3, 200)
     assert ctx.settings["CAMERA"] == "Canon" and "ITERS_WARMUP" not in ctx.settings
+
+
+def test_the_dataset_is_run_wide_and_its_folder_a_default(tmp_path: Path):
+    assert "DATASET" in RUN_WIDE and LOCATION == ("DATASET_DIR",)
+    record = {"recorded_by": "phase1_1.py", "settings": {**{k: catalogue()[k] for k in RUN_WIDE},
+                                                         "DATASET": "city100", "CAMERA": "iPhoneX"},
+              "location": {"DATASET_DIR": "City100/City100_iPhoneX"}, "seed": 0, "data": {}}
+    write_record(tmp_path, record)
+    ctx = parse_phase_cli(phase("phase1_2.py"), ["--out", str(tmp_path)], "phase1_2.py")
+    assert (ctx.settings["DATASET"], ctx.settings["DATASET_DIR"]) == ("city100", "City100/City100_iPhoneX")
+    with pytest.raises(UserError, match=r"^DATASET='paired' differs from DATASET='city100' recorded in "):
+        parse_phase_cli(phase("phase2_1.py"), ["--out", str(tmp_path), "--set", "DATASET=paired"], "phase2_1.py")
