@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ctx = parse_phase_cli(globals(), argv, "phase3.py")
     train_block(ctx, index=3)
-    regenerate(ctx, index=3)
+    regenerate(ctx, index=3, started=True)
 
 
 if __name__ == "__main__":

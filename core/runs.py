@@ -160,3 +160,16 @@ def append_results_row(csv_path: Path, row: dict[str, Any]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(csv_path, buffer.getvalue())
+
+
+def results_row(run_dir: Path, settings: dict[str, Any], seed: int, metrics: dict[str, dict[str, dict[str, float]]],
+                **extra: Any) -> dict[str, Any]:
+    """One results.csv row: the run, ``extra`` (e.g. the phase), the seed, every setting, and each metric as
+    a ``SET/METHOD/METRIC`` column (rounded to 4 decimals)."""
+    row: dict[str, Any] = {"run": str(run_dir), **extra, "seed": seed}
+    row.update({k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in settings.items()})
+    for set_name, methods in metrics.items():
+        for method, values in methods.items():
+            for metric, value in values.items():
+                row[f"{set_name}/{method}/{metric}"] = round(value, 4)
+    return row

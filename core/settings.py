@@ -164,7 +164,9 @@ class RunContext:
     """What a script runs with: the effective settings and the common flags, resolved.
 
     ``given``: the settings that ``--config`` or ``--set`` named, with their values (the block and the preset
-    are not in it); ``seed_given``: whether ``--seed`` (or the config's seed) chose the seed."""
+    are not in it); ``seed_given``: whether ``--seed`` (or the config's seed) chose the seed; ``origins``:
+    where each value that is not the settings block's own came from (``"preset small"``, ``"--set"``,
+    ``"--config runs/a/settings.json"``, ...), ``"seed"`` included."""
 
     settings: dict[str, SettingValue]
     data_root: Path
@@ -175,6 +177,20 @@ class RunContext:
     args: argparse.Namespace
     given: dict[str, SettingValue] = field(default_factory=dict)
     seed_given: bool = False
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def report(self, names: Iterable[str], title: str) -> str:
+        """The settings ``names`` with their values, and beside each value that is not the file's own, where
+        it came from: what a script prints (and logs) before it starts."""
+        names = [name for name in names if name in self.settings]
+        width = max((len(name) + len(_shown(self.settings[name])) for name in names), default=0) + 3
+        lines = [title]
+        for name in [*names, "seed"]:
+            value = self.seed if name == "seed" else self.settings[name]
+            text = f"{name} = {_shown(value) if value != '' else repr('')}"
+            origin = self.origins.get(name)
+            lines.append(f"  {text:<{width}}  <- {origin}" if origin else f"  {text}")
+        return "\n".join(lines)
 
 
 def _shown(value: SettingValue) -> str:
@@ -264,45 +280,65 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@dataclass
+class Resolved:
+    """``resolve_settings``' answer: the effective settings, what --config/--set gave, the config's seed,
+    and where each value that is not the block's own came from."""
+
+    settings: dict[str, SettingValue]
+    given: dict[str, SettingValue]
+    config_seed: int | None
+    origins: dict[str, str]
+
+
 def resolve_settings(block: dict[str, SettingValue], args: argparse.Namespace,
                      presets: dict[str, dict[str, SettingValue]] | None = None,
-                     accepted: dict[str, SettingValue] | None = None, section: str | None = None,
-                     ) -> tuple[dict[str, SettingValue], dict[str, SettingValue], int | None]:
-    """(effective settings, given settings, config seed): block < preset < --config < --set.
+                     accepted: dict[str, SettingValue] | None = None, section: str | None = None) -> Resolved:
+    """block < preset < --config < --set.
 
     ``accepted``: further names (with defaults, for typing) that ``--set``/``--config`` may give although
     the block lacks them; they land in ``given`` only."""
     known = {**(accepted or {}), **block}
     config_path = getattr(args, "config", None)
     config, seed = read_config(Path(config_path), known, section) if config_path else ({}, None)
-    given = {**config, **parse_assignments(known, getattr(args, "overrides", []))}
-    settings = dict(block)
+    assigned = parse_assignments(known, getattr(args, "overrides", []))
+    given = {**config, **assigned}
+    settings, origins = dict(block), {}
     if presets is not None and "PRESET" in known:
         name = given.get("PRESET", settings.get("PRESET", known["PRESET"]))
         if name not in presets:
             raise UserError(f"PRESET={name!r}: expected one of {', '.join(presets)}")
-        settings.update({key: value for key, value in presets[name].items() if key in block})
-    settings.update({key: value for key, value in given.items() if key in block})
-    return settings, given, seed
+        chosen = {key: value for key, value in presets[name].items() if key in block}
+        settings.update(chosen)
+        origins.update(dict.fromkeys(chosen, f"preset {name}"))
+    for key, value in given.items():
+        if key in block:
+            settings[key] = value
+        origins[key] = "--set" if key in assigned else f"--config {config_path}"
+    if seed is not None:
+        origins["seed"] = f"--config {config_path}"
+    return Resolved(settings, given, seed, origins)
 
 
 def context_from_args(namespace: dict[str, Any], args: argparse.Namespace,
                       presets: dict[str, dict[str, SettingValue]] | None = None,
                       accepted: dict[str, SettingValue] | None = None, section: str | None = None) -> RunContext:
     """Resolve parsed common flags, ``--config`` and ``--set`` against a script's settings block."""
-    settings, given, config_seed = resolve_settings(collect_settings(namespace), args, presets, accepted, section)
+    resolved = resolve_settings(collect_settings(namespace), args, presets, accepted, section)
     seed = getattr(args, "seed", None)
-    seed = seed if seed is not None else config_seed
+    origins = {**resolved.origins, **({"seed": "--seed"} if seed is not None else {})}
+    seed = seed if seed is not None else resolved.config_seed
     return RunContext(
-        settings=settings,
+        settings=resolved.settings,
         data_root=resolve_data_root(getattr(args, "data", None)),
         out=Path(getattr(args, "out", "") or ""),
         device=resolve_device(getattr(args, "device", "auto")),
         seed=seed if seed is not None else 0,
         resume=getattr(args, "resume", False),
         args=args,
-        given=given,
+        given=resolved.given,
         seed_given=seed is not None,
+        origins=origins,
     )
 
 

@@ -63,7 +63,7 @@ class ProgressReporter:
             shown = {key: format_number(value) for key, value in row.items()
                      if key == "loss" or (key not in _FIXED and isinstance(value, (int, float)))}
             self.bar.set_postfix(shown, refresh=True)
-            self._write_file(line)
+            self.log_only(line)
         else:
             self.message(line)
         return line
@@ -76,9 +76,10 @@ class ProgressReporter:
             self.bar.write(text, file=self.stream)
         else:
             print(f"{timestamp()} {text}", file=self.stream, flush=True)
-        self._write_file(text)
+        self.log_only(text)
 
-    def _write_file(self, text: str) -> None:
+    def log_only(self, text: str) -> None:
+        """A line (or lines) for the log file only, e.g. the settings a script has already printed."""
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("a", encoding="utf-8") as handle:

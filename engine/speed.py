@@ -20,6 +20,7 @@ from torch import nn
 
 from core.errors import UserError
 from core.hardware import cpu_bf16_hardware
+from core.rules import one_of
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -135,3 +136,7 @@ def without_autotuning() -> Iterator[None]:
         yield
     finally:
         torch.backends.cudnn.benchmark = saved
+
+
+# What the speed settings may be (core.rules), shared by every training script's checks
+SPEED_RULES = {"PRECISION": one_of("auto", "fp32", "bf16", "fp16"), "CHANNELS_LAST": one_of("auto", "true", "false")}

@@ -71,6 +71,7 @@ class TrainConfig:
     tensorboard_dir: Path | None = None  # TensorBoard event files (None: off)
     preview: PreviewFn | None = None  # the validation crop TensorBoard shows at each evaluation
     ema_decay: float = 0.0  # > 0: evaluate and checkpoint an average of the weights (engine/weight_average.py)
+    header: str | None = None  # written at the top of this run's part of the text log (e.g. its settings)
 
 
 @dataclass
@@ -238,6 +239,8 @@ class Trainer:
         reporter = ProgressReporter(total, self.config.run_dir / name if self.config.text_log_name else None,
                                     is_main=self.dist.is_main, initial_step=state.step, name=Path(name).stem,
                                     stream=None if self.config.progress else io.StringIO())
+        if self.config.header:
+            reporter.log_only(self.config.header)
         if saved is not None:
             reporter.message(f"resuming {self.latest_path} at iteration {state.step}")
         self.tensorboard = open_tensorboard(self.dist.is_main and self.config.tensorboard_dir is not None,

@@ -17,13 +17,13 @@ import copy
 import torch
 from torch import nn
 
-from core.errors import UserError
+from core.rules import Rule, check_settings
+
+EMA_RULE = Rule(low=0, high=1, high_open=True, hint="a decay per step, e.g. 0.9999; 0 = off")  # the EMA setting
 
 
 def check_ema_setting(decay: float) -> None:
-    """The EMA setting: 0 (off) or a decay in (0, 1)."""
-    if not 0 <= decay < 1:
-        raise UserError(f"EMA={decay}: expected a decay in [0, 1), e.g. 0.9999 (0 = off)")
+    check_settings({"EMA": decay}, {"EMA": EMA_RULE}, {"EMA": 0.0})
 
 
 class WeightAverage:

@@ -12,6 +12,7 @@ from typing import Any
 from core.errors import UserError
 from core.settings import (
     CliParser,
+    RunContext,
     add_common_args,
     collect_settings,
     context_from_args,
@@ -19,6 +20,7 @@ from core.settings import (
 )
 from inference.weight_files import FORMATS
 from pipelines.espcn.common import DEFAULT_WEIGHTS, EVAL_OUT_DEFAULT
+from pipelines.espcn.rules import check_espcn_settings
 
 # Each subcommand imports only its own module (upscaling needs neither matplotlib nor the trainer).
 SUBCOMMANDS = {"train": ("pipelines.espcn.train", "train"), "eval": ("pipelines.espcn.evaluate", "evaluate"),
@@ -68,7 +70,16 @@ def build_parser(namespace: dict[str, Any]) -> CliParser:
             sub.add_argument("--out", default="", help="output file (default: beside the weights, new suffix)")
         if command != "train":
             sub.add_argument("--weights", default=None, help=f"checkpoint (default: {DEFAULT_WEIGHTS.name})")
+        else:
+            sub.add_argument("--dry-run", action="store_true",
+                             help="print the settings train would run with and where each came from; then exit")
     return parser
+
+
+def settings_report(ctx: RunContext) -> str:
+    """What ``espcn.py train`` prints (and logs) before it starts: every setting, and where each value that is
+    not the settings block's own came from."""
+    return ctx.report(list(ctx.settings), "espcn.py train settings:")
 
 
 def run(namespace: dict[str, Any], argv: list[str] | None) -> None:
@@ -82,5 +93,10 @@ def run(namespace: dict[str, Any], argv: list[str] | None) -> None:
     sub_namespace = {"__file__": namespace["__file__"], **settings}
     presets = namespace["PRESETS"] if args.command == "train" else None
     ctx = context_from_args(sub_namespace, args, presets)
+    check_espcn_settings(ctx.settings, settings, namespace["PRESETS"])
+    if args.command == "train":
+        print(settings_report(ctx), flush=True)
+        if args.dry_run:
+            return
     module, function = SUBCOMMANDS[args.command]
     getattr(importlib.import_module(module), function)(ctx)

@@ -14,7 +14,7 @@ from core.checkpoint import keeps_checkpoint, load_checkpoint, load_weights
 from core.dist import DistInfo, init_distributed
 from core.errors import UserError
 from core.hardware import device_has_room
-from core.runs import append_results_row, run_lock_of_all_ranks, update_results, write_json
+from core.runs import append_results_row, results_row, run_lock_of_all_ranks, update_results, write_json
 from core.settings import RunContext
 from data.degrade import modcrop
 from data.io import to_float
@@ -27,11 +27,11 @@ from engine.schedules import Cosine, Plateau
 from engine.speed import speed_from_settings
 from engine.tensorboard import fixed_crop
 from engine.trainer import Stage, TrainConfig, Trainer
-from engine.weight_average import check_ema_setting
 from inference.metrics import psnr
 from inference.scoring import score_scaled_set
 from inference.whole_image import super_resolve
 from models.espcn import ESPCN, PreshuffledView, espcn_param_groups
+from pipelines.espcn.cli import settings_report
 from pipelines.espcn.common import ARCH, degrade_fn, load_set, protocol_text
 from pipelines.espcn.fine_tune import initial_weights, recorded_starting_point, starting_point
 from pipelines.espcn.training_data import training_sampler
@@ -58,15 +58,6 @@ def preview_crop(model: ESPCN, image: np.ndarray, settings: dict[str, Any],
     return lr, super_resolve(model, lr, scale=scale, channels=settings["CHANNELS"], device=device), hr
 
 
-def check_optimization_settings(settings: dict[str, Any]) -> None:
-    """SCHEDULE, OPTIMIZER and EMA, checked before anything is read or written."""
-    if settings["SCHEDULE"] not in ("plateau", "cosine"):
-        raise UserError(f"SCHEDULE={settings['SCHEDULE']!r}: expected 'plateau' or 'cosine'")
-    if settings["OPTIMIZER"] not in ("adam", "sgd"):
-        raise UserError(f"OPTIMIZER={settings['OPTIMIZER']!r}: expected 'adam' or 'sgd'")
-    check_ema_setting(settings["EMA"])
-
-
 def make_stage(settings: dict[str, Any], total_steps: int, steps_per_epoch: int) -> Stage:
     lr_start, lr_end = settings["LR_START"], settings["LR_END"]
     if settings["SCHEDULE"] == "plateau":
@@ -91,7 +82,6 @@ def meta_of(settings: dict[str, Any]) -> dict[str, Any]:
 
 def train(ctx: RunContext) -> None:
     settings = ctx.settings
-    check_optimization_settings(settings)
     dist_info, device = init_distributed(ctx.device)
     train_images = load_set(ctx, settings["TRAIN_SET"])
     eval_sets = {name: load_set(ctx, name) for name in settings["EVAL_SETS"]}
@@ -151,7 +141,7 @@ def make_trainer(ctx: RunContext, net: ESPCN, sampler, val_images, dist_info: Di
                     tensorboard_dir=run_dir / "tensorboard" if settings.get("TENSORBOARD") else None,
                     preview=functools.partial(preview_crop, image=val_images[0][1], settings=settings,
                                               device=device),
-                    ema_decay=settings["EMA"]),
+                    ema_decay=settings["EMA"], header=settings_report(ctx)),
         device, dist_info, train_module=PreshuffledView(net))
 
 
@@ -185,12 +175,7 @@ def _score_best(ctx: RunContext, net: ESPCN, eval_sets: dict, device: torch.devi
 
 
 def sweep_row(run_dir: Path, settings: dict[str, Any], seed: int, results: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {"run": str(run_dir), "seed": seed}
-    row.update({k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in settings.items()})
-    for set_name, methods in results["metrics"].items():
-        for method, values in methods.items():
-            for metric, value in values.items():
-                row[f"{set_name}/{method}/{metric}"] = round(value, 4)
+    row = results_row(run_dir, settings, seed, results["metrics"])
     row["best_val_psnr_y"] = round(results["best_val_psnr_y"], 4)
     row["epochs_run"] = results["epochs_run"]
     return row

@@ -15,15 +15,6 @@ from data.subimages import extract_subimages, grid_count
 from pipelines.espcn.common import degrade_fn, model_space
 
 
-def check_training_data_settings(settings: dict[str, Any]) -> None:
-    """The settings of this module, checked once before any image is decoded."""
-    factors = settings["HR_SCALES"]
-    if not factors or not all(0 < f <= 1 for f in factors):
-        raise UserError(f"HR_SCALES={','.join(map(str, factors))}: expected factors in (0, 1], e.g. 1.0,0.9,0.8")
-    if settings["SUBIMAGE_OFFSETS"] not in ("grid", "random"):
-        raise UserError(f"SUBIMAGE_OFFSETS={settings['SUBIMAGE_OFFSETS']!r}: expected grid or random")
-
-
 def dihedral_variants(image: np.ndarray) -> list[np.ndarray]:
     return [np.ascontiguousarray(np.rot90(flipped, k)) for flipped in (image, image[:, ::-1])
             for k in range(4)]
@@ -41,7 +32,12 @@ def training_images(image: np.ndarray, settings: dict[str, Any]) -> list[np.ndar
 
 def training_sampler(images, settings: dict[str, Any], seed: int) -> EpochSampler | RandomSubimageSampler:
     """The sampler SUBIMAGE_OFFSETS asks for, over every training image's variants."""
-    check_training_data_settings(settings)
+    side = settings["SUBIMAGE"] * settings["SCALE"]
+    if images and all(min(image.shape[:2]) < side for _name, image in images):
+        smallest = min((image for _name, image in images), key=lambda image: min(image.shape[:2]))
+        raise UserError(f"no training sub-images: SUBIMAGE={settings['SUBIMAGE']} x SCALE={settings['SCALE']} = "
+                        f"{side} HR pixels is larger than every training image (the smallest is "
+                        f"{smallest.shape[1]}x{smallest.shape[0]}); lower SUBIMAGE")
     if settings["SUBIMAGE_OFFSETS"] == "random":
         return random_subimage_sampler(images, settings, seed)
     return EpochSampler(*build_subimages(images, settings), settings["BATCH_SIZE"], seed)

@@ -10,11 +10,11 @@ from core.settings import RunContext
 from engine.schedules import Constant
 from engine.trainer import Stage
 from models.rcan import MultiBlockNet
+from pipelines.multiblock.rerun import prepare
 from pipelines.multiblock.run_folder import (
     TRAIN_SCRIPT,
     block_architecture,
     block_kwargs,
-    check_choices,
     load_block,
     run_record,
 )
@@ -27,18 +27,20 @@ def train_combined(ctx: RunContext) -> None:
     ``INIT=fresh`` builds N from three new blocks (``initial_block``: orthogonal init, TAIL_GAIN) instead:
     the single-backpropagation baseline of the report's Fig. 7, which needs no N<i>.pt."""
     s = ctx.settings
-    init = str(s.get("INIT", "blocks")).lower()
-    if init not in ("blocks", "fresh"):
-        raise UserError(f"INIT={s['INIT']!r}: expected one of blocks, fresh (--set INIT=...)")
-    check_choices({key: value for key, value in s.items() if key != "INIT"})
+    init = str(s["INIT"]).lower()  # blocks | fresh, checked with every setting (phase_settings.RULES)
     paths = [ctx.out / f"N{i}.pt" for i in (1, 2, 3)]
-    missing = [index for index, path in enumerate(paths, 1) if not path.exists()]
-    if missing and init == "blocks":
-        scripts = TRAIN_SCRIPT[3] if missing[0] == 3 else f"the phases from {TRAIN_SCRIPT[missing[0]]} to phase3.py"
-        raise UserError(f"phase4.py needs {', '.join(paths[i - 1].name for i in missing)} in {ctx.out}; run "
-                        f"{scripts} first with the same --out, or set INIT=fresh")
-    record = run_record(ctx, "phase4.py")
+
+    def check_inputs() -> None:
+        missing = [index for index, path in enumerate(paths, 1) if not path.exists()]
+        if missing and init == "blocks":
+            scripts = TRAIN_SCRIPT[3] if missing[0] == 3 else f"the phases from {TRAIN_SCRIPT[missing[0]]} to phase3.py"
+            raise UserError(f"phase4.py needs {', '.join(paths[i - 1].name for i in missing)} in {ctx.out}; run "
+                            f"{scripts} first with the same --out, or set INIT=fresh")
+
     dist_info, device = init_distributed(ctx.device)
+    if not prepare(ctx, "phase4.py", dist_info, check_inputs):
+        return
+    record = run_record(ctx, "phase4.py")
     if init == "fresh":  # three new blocks, seeded seed, seed+1, seed+2 (initial_block seeds torch itself)
         blocks = [initial_block({**s, "INIT": "fresh"}, ctx.out, i, ctx.seed + i - 1) for i in (1, 2, 3)]
         for block in blocks:

@@ -8,7 +8,9 @@ ignores what it does not use, and a name that no phase script has is still an er
 
 Run-wide settings (``RUN_WIDE``) must agree across the phases. They are set in ``phase1_1.py``'s block and
 recorded in the run folder (``run.json``, see ``run_record``); a later script reads them from there, and a
-value given to it (``--set``, ``--config``) that differs from the recorded one stops it before any work.
+value given to it (``--set``, ``--config``) or written in its block that differs from the recorded one stops it
+before any work. A script's own settings are what its file says, unless this command line changes them
+(a preset, ``--config``, ``--set``): a preset recorded by an earlier phase never replaces them.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from core.rules import Rule, at_least, between, check_settings, fraction, one_of, positive
 from core.settings import (
     CliParser,
     RunContext,
@@ -29,6 +32,10 @@ from core.settings import (
     presets_help,
     settings_help,
 )
+from data.pair_layouts import LAYOUTS
+from engine.speed import SPEED_RULES
+from engine.weight_average import EMA_RULE
+from models.rcan import RESBLOCKS
 from pipelines.multiblock.run_record import find_record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,38 +124,119 @@ def phase_help(script: str, block: dict[str, SettingValue]) -> str:
     return "\n\n".join(parts)
 
 
+def add_phase_args(parser: argparse.ArgumentParser) -> None:
+    """The flags of the edit-rerun-compare loop (``pipelines.multiblock.rerun``)."""
+    parser.add_argument("--redo", action="store_true",
+                        help="this phase finished with other settings: move its outputs and everything made after "
+                             "them into <out>/archive/<time>-<script>/, then run it again")
+    parser.add_argument("--from", dest="branch_from", default=None, metavar="RUN",
+                        help="start --out (a new folder) from RUN's outputs up to this phase (linked or copied, "
+                             "checked), then run this phase there with this script's settings")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the settings this script would run with, where each came from, and what it "
+                             "would do; then exit")
+
+
 def parse_phase_cli(namespace: dict[str, Any], argv: list[str] | None, script: str) -> RunContext:
-    """A phase script's command line: its block < preset < --config (its section) < --set, with the
-    run-wide settings taken from the run folder's record when there is one, and checked against it."""
+    """A phase script's command line. This script's own settings: its block < a preset given here (--set
+    PRESET, --config, or the block's own PRESET in phase1_1.py) < --config (its section) < --set; a preset
+    recorded by an earlier phase does not replace what the file says. Run-wide settings: from the run
+    folder's record when there is one (a value given or written here that differs stops this script),
+    else as for own settings. Every value is then checked (``RULES``) and its origin kept in ``ctx.origins``."""
     block = collect_settings(namespace)
     parser = CliParser(description=namespace["__doc__"], epilog=phase_help(script, block),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser, DEFAULT_OUT)
+    add_phase_args(parser)
     args = parser.parse_args(argv)
     known = catalogue()
-    record, source = find_record(Path(args.out))
+    record, source = run_record_for(args, script)
     recorded = {key: value for key, value in {**record.get("settings", {}), **record.get("location", {})}.items()
                 if key in known}
-    defaults = {**known, **recorded}
-    if recorded:  # the recorded preset, not the block's, fills this script's own settings
-        namespace = {**namespace, **{key: value for key, value in recorded.items() if key in block}}
-    ctx = context_from_args(namespace, args, PRESETS, accepted=defaults, section=CONFIG_SECTION[script])
-    given = {key: value for key, value in ctx.given.items() if key in RUN_WIDE}
+    ctx = context_from_args(namespace, args, PRESETS, accepted=known, section=CONFIG_SECTION[script])
+    wide, origins = run_wide_values(ctx, block, known)
     if record:
-        for key, value in given.items():
-            if key in recorded and recorded[key] != value:
-                raise UserError(f"{key}={value!r} differs from {key}={recorded[key]!r} recorded in "
-                                f"{source} by {record.get('recorded_by', FIRST_SCRIPT)}; a run "
-                                "is one configuration: drop the value or start a new run with another --out")
+        by = record.get("recorded_by", FIRST_SCRIPT)
+        for key in RUN_WIDE:
+            stated = key in block or key in ctx.given  # written in this file, preset by it, or given
+            if stated and key in recorded and wide[key] != recorded[key]:
+                where = origins.get(key) or f"written in {script}"
+                raise UserError(f"{key}={wide[key]!r} ({where}) differs from {key}={recorded[key]!r} recorded in "
+                                f"{source} by {by}; a run is one configuration: use the recorded value, start a new "
+                                f"run with another --out, or restart this one with {FIRST_SCRIPT} --redo (its "
+                                "phases are archived)")
+            if key in recorded:
+                wide[key], origins[key] = recorded[key], f"{source.name} ({by})"
         if ctx.seed_given and ctx.seed != record.get("seed", ctx.seed):
             raise UserError(f"--seed {ctx.seed} differs from seed {record['seed']} recorded in "
                             f"{source}; drop --seed or start a new run with another --out")
-        ctx.seed = record.get("seed", ctx.seed)
-    preset = given.get("PRESET", defaults["PRESET"] if recorded else block.get("PRESET", known["PRESET"]))
-    chosen = {key: defaults[key] if recorded else block.get(key, known[key]) for key in RUN_WIDE}
-    if not recorded:
-        chosen.update({key: value for key, value in _preset(preset).items() if key in chosen})
-    chosen.update(given)
-    location = {key: ctx.given.get(key, ctx.settings.get(key, defaults[key])) for key in LOCATION}
-    ctx.settings = {**ctx.settings, **chosen, **location}
+        if "seed" in record and not ctx.seed_given:
+            ctx.seed, origins["seed"] = record["seed"], f"{source.name} ({by})"
+    location = {}
+    for key in LOCATION:
+        if key in ctx.given or key not in recorded:
+            location[key] = ctx.given.get(key, ctx.settings.get(key, known[key]))
+        else:
+            location[key], origins[key] = recorded[key], f"{source.name} (a default)"
+    ctx.settings = {**ctx.settings, **wide, **location}
+    ctx.origins = origins
+    check_phase_settings(ctx.settings, script)
     return ctx
+
+
+def run_wide_values(ctx: RunContext, block: dict[str, Any], known: dict[str, Any]
+                    ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The run-wide values this command line and this file state, else the preset's, else phase1_1.py's
+    defaults (a later script's block holds none of them), with their origins."""
+    wide, origins = {}, dict(ctx.origins)
+    name = ctx.given.get("PRESET", block.get("PRESET", known["PRESET"]))
+    for key in RUN_WIDE:
+        if key in block or key in ctx.given:
+            wide[key] = ctx.given.get(key, ctx.settings.get(key))
+        elif key in PRESETS[name]:
+            wide[key], origins[key] = PRESETS[name][key], f"preset {name}"
+        else:
+            wide[key], origins[key] = known[key], f"{FIRST_SCRIPT}'s default"
+    return wide, origins
+
+
+def run_record_for(args: argparse.Namespace, script: str) -> tuple[dict[str, Any], Path]:
+    """The record the run-wide settings come from: the run folder's; for ``--from``, the source run's; none
+    when phase 1-1 is redone (its record is archived with everything else)."""
+    if args.redo and script == FIRST_SCRIPT:
+        return {}, Path(args.out) / "run.json"
+    record, source = find_record(Path(args.out))
+    if not record and args.branch_from:
+        return find_record(Path(args.branch_from))
+    return record, source
+
+
+# What each phase setting may be (core.rules); INIT's choices depend on the script.
+RULES: dict[str, Rule] = {
+    "DATASET": one_of(*LAYOUTS), "SCALE": between(1, 8), "N_FEATS": at_least(1), "N_RESBLOCKS": at_least(0),
+    "RESBLOCK": one_of(*RESBLOCKS), "REDUCTION": at_least(1), "TAIL_GAIN": at_least(0), "VAL_FRACTION": fraction(),
+    "PATCH_SIZE": at_least(2), "BATCH_SIZE": at_least(1), "ITERS_WARMUP": at_least(0),
+    "WARMUP_OPTIMIZER": one_of("adadelta", "adam"), "LR_WARMUP": positive(), "ITERS_CLAMP_HIGH": at_least(0),
+    "LR_CLAMP_HIGH": positive(), "ITERS_CLAMP_LOW": at_least(0), "LR_CLAMP_LOW": positive(),
+    "LOSS": one_of("l1", "mse"), "GRAD_LOSS_WEIGHT": at_least(0), "EVAL_EVERY": at_least(1),
+    "SELECT": one_of("best-val", "last"), "EMA": EMA_RULE, **SPEED_RULES, "ITERS_HIGH": at_least(0),
+    "LR_HIGH": positive(), "ITERS_LOW": at_least(0), "LR_LOW": positive(),
+}
+INIT_CHOICES = {"phase4.py": ("blocks", "fresh")}  # elsewhere: inherit | fresh
+
+
+def check_phase_settings(settings: dict[str, Any], script: str) -> None:
+    """Every rule, the presets' names, INIT's choices for ``script``, and the squeeze: C / REDUCTION >= 1."""
+    rules = {**RULES, "PRESET": one_of(*PRESETS), "INIT": one_of(*INIT_CHOICES.get(script, ("inherit", "fresh")))}
+    check_settings(settings, rules, catalogue())
+    if settings["N_FEATS"] < settings["REDUCTION"]:
+        raise UserError(f"REDUCTION={settings['REDUCTION']}: the channel attention squeezes N_FEATS="
+                        f"{settings['N_FEATS']} channels to N_FEATS // REDUCTION, which must be at least 1")
+
+
+def settings_report(ctx: RunContext, script: str) -> str:
+    """What ``script`` prints (and logs) before it starts: its own settings, then the run-wide ones, each
+    beside where it came from when that is not this file."""
+    block = script_block(script)
+    own = [key for key in block if key not in (*RUN_WIDE, *LOCATION)]
+    return ctx.report([*own, *RUN_WIDE, *LOCATION], f"{script} settings (own, then run-wide):")

@@ -16,6 +16,7 @@ from core.settings import RunContext
 from data.io import is_image_file, read_image, to_float, write_image
 from data.paired import Pair, lr_level_dir
 from inference.whole_image import run_model
+from pipelines.multiblock.rerun import prepare
 from pipelines.multiblock.run_folder import (
     LR_SPLITS,
     REGEN_SCRIPT,
@@ -26,13 +27,20 @@ from pipelines.multiblock.run_folder import (
 )
 
 
-def regenerate(ctx: RunContext, index: int) -> None:
-    """Phases 1-2, 2-2 and the end of 3: run N_<index>^+ over the train and test inputs -> LR_<index>/."""
+def regenerate(ctx: RunContext, index: int, started: bool = False) -> None:
+    """Phases 1-2, 2-2 and the end of 3: run N_<index>^+ over the train and test inputs -> LR_<index>/.
+    ``started``: the script's start (settings printed, --from, --redo) was done by its training half."""
     script = REGEN_SCRIPT[index]
     dist_info, device = init_distributed(ctx.device)
     weights = ctx.out / f"N{index}.pt"
-    if not weights.exists():
-        raise UserError(f"{script} needs {weights}; run {TRAIN_SCRIPT[index]} first with the same --out")
+
+    def check_inputs() -> None:
+        if not weights.exists():
+            raise UserError(f"{script} needs {weights}; run {TRAIN_SCRIPT[index]} first with the same --out")
+
+    if ctx.args.dry_run or not (started or prepare(ctx, script, dist_info, check_inputs)):
+        return
+    check_inputs()
     folder = ctx.out / f"LR_{index}"
     digest = sha256(weights)
     jobs = [(pair, lr_level_dir(ctx.out, index, split) / f"{pair.name}.png")

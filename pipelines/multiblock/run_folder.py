@@ -9,9 +9,8 @@ from core.dist import DistInfo
 from core.errors import UserError
 from core.runs import read_json, sha256, write_json
 from core.settings import RunContext
-from data.pair_layouts import LAYOUTS, PairSource, find_pairs, pair_set_name
+from data.pair_layouts import PairSource, find_pairs, pair_set_name
 from data.paired import Pair, lr_level_dir, pairs_with_lr_folder
-from engine.weight_average import check_ema_setting
 from models.rcan import RESBLOCKS, Block
 from pipelines.multiblock.phase_settings import LOCATION, RUN_WIDE
 from pipelines.multiblock.run_record import (
@@ -105,17 +104,6 @@ def require_lr_folder(run_dir: Path, level: int, needed_by: str) -> None:
         raise UserError(f"LR_{level}/ in {run_dir} was made by an older N{level}.pt; rerun "
                         f"{REGEN_SCRIPT[level]} to regenerate it")
     check_recorded_with(run_dir / f"LR_{level}" / "manifest.json", manifest, read_record(run_dir), run_dir)
-
-
-def check_choices(settings: dict[str, Any]) -> None:
-    """Refuse a misspelt choice or an EMA decay outside [0, 1) before any work starts (not after minutes of
-    loading or training)."""
-    choices = {"INIT": ("inherit", "fresh"), "WARMUP_OPTIMIZER": ("adam", "adadelta"), "SELECT": ("best-val", "last"),
-               "LOSS": ("l1", "mse"), "RESBLOCK": tuple(RESBLOCKS), "DATASET": LAYOUTS}
-    for name, allowed in choices.items():
-        if name in settings and str(settings[name]).lower() not in allowed:
-            raise UserError(f"{name}={settings[name]!r}: expected one of {', '.join(allowed)} (--set {name}=...)")
-    check_ema_setting(settings.get("EMA", 0.0))
 
 
 def load_block(path: Path, clamp: bool, record: dict[str, Any] | None = None) -> Block:

@@ -15,7 +15,7 @@ from core.checkpoint import check_meta, keeps_checkpoint, load_checkpoint, load_
 from core.dist import DistInfo, barrier, init_distributed
 from core.errors import UserError
 from core.hardware import device_has_room
-from core.runs import run_lock_of_all_ranks, update_results
+from core.runs import append_results_row, read_json, results_row, run_lock_of_all_ranks, update_results
 from core.settings import RunContext
 from data.io import to_float
 from data.paired import PairedImages, PatchSampler, decoded_on, load_pairs, peak
@@ -33,11 +33,12 @@ from inference.metrics import psnr_per_image
 from inference.scoring import score_pairs
 from inference.whole_image import run_model
 from models.rcan import Block, orthogonal_init_
+from pipelines.multiblock.phase_settings import settings_report
+from pipelines.multiblock.rerun import prepare
 from pipelines.multiblock.run_folder import (
     ARCH,
     TRAIN_SCRIPT,
     block_kwargs,
-    check_choices,
     dataset_pairs,
     level_inputs,
     require_lr_folder,
@@ -175,7 +176,8 @@ def train_network(ctx: RunContext, job: NetworkJob, dist_info: DistInfo, device:
     # Only now, with the inputs checked, is anything written, and only by the run holding the folder.
     with run_lock_of_all_ranks(ctx.out, dist_info), keeps_checkpoint(latest):
         if latest.exists() and not ctx.resume:  # checked before settings.json is touched (the trainer too)
-            raise UserError(f"{latest} already holds a run; pass --resume to continue it, or choose another --out")
+            raise UserError(f"{latest} already holds a run; pass --resume to continue it, --redo to start it "
+                            "again (the old one archived), or choose another --out")
         if dist_info.is_main:
             save_run_record(ctx.out, job.meta["run"])
         write_settings(ctx, job.name, dist_info)
@@ -203,6 +205,7 @@ def make_trainer(ctx: RunContext, job: NetworkJob, images: PhaseImages, dist_inf
     config = TrainConfig(
         run_dir=run_dir, latest_name=f"{name}_latest.pt", best_name=f"{name}_best.pt", log_name=f"log_{name}.csv",
         text_log_name=f"train_{name}.log", eval_every=s["EVAL_EVERY"], meta=job.meta,
+        header=settings_report(ctx, job.script),
         speed=speed_from_settings(s, device),
         tensorboard_dir=run_dir / "tensorboard" / name if s.get("TENSORBOARD") else None,
         preview=functools.partial(preview_crop, pair=images.val.arrays[0], device=device), ema_decay=s["EMA"])
@@ -236,6 +239,10 @@ def score_and_record(ctx: RunContext, job: NetworkJob, images: PhaseImages, resu
     }})
     plot_curves(run_dir / f"log_{name}.csv", run_dir / f"curves_{name}.png", title=f"{name} ({job.script})")
     plot_phases(run_dir)
+    entry = read_json(run_dir / "results.json")[job.phase_key]
+    append_results_row(run_dir.parent / "results.csv", results_row(
+        run_dir, s, ctx.seed, entry["metrics"], phase=job.phase_key, script=job.script,
+        selected_step=entry["selected_step"], iterations=entry["iterations"], train_seconds=entry["train_seconds"]))
     print(metrics_table({test_set_name(ctx): metrics}))
 
 
@@ -247,11 +254,15 @@ def train_block(ctx: RunContext, index: int) -> None:
     """Phases 1-1, 2-1 and the training half of 3: block N_<index> on (LR_<index-1>, HR)."""
     s = ctx.settings
     script = TRAIN_SCRIPT[index]
-    check_choices(s)
-    if index > 1:  # before anything is written: a script run too early names the scripts to run first
-        require_lr_folder(ctx.out, index - 1, script)
-    record = run_record(ctx, script)
     dist_info, device = init_distributed(ctx.device)
+
+    def check_inputs() -> None:  # before anything is written: a script run too early names the scripts to run first
+        if index > 1:
+            require_lr_folder(ctx.out, index - 1, script)
+
+    if not prepare(ctx, script, dist_info, check_inputs):
+        return
+    record = run_record(ctx, script)
     block = initial_block(s, ctx.out, index, ctx.seed, record)
     meta = {"arch": ARCH, "block": index, **block_kwargs(s), "run": record}
     job = NetworkJob(block, f"N{index}", block_stages(s), index - 1, f"phase{index}", script, meta)

@@ -20,7 +20,7 @@ def test_each_update_moves_the_average_by_one_minus_decay_and_copies_buffers():
 
 
 def test_a_decay_outside_zero_one_is_refused():
-    with pytest.raises(UserError, match=r"EMA=1.0: expected a decay in \[0, 1\)"):
+    with pytest.raises(UserError, match=r"^EMA=1.0: expected a number in \[0, 1\): a decay per step"):
         WeightAverage(nn.Linear(1, 1), decay=1.0)
 
 

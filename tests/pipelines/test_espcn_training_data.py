@@ -2,6 +2,8 @@
 on the grid or at random offsets."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import skimage.data
@@ -11,6 +13,7 @@ from core.errors import UserError
 from data.resize import imresize
 from data.samplers import EpochSampler, RandomSubimageSampler
 from pipelines.espcn.common import model_space
+from pipelines.espcn.rules import check_espcn_settings
 from pipelines.espcn.training_data import build_subimages, training_images, training_sampler
 
 SETTINGS = {name: value for name, value in vars(espcn).items() if name.isupper()}
@@ -39,9 +42,16 @@ def test_every_copy_is_augmented_and_cut_into_subimages() -> None:
 
 
 def test_hr_scales_outside_zero_to_one_are_refused_in_one_line() -> None:
-    for factors in ([1.0, 1.5], [], [0.0]):
-        with pytest.raises(UserError, match="HR_SCALES"):
-            training_sampler([("a", IMAGE)], {**SETTINGS, "HR_SCALES": factors}, seed=0)
+    for factors, shown in (([1.0, 1.5], "1.0,1.5"), ([], "(empty)"), ([0.0], "0.0")):
+        with pytest.raises(UserError, match=rf"^HR_SCALES={re.escape(shown)}: expected a comma-separated list of "
+                                            r"at least one, each a number in \(0, 1\]"):
+            check_espcn_settings({**SETTINGS, "HR_SCALES": factors}, SETTINGS, {"none": {}})
+
+
+def test_a_subimage_larger_than_every_training_image_is_one_line() -> None:
+    with pytest.raises(UserError, match=r"^no training sub-images: SUBIMAGE=60 x SCALE=3 = 180 HR pixels is larger "
+                                        r"than every training image \(the smallest is 150x200\); lower SUBIMAGE"):
+        training_sampler([("a", IMAGE)], {**SETTINGS, "SUBIMAGE": 60, "STRIDE": 50}, seed=0)
 
 
 def test_random_offsets_give_an_epoch_as_long_as_the_grid_without_cutting_it() -> None:
@@ -52,5 +62,5 @@ def test_random_offsets_give_an_epoch_as_long_as_the_grid_without_cutting_it() -
     assert isinstance(grid, EpochSampler) and isinstance(random, RandomSubimageSampler)
     assert random.examples_per_epoch == grid.examples_per_epoch == len(build_subimages(images, settings)[0])
     assert random.steps_per_epoch == grid.steps_per_epoch
-    with pytest.raises(UserError, match="SUBIMAGE_OFFSETS='spiral': expected grid or random"):
-        training_sampler(images, {**settings, "SUBIMAGE_OFFSETS": "spiral"}, seed=0)
+    with pytest.raises(UserError, match="SUBIMAGE_OFFSETS='spiral': expected one of grid, random"):
+        check_espcn_settings({**settings, "SUBIMAGE_OFFSETS": "spiral"}, SETTINGS, {"none": {}})

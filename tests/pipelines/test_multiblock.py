@@ -9,7 +9,8 @@ import torch
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.errors import UserError
 from models.rcan import RCAB, Block, ResBlock
-from pipelines.multiblock.run_folder import ARCH, block_kwargs, check_choices, load_block
+from pipelines.multiblock.phase_settings import catalogue, check_phase_settings
+from pipelines.multiblock.run_folder import ARCH, block_kwargs, load_block
 from pipelines.multiblock.train import initial_block
 
 SETTINGS = {"N_FEATS": 8, "N_RESBLOCKS": 2, "RESBLOCK": "rcab", "REDUCTION": 4, "END_CONV": True, "INIT": "inherit",
@@ -52,10 +53,13 @@ def test_inherit_from_another_architecture_is_a_user_error(tmp_path: Path):
 
 
 def test_misspelt_choices_are_refused():
-    check_choices({"INIT": "fresh", "WARMUP_OPTIMIZER": "adadelta", "SELECT": "last", "LOSS": "L1", "RESBLOCK": "rb"})
-    for name in ("INIT", "WARMUP_OPTIMIZER", "SELECT", "LOSS", "RESBLOCK"):
-        with pytest.raises(UserError, match=name):
-            check_choices({name: "nonsense"})
+    chosen = {"INIT": "fresh", "WARMUP_OPTIMIZER": "adadelta", "SELECT": "last", "LOSS": "L1", "RESBLOCK": "rb"}
+    check_phase_settings({**catalogue(), **chosen}, "phase2_1.py")
+    for name in chosen:
+        with pytest.raises(UserError, match=rf"^{name}='nonsense': expected one of "):
+            check_phase_settings({**catalogue(), name: "nonsense"}, "phase2_1.py")
+    with pytest.raises(UserError, match=r"^INIT='inherit': expected one of blocks, fresh"):
+        check_phase_settings({**catalogue(), "INIT": "inherit"}, "phase4.py")
 
 
 def test_small_tail_gain_starts_the_block_near_identity(tmp_path: Path):

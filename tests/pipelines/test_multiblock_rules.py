@@ -19,7 +19,7 @@ from data.synth import synthesise_realsr
 from engine.trainer import TrainConfig, Trainer
 from models.rcan import Block
 from pipelines.multiblock import train as multiblock_train
-from pipelines.multiblock.run_folder import check_choices
+from pipelines.multiblock.phase_settings import catalogue, check_phase_settings
 from pipelines.multiblock.train import block_stages
 from tests.scripts.helpers import load_script
 
@@ -100,5 +100,6 @@ def test_with_ema_the_block_written_is_the_weight_average(realsr: Path, tmp_path
 
 
 def test_an_ema_decay_outside_zero_one_is_refused():
-    with pytest.raises(UserError, match=r"^EMA=1.5: expected a decay in \[0, 1\), e.g. 0.9999 \(0 = off\)$"):
-        check_choices({"SELECT": "last", "EMA": 1.5})
+    with pytest.raises(UserError, match=r"^EMA=1.5: expected a number in \[0, 1\): a decay per step, e.g. 0.9999; "
+                                        r"0 = off \(--set EMA=...\)$"):
+        check_phase_settings({**catalogue(), "SELECT": "last", "EMA": 1.5}, "phase1_1.py")

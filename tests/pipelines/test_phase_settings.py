@@ -15,6 +15,7 @@ from pipelines.multiblock.phase_settings import (
     catalogue,
     parse_phase_cli,
     script_block,
+    settings_report,
 )
 from pipelines.multiblock.run_record import write_record
 from tests.scripts.helpers import load_script
@@ -48,22 +49,60 @@ def phase(script: str) -> dict:
     return vars(load_script(script))
 
 
-def test_a_later_phase_reads_the_record_and_applies_the_recorded_preset(tmp_path: Path):
+def tiny_record(tmp_path: Path) -> dict:
     record = {"recorded_by": "phase1_1.py", "settings": {**{k: catalogue()[k] for k in RUN_WIDE},
                                                          "PRESET": "tiny", "N_FEATS": 8, "CAMERA": "Nikon"},
               "location": {"DATASET_DIR": "RealSR(V3)"}, "seed": 7, "data": {}}
     tmp_path.mkdir(exist_ok=True)
     write_record(tmp_path, record)
+    return record
+
+
+def test_a_later_phase_reads_the_run_wide_values_from_the_record(tmp_path: Path):
+    tiny_record(tmp_path)
     ctx = parse_phase_cli(phase("phase2_1.py"), ["--out", str(tmp_path), "--set", "N_FEATS=8"], "phase2_1.py")
     assert (ctx.settings["CAMERA"], ctx.settings["N_FEATS"], ctx.seed) == ("Nikon", 8, 7)
-    assert ctx.settings["ITERS_WARMUP"] == PRESETS["tiny"]["ITERS_WARMUP"]  # its own settings, by the preset
+    assert ctx.origins["CAMERA"] == ctx.origins["seed"] == "run.json (phase1_1.py)"
     assert ctx.settings["DATASET_DIR"] == "RealSR(V3)"
     moved = parse_phase_cli(phase("phase1_2.py"), ["--out", str(tmp_path), "--set", "DATASET_DIR=/data/RealSR"],
                             "phase1_2.py")
     assert moved.settings["DATASET_DIR"] == "/data/RealSR"  # a location is a default, never a conflict
-    with pytest.raises(UserError, match=rf"PRESET='small' differs from PRESET='tiny' recorded in "
+    with pytest.raises(UserError, match=rf"^PRESET='small' \(--set\) differs from PRESET='tiny' recorded in "
                                         rf"{tmp_path / 'run.json'} by phase1_1.py"):
         parse_phase_cli(phase("phase4.py"), ["--out", str(tmp_path), "--set", "PRESET=small"], "phase4.py")
+
+
+def test_what_the_file_says_wins_over_a_preset_recorded_by_an_earlier_phase(tmp_path: Path):
+    tiny_record(tmp_path)
+    written = script_block("phase2_1.py")["ITERS_WARMUP"]
+    ctx = parse_phase_cli(phase("phase2_1.py"), ["--out", str(tmp_path)], "phase2_1.py")
+    assert ctx.settings["ITERS_WARMUP"] == written and "ITERS_WARMUP" not in ctx.origins  # the file's own
+    given = parse_phase_cli(phase("phase2_1.py"), ["--out", str(tmp_path), "--set", "PRESET=tiny"], "phase2_1.py")
+    assert given.settings["ITERS_WARMUP"] == PRESETS["tiny"]["ITERS_WARMUP"]  # a preset given here applies
+    assert given.origins["ITERS_WARMUP"] == "preset tiny"
+    edited = {**phase("phase2_1.py"), "LR_CLAMP_HIGH": 5e-4}  # the value a user wrote at the top of the file
+    both = parse_phase_cli(edited, ["--out", str(tmp_path), "--set", "PRESET=tiny", "--set", "ITERS_WARMUP=7"],
+                           "phase2_1.py")
+    assert (both.settings["ITERS_WARMUP"], both.origins["ITERS_WARMUP"]) == (7, "--set")  # --set wins over both
+    assert both.settings["LR_CLAMP_HIGH"] == PRESETS["tiny"]["LR_CLAMP_HIGH"]  # a preset given here beats the file
+    assert parse_phase_cli(edited, ["--out", str(tmp_path)], "phase2_1.py").settings["LR_CLAMP_HIGH"] == 5e-4
+
+
+def test_a_run_wide_value_written_in_a_later_script_is_never_replaced_silently(tmp_path: Path):
+    tiny_record(tmp_path)
+    edited = {**phase("phase2_1.py"), "N_FEATS": 32}
+    with pytest.raises(UserError, match=r"^N_FEATS=32 \(written in phase2_1.py\) differs from N_FEATS=8 recorded in "):
+        parse_phase_cli(edited, ["--out", str(tmp_path)], "phase2_1.py")
+
+
+def test_the_settings_report_says_where_each_value_came_from(tmp_path: Path):
+    tiny_record(tmp_path)
+    ctx = parse_phase_cli(phase("phase2_1.py"), ["--out", str(tmp_path), "--set", "ITERS_WARMUP=7"], "phase2_1.py")
+    lines = settings_report(ctx, "phase2_1.py").splitlines()
+    assert lines[0] == "phase2_1.py settings (own, then run-wide):"
+    assert any(line.split() == ["ITERS_WARMUP", "=", "7", "<-", "--set"] for line in lines)
+    assert any(line.split() == ["CAMERA", "=", "Nikon", "<-", "run.json", "(phase1_1.py)"] for line in lines)
+    assert any(line.split() == ["LR_WARMUP", "=", "1.0"] for line in lines)  # the file's own: no origin
 
 
 def test_without_a_record_the_first_scripts_values_and_the_preset_apply(tmp_path: Path):
@@ -81,5 +120,5 @@ def test_the_dataset_is_run_wide_and_its_folder_a_default(tmp_path: Path):
     write_record(tmp_path, record)
     ctx = parse_phase_cli(phase("phase1_2.py"), ["--out", str(tmp_path)], "phase1_2.py")
     assert (ctx.settings["DATASET"], ctx.settings["DATASET_DIR"]) == ("city100", "City100/City100_iPhoneX")
-    with pytest.raises(UserError, match=r"^DATASET='paired' differs from DATASET='city100' recorded in "):
+    with pytest.raises(UserError, match=r"^DATASET='paired' \(--set\) differs from DATASET='city100' recorded in "):
         parse_phase_cli(phase("phase2_1.py"), ["--out", str(tmp_path), "--set", "DATASET=paired"], "phase2_1.py")

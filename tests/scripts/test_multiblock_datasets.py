@@ -68,7 +68,7 @@ def test_city100_layout_phase1_scores_its_test_split_and_records_the_dataset(tmp
         cli_entry(load_script("phase1_2.py").main, [*common, "--set", "DATASET=realsr"])
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and len(err) == 1
-    assert err[0].startswith("error: DATASET='realsr' differs from DATASET='city100' recorded in"), err
+    assert err[0].startswith("error: DATASET='realsr' (--set) differs from DATASET='city100' recorded in"), err
 
 
 def test_paired_layout_phase1_and_its_mistakes_before_any_work(tmp_path: Path, capsys):

@@ -198,7 +198,8 @@ def test_a_later_phase_given_the_other_block_design_stops(rb_chain, tmp_path, ca
         cli_entry(load_script("phase2_1.py").main, ["--data", str(data), "--out", str(copy), "--device", "cpu",
                                                     *sets(["RESBLOCK=rcab"])])
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: RESBLOCK='rcab' differs from RESBLOCK='rb' recorded"), err
+    assert len(err) == 1, err
+    assert err[0].startswith("error: RESBLOCK='rcab' (--set) differs from RESBLOCK='rb' recorded"), err
 
 
 # ------------------------------------------------------------------------------ regeneration
@@ -341,7 +342,7 @@ def test_a_different_run_wide_value_stops_a_later_phase_before_any_work(chain, t
     name, _, value = assignment.partition("=")
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr
-    assert lines[0].startswith(f"error: {name}={value if name != 'CAMERA' else repr(value)} differs from "
+    assert lines[0].startswith(f"error: {name}={value if name != 'CAMERA' else repr(value)} (--set) differs from "
                                f"{name}={recorded} recorded in {copy / 'run.json'}"), lines[0]
     assert snapshot(copy) == before
 
