@@ -28,6 +28,7 @@ from core.runs import prepare_run_dir, read_json, write_json, write_text_atomic
 from core.settings import RunContext, context_from_args, make_parser
 from data.datasets import bundled_photos, list_images
 from data.io import read_image
+from data.pair_layouts import PairSource, find_pairs
 from data.paired import find_realsr_root
 from data.synth import synthesise_realsr
 
@@ -92,6 +93,10 @@ def prepare_data(ctx: RunContext, min_side: int = 0) -> tuple[Path, dict[str, An
 
     ``min_side``: synthesise only from images whose shorter side is at least this (the largest patch)."""
     s = ctx.settings
+    layout = str(s["DATASET"]).lower()
+    if layout != "realsr":  # City100 or a folder of pairs: real pairs, found by the phase scripts
+        find_pairs(ctx.data_root, PairSource(layout, s["CAMERA"], s["SCALE"]), "train")  # refused here if absent
+        return ctx.data_root, {"source": f"the {layout} pairs ({s['CAMERA']}) under {ctx.data_root}"}
     if str(s["SOURCE"]) == "auto" and _has_realsr(ctx.data_root, s["CAMERA"], s["SCALE"]):
         return ctx.data_root, {"source": f"RealSR pairs under {ctx.data_root}"}
     t91_root, record = _synthesis_plan(ctx, min_side)
@@ -185,11 +190,11 @@ def pick(settings: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
     return {name: settings[name] for name in names}
 
 
-BLOCK_KEYS = ("CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "REDUCTION", "PATCH_SIZE", "BATCH_SIZE",
+BLOCK_KEYS = ("DATASET", "CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "REDUCTION", "PATCH_SIZE", "BATCH_SIZE",
               "WARMUP_OPTIMIZER", "LR_WARMUP", "ITERS_WARMUP", "ITERS_CLAMP_HIGH", "LR_CLAMP_HIGH",
               "ITERS_CLAMP_LOW", "LR_CLAMP_LOW", "EVAL_EVERY", "VAL_FRACTION", "VALIDATE_ON_TEST")
-COMBINED_KEYS = ("CAMERA", "SCALE", "PATCH_SIZE", "BATCH_SIZE", "ITERS_HIGH", "LR_HIGH", "ITERS_LOW", "LR_LOW",
-                 "EVAL_EVERY", "VAL_FRACTION", "VALIDATE_ON_TEST")
+COMBINED_KEYS = ("DATASET", "CAMERA", "SCALE", "PATCH_SIZE", "BATCH_SIZE", "ITERS_HIGH", "LR_HIGH", "ITERS_LOW",
+                 "LR_LOW", "EVAL_EVERY", "VAL_FRACTION", "VALIDATE_ON_TEST")
 
 
 def timed_phase(ctx: RunContext, script: str, data: Path, out: Path, settings: dict[str, Any],
@@ -207,7 +212,7 @@ def run_phased(ctx: RunContext, data: Path, run: Path, seed: int) -> dict[str, f
     """The six phase scripts in order into ``run`` with the experiment's block and phase-4 settings;
     returns the wall seconds per script."""
     s = ctx.settings
-    block, regen = pick(s, BLOCK_KEYS), pick(s, ("CAMERA", "SCALE"))
+    block, regen = pick(s, BLOCK_KEYS), pick(s, ("DATASET", "CAMERA", "SCALE"))
     later = {**block, "INIT": s["BLOCK_INIT"]}
     for script, settings in (("phase1_1.py", block), ("phase1_2.py", regen), ("phase2_1.py", later),
                              ("phase2_2.py", regen), ("phase3.py", later), ("phase4.py", pick(s, COMBINED_KEYS))):

@@ -18,7 +18,8 @@ PRESET = "small"  # small (CPU, minutes) | full (GPU, the report's sizes); value
 PHASED_RUN = ""  # a finished phase run folder (N1.pt .. N.pt) to analyse instead of training one (ours)
 SOURCE = "auto"  # auto = --data's RealSR pairs, else pairs synthesised from T91/Set14, else from bundled photos
 SYNTH_MAX_SIZE = 0  # synthesised pairs: HR centre crop of at most N x N pixels (0 = whole images; ours)
-CAMERA = "Canon"  # RealSR camera folder (report: Canon)
+DATASET = "realsr"  # realsr (report; synthesised in its layout when absent) | city100 | paired (real pairs only)
+CAMERA = "Canon"  # RealSR camera folder (report: Canon); City100's version: iPhoneX | NikonD5500
 SCALE = 2  # RealSR scale folder (report: x2)
 N_FEATS = 64  # feature channels C (report: 64)
 N_RESBLOCKS = 16  # RCABs per block (report: 16)
@@ -53,6 +54,12 @@ PRESETS = {
               "LR_HIGH": 5e-4, "ITERS_LOW": 200, "LR_LOW": 1e-4, "EVAL_EVERY": 100, "STRIP_CROP": 128,
               "STRIP_IMAGE": 11},  # 11: monarch when the test pairs are made from Set14
 }
+# City100's iPhone X pairs: the phased path of phases_vs_end_to_end.py's city100 preset (pass its run folder as
+# PHASED_RUN, e.g. runs/experiments/phases_vs_end_to_end/seed0/phased, to analyse it without training again).
+PRESETS["city100"] = {**PRESETS["small"], "DATASET": "city100", "CAMERA": "iPhoneX", "N_RESBLOCKS": 16,
+                      "PATCH_SIZE": 48, "BATCH_SIZE": 16, "ITERS_WARMUP": 320, "ITERS_CLAMP_HIGH": 480,
+                      "ITERS_CLAMP_LOW": 1600, "ITERS_HIGH": 800, "ITERS_LOW": 800, "EVAL_EVERY": 800,
+                      "STRIP_IMAGE": 1, "STRIP_CROP": 200}
 REPORT_DB = {"phase1": 31.8557, "phase2": 31.9270, "phase3": 31.9479, "phase4": 32.22}
 
 import sys
@@ -67,7 +74,8 @@ from core.errors import UserError, cli_entry
 from core.runs import read_json
 from core.settings import RunContext
 from data.io import to_float
-from data.paired import find_realsr_pairs, load_pairs
+from data.pair_layouts import PairSource, find_pairs
+from data.paired import load_pairs
 from engine.csv_log import read_log
 from engine.plots import plt
 from experiments.common import (
@@ -142,7 +150,7 @@ def phase_run(ctx: RunContext) -> tuple[Path, Path, dict]:
     if not (run / "N.pt").exists() or not recorded:
         raise UserError(f"PHASED_RUN={run} holds no finished phase run (N.pt and settings.json from phase4.py); "
                         "run the phase scripts into it first, or leave PHASED_RUN empty")
-    s.update({"CAMERA": recorded["CAMERA"], "SCALE": recorded["SCALE"]})
+    s.update({key: recorded[key] for key in ("DATASET", "CAMERA", "SCALE", "DATASET_DIR") if key in recorded})
     data = Path(recorded["data"])
     return run, data, {"source": f"the pairs under {data} that {run} was trained on"}
 
@@ -232,7 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     ctx = parse(globals(), argv, _NAME)
     s = ctx.settings
     run, data, data_record = phase_run(ctx)
-    test = load_pairs(find_realsr_pairs(data, s["CAMERA"], s["SCALE"], "Test"))
+    test = load_pairs(find_pairs(data, PairSource(str(s["DATASET"]).lower(), s["CAMERA"], s["SCALE"],
+                                                  s.get("DATASET_DIR", "")), "test"))
     phases = {phase: phase_metrics(run, phase) for phase in _PHASES}
     strip_index = min(max(1, s["STRIP_IMAGE"]), len(test)) - 1
     inverse, strip = inverse_analysis(run, test, strip_index, ctx.device)

@@ -17,7 +17,8 @@ from __future__ import annotations
 PRESET = "small"  # small (CPU, minutes) | small-shaped, medium, large (scaling study) | full (GPU); --set wins
 SOURCE = "auto"  # auto = --data's RealSR pairs, else pairs synthesised from T91/Set14, else from bundled photos
 SYNTH_MAX_SIZE = 0  # synthesised pairs: HR centre crop of at most N x N pixels (0 = whole images; ours)
-CAMERA = "Canon"  # RealSR camera folder (report: Canon)
+DATASET = "realsr"  # realsr (report; synthesised in its layout when absent) | city100 | paired (real pairs only)
+CAMERA = "Canon"  # RealSR camera folder (report: Canon); City100's version: iPhoneX | NikonD5500
 SCALE = 2  # RealSR scale folder (report: x2)
 REPEATS = 1  # seeds --seed, --seed+1, ...: both methods trained once per seed (ours)
 N_FEATS = 64  # feature channels C (report: 64)
@@ -65,6 +66,11 @@ PRESETS["small-shaped"] = SHAPED  # 600 iterations per block, 400 in phase 4, 16
 PRESETS["medium"] = {**SHAPED, "ITERS_WARMUP": 320, "ITERS_CLAMP_HIGH": 480, "ITERS_CLAMP_LOW": 1600,
                      "ITERS_HIGH": 800, "ITERS_LOW": 800, "E2E_ITERS_HIGH": 800, "EVAL_EVERY": 400}  # 4x
 PRESETS["large"] = {**PRESETS["medium"], "N_FEATS": 32}  # 4x the iterations and twice the width
+# Real camera pairs (docs/results.md, "City100"): City100's iPhone X pairs under --data, blocks as deep as the
+# report's (16 RCABs) at 16 features, full-size patches and batch, the medium budget's iterations (the
+# report's schedule shape): about 75 min per seed on one thread of a 2-core AVX512-BF16 CPU (bf16).
+PRESETS["city100"] = {**PRESETS["medium"], "DATASET": "city100", "CAMERA": "iPhoneX", "N_RESBLOCKS": 16,
+                      "PATCH_SIZE": 48, "BATCH_SIZE": 16, "EVAL_EVERY": 800}
 REPORT_DB = {"phased": 32.22, "end_to_end": 32.04, "phase1": 31.86, "phase2": 31.93, "phase3": 31.95}
 
 import sys
