@@ -15,6 +15,8 @@ import argparse
 import json
 import os
 import re
+import shlex
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +180,7 @@ class RunContext:
     given: dict[str, SettingValue] = field(default_factory=dict)
     seed_given: bool = False
     origins: dict[str, str] = field(default_factory=dict)
+    command: str = ""  # the command line as typed (shell-quoted), for settings.json
 
     def report(self, names: Iterable[str], title: str) -> str:
         """The settings ``names`` with their values, and beside each value that is not the file's own, where
@@ -325,6 +328,7 @@ def context_from_args(namespace: dict[str, Any], args: argparse.Namespace,
                       accepted: dict[str, SettingValue] | None = None, section: str | None = None) -> RunContext:
     """Resolve parsed common flags, ``--config`` and ``--set`` against a script's settings block."""
     resolved = resolve_settings(collect_settings(namespace), args, presets, accepted, section)
+    script = Path(namespace.get("__file__", "script")).name
     seed = getattr(args, "seed", None)
     origins = {**resolved.origins, **({"seed": "--seed"} if seed is not None else {})}
     seed = seed if seed is not None else resolved.config_seed
@@ -339,6 +343,7 @@ def context_from_args(namespace: dict[str, Any], args: argparse.Namespace,
         given=resolved.given,
         seed_given=seed is not None,
         origins=origins,
+        command=shlex.join(["python", script, *(getattr(args, "argv", None) or sys.argv[1:])]),
     )
 
 

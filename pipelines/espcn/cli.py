@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from typing import Any
 
 from core.errors import UserError
@@ -84,6 +85,7 @@ def settings_report(ctx: RunContext) -> str:
 
 def run(namespace: dict[str, Any], argv: list[str] | None) -> None:
     args = build_parser(namespace).parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the command settings.json records
     settings = subcommand_settings(namespace, args.command)
     for assignment in args.overrides:
         name = assignment.partition("=")[0].strip()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -148,7 +147,7 @@ def make_trainer(ctx: RunContext, net: ESPCN, sampler, val_images, dist_info: Di
 def _record_settings(ctx: RunContext, dist_info: DistInfo, device: torch.device, train_images, val_images,
                      subimages: int, steps_per_epoch: int, origin: dict[str, Any]) -> None:
     write_json(ctx.out / "settings.json", {**ctx.settings, "seed": ctx.seed, "data": str(ctx.data_root),
-                                           "command": " ".join(["python", *sys.argv]),
+                                           "command": ctx.command,
                                            "device": str(device), "world_size": dist_info.world_size,
                                            "train_images": len(train_images),
                                            "val_images": [name for name, _ in val_images],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ast
 import functools
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,7 @@ def parse_phase_cli(namespace: dict[str, Any], argv: list[str] | None, script: s
     add_common_args(parser, DEFAULT_OUT)
     add_phase_args(parser)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the command settings.json records
     known = catalogue()
     record, source = run_record_for(args, script)
     recorded = {key: value for key, value in {**record.get("settings", {}), **record.get("location", {})}.items()

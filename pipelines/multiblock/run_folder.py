@@ -122,5 +122,5 @@ def write_settings(ctx: RunContext, name: str, dist_info: DistInfo) -> None:
         path = ctx.out / "settings.json"
         everything = read_json(path)
         everything[name] = {**ctx.settings, "seed": ctx.seed, "data": str(ctx.data_root),
-                            "world_size": dist_info.world_size}
+                            "world_size": dist_info.world_size, "command": ctx.command}
         write_json(path, everything)

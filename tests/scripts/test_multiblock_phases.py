@@ -394,3 +394,21 @@ def test_help_lists_own_run_wide_and_ignored_settings_and_the_presets():
     assert "N_FEATS=64  feature channels C (report: 64)" in text  # run-wide, with its comment
     assert "tiny: " in text and "N_FEATS=8" in text
     assert "accepted and ignored here" in text and "ITERS_HIGH" in text
+
+
+def test_a_finished_run_publishes_its_network_with_its_provenance(chain, tmp_path: Path):
+    from pipelines.multiblock.export import load_network
+    from pipelines.multiblock.publish import publish
+
+    _data, run = chain
+    target = publish(run, "multiblock_test", command="make phases PRESET=tiny", out_dir=tmp_path)
+    entry = json.loads((tmp_path / "multiblock_test.json").read_text())
+    record = json.loads((run / "run.json").read_text())
+    assert entry["data"]["fingerprint"] == record["data"]["fingerprint"] and entry["seed"] == record["seed"]
+    assert set(entry["metrics"]) == {"phase1", "phase2", "phase3", "phase4"}
+    assert entry["phase_commands"]["N"].startswith("python phase4.py ")  # each phase's command line
+    assert entry["settings"]["N1"]["N_FEATS"] == 8 and entry["command"] == "make phases PRESET=tiny"
+    shipped, _ = load_network(target)
+    original, _ = load_network(run / "N.pt")
+    x = torch.rand(1, 3, 20, 18)
+    assert torch.equal(shipped(x), original(x))
