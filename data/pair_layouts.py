@@ -26,7 +26,7 @@ from pathlib import Path
 
 from core.errors import UserError
 from data.datasets import list_images
-from data.paired import FOLDER_SETTING, Pair, add_once, find_realsr_pairs, pair_by_name
+from data.paired import FOLDER_SETTING, Pair, add_once, find_realsr_pairs, pair_by_name, sides_by_pattern
 
 LAYOUTS = ("realsr", "city100", "paired")
 SPLITS = ("train", "test")
@@ -103,13 +103,8 @@ def find_city100_folder(root: str | os.PathLike, camera: str, folder: str = "") 
 
 def city100_pairs(folder: Path, split: str) -> list[Pair]:
     """``NNNH`` (HR) with ``NNNL`` (LR) in ``folder``; ``split`` = the authors' test scenes or the others."""
-    hr: dict[str, Path] = {}
-    lr: dict[str, Path] = {}
-    for path in list_images(folder):
-        match = _CITY100_NAME.match(path.stem)
-        if match is None:
-            raise UserError(f"unexpected image {path}: City100 files are named like 001H.PNG + 001L.PNG")
-        add_once(hr if match["side"].upper() == "H" else lr, match["name"], path)
+    hr, lr = sides_by_pattern(folder, _CITY100_NAME, lambda match: match["side"].upper() == "H",
+                              "City100 files are named like 001H.PNG + 001L.PNG")
     pairs = pair_by_name(hr, lr, hr_file=lambda name, lr_path: folder / f"{name}H{lr_path.suffix}",
                          lr_file=lambda name, hr_path: folder / f"{name}L{hr_path.suffix}")
     chosen = [pair for pair in pairs if (int(pair.name) in CITY100_TEST) == (split == "test")]

@@ -79,18 +79,27 @@ def find_realsr_pairs(
     folder = realsr_dir(find_realsr_root(root, camera, scale, split, realsr_folder), camera, scale, split, "")
     layout = f"{camera}_001_HR.png + {camera}_001_LR{scale}.png, ..."
     pattern = re.compile(rf"^(?P<name>.+)_(?:(?P<hr>HR)|LR{scale})$")
-    hr: dict[str, Path] = {}
-    lr: dict[str, Path] = {}
-    for path in list_images(folder):
-        match = pattern.match(path.stem)
-        if match is None:
-            raise UserError(f"unexpected image {path}: RealSR x{scale} files are named like {layout}")
-        add_once(hr if match["hr"] else lr, match["name"], path)
+    hr, lr = sides_by_pattern(folder, pattern, lambda match: bool(match["hr"]),
+                              f"RealSR x{scale} files are named like {layout}")
     pairs = pair_by_name(hr, lr, hr_file=lambda name, _lr: folder / f"{name}_HR.png",
                          lr_file=lambda name, _hr: folder / f"{name}_LR{scale}.png")
     if not pairs:
         raise UserError(f"no image pairs in {folder} (expected {layout})")
     return pairs
+
+
+def sides_by_pattern(folder: Path, pattern: re.Pattern, is_hr: Callable[[re.Match], bool],
+                     named_like: str) -> tuple[dict[str, Path], dict[str, Path]]:
+    """(HR, LR) image files of ``folder`` by the ``name`` group of ``pattern`` (matched on the stem); a file it
+    does not match is an error saying the files are ``named_like``; two files for one name, an error too."""
+    hr: dict[str, Path] = {}
+    lr: dict[str, Path] = {}
+    for path in list_images(folder):
+        match = pattern.match(path.stem)
+        if match is None:
+            raise UserError(f"unexpected image {path}: {named_like}")
+        add_once(hr if is_hr(match) else lr, match["name"], path)
+    return hr, lr
 
 
 def add_once(side: dict[str, Path], name: str, path: Path) -> None:

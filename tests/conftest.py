@@ -25,3 +25,14 @@ def datasets_root() -> Path:
     if root is None:
         pytest.skip("needs T91/Set5/Set14 (set SR_DATA or put them in ../shared/datasets)")
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny convolutions gain nothing from threads, and on a shared CPU several threads cost 10x."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

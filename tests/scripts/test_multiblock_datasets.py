@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from core.errors import cli_entry
 from tests.scripts.helpers import load_script
 
-pytestmark = pytest.mark.slow  # phase scripts run in-process, seconds each
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # phase scripts in-process, seconds each
 
 TINY = ["--set", "PRESET=tiny", "--set", "ITERS_WARMUP=30", "--set", "ITERS_CLAMP_HIGH=30", "--device", "cpu"]
 
@@ -35,14 +34,6 @@ def crops(count: int, size: int = 64) -> list[tuple[np.ndarray, np.ndarray]]:
             if len(found) == count:
                 return found
     raise AssertionError("not enough crops")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_city100_layout_phase1_scores_its_test_split_and_records_the_dataset(tmp_path: Path, capsys):

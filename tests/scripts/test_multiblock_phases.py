@@ -26,7 +26,7 @@ from core.runs import sha256
 from data.io import read_image
 from tests.scripts.helpers import REPO, load_script, run_script
 
-pytestmark = pytest.mark.slow  # the phase chain, in-process and as subprocesses
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # the phase chain, in-process and run
 
 TEST_SET = "RealSR-Canon-x2-test"
 N_TRAIN, N_TEST = 8, 4
@@ -68,15 +68,6 @@ def make_pairs(root: Path, size: int = 64, sigma: float = 1.0) -> None:
 
 def run_phase(script: str, data: Path, out: Path, settings: list[str] | None = None) -> None:
     load_script(script).main(["--data", str(data), "--out", str(out), "--device", "cpu", *sets(settings or [])])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convolutions gain nothing from threads, and on a shared CPU several threads cost 10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
