@@ -98,7 +98,7 @@ def run_lock_of_all_ranks(path: Path, info: DistInfo) -> Iterator[Path]:
         if blind:
             raise UserError(f"rank(s) {', '.join(map(str, blind))} do not see the run folder {path} that rank 0 "
                             "writes; every node of a multi-node run needs the run folder on one shared file "
-                            "system (README: Several GPUs)")
+                            "system (docs/running.md: Several GPUs)")
         yield path
 
 

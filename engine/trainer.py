@@ -226,7 +226,7 @@ class Trainer:
             views = ", ".join(f"rank {rank}: {'no file' if view is None else f'{view[0]} bytes'}"
                               for rank, view in enumerate(seen))
             raise UserError(f"the ranks see different checkpoints at {path} ({views}); every node must see the "
-                            "run folder on one shared file system (README: Several GPUs)")
+                            "run folder on one shared file system (docs/running.md: Several GPUs)")
 
     # ------------------------------------------------------------------ loop
     def fit(self, resume: bool = False) -> TrainResult:
