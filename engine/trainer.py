@@ -170,7 +170,7 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             module = nn.parallel.DistributedDataParallel(module, device_ids=ids)
-        return torch.compile(module) if self.speed.compile else module
+        return self.speed.compiled(module)
 
     @property
     def evaluated(self) -> nn.Module:

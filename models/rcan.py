@@ -21,12 +21,37 @@ def conv3x3(c_in: int, c_out: int) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, 3, padding=1)
 
 
+class _ChannelMeanFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.shape = x.shape
+        return x.mean((2, 3), keepdim=True)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return (grad / (ctx.shape[2] * ctx.shape[3])).expand(ctx.shape)
+
+
+class ChannelMean(nn.Module):
+    """``nn.AdaptiveAvgPool2d(1)`` with the same values and gradients, and a faster backward.
+
+    Autograd's own gradient of a mean is the broadcast gradient divided by H*W, written out as a
+    contiguous (NCHW) map; adding it to the channels-last gradient of the attention's product then takes
+    the slow mixed-layout path (10% of a bf16 block training step on the CPU, docs/benchmarks.md). Here the
+    division is done on the (N, C, 1, 1) gradient and the result stays a broadcast view, which autograd adds
+    to the other gradient in place: the same numbers (the same division of the same values), in any layout.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ChannelMeanFn.apply(x)
+
+
 class ChannelAttention(nn.Module):
     """Squeeze-and-excitation: global average pool -> 1x1 conv C->C/r -> ReLU -> 1x1 conv -> sigmoid."""
 
     def __init__(self, n_feats: int, reduction: int = 4) -> None:
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = ChannelMean()
         self.down = nn.Conv2d(n_feats, n_feats // reduction, 1)
         self.up = nn.Conv2d(n_feats // reduction, n_feats, 1)
 

@@ -140,3 +140,26 @@ def test_rb_blocks_are_rcabs_without_attention() -> None:
     assert set(RESBLOCKS) == {"rcab", "rb"}
     with pytest.raises(ValueError, match="expected one of rcab, rb"):
         Block(**TINY, resblock="rcan")
+
+
+@pytest.mark.parametrize(("dtype", "channels_last"), [(torch.float32, False), (torch.float32, True),
+                                                      (torch.bfloat16, True), (torch.bfloat16, False)])
+def test_channel_mean_gives_the_adaptive_pools_values_and_gradients_bit_for_bit(dtype, channels_last) -> None:
+    """The pool's faster backward changes no number: a block's output and every gradient equal those with
+    nn.AdaptiveAvgPool2d(1), in fp32 and bf16 autocast, NCHW and channels-last."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.rand(2, 3, 11, 9, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=layout)
+    results = []
+    for pool in ("channel_mean", "adaptive"):
+        block = orthogonal_init_(tiny_block(3)).to(memory_format=layout)
+        if pool == "adaptive":
+            for m in block.modules():
+                if isinstance(m, ChannelAttention):
+                    m.pool = nn.AdaptiveAvgPool2d(1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            out = block(x)
+        out.float().square().mean().backward()
+        results.append((out.detach(), [p.grad for p in block.parameters()]))
+    (out, grads), (expected, expected_grads) = results
+    assert torch.equal(out, expected)
+    assert all(torch.equal(g, e) for g, e in zip(grads, expected_grads, strict=True))
