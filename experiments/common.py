@@ -91,9 +91,10 @@ def _has_realsr(root: Path, camera: str, scale: int) -> bool:
 def prepare_data(ctx: RunContext, min_side: int = 0) -> tuple[Path, dict[str, Any]]:
     """(data root holding RealSR pairs, a description for results.json); see the module docstring.
 
-    ``min_side``: synthesise only from images whose shorter side is at least this (the largest patch)."""
+    ``min_side``: synthesise only from images whose shorter side is at least this (the largest patch).
+    An experiment without a DATASET setting (toy_blockwise, patch_size, gradient_loss) reads RealSR's layout."""
     s = ctx.settings
-    layout = str(s["DATASET"]).lower()
+    layout = str(s.get("DATASET", "realsr")).lower()
     if layout != "realsr":  # City100 or a folder of pairs: real pairs, found by the phase scripts
         find_pairs(ctx.data_root, PairSource(layout, s["CAMERA"], s["SCALE"]), "train")  # refused here if absent
         return ctx.data_root, {"source": f"the {layout} pairs ({s['CAMERA']}) under {ctx.data_root}"}

@@ -219,7 +219,7 @@ def plot_phases_and_inverse(run: Path, identity: dict[str, float], inverse: dict
 
 def plot_strip(strip: dict[str, np.ndarray], crop: int, pair_number: int, path: Path) -> None:
     """Fig. 9's image strip: x, each block's output and HR (centre crops), with |image - HR| below."""
-    fig, axes = plt.subplots(2, len(strip), figsize=(2 * len(strip), 4.6))
+    fig, axes = plt.subplots(2, len(strip), figsize=(2 * len(strip), 5.4))
     hr_crop = centre_crop(strip["HR"], crop)
     for column, (title, image) in enumerate(strip.items()):
         image_crop = centre_crop(image, crop)

@@ -361,7 +361,9 @@ def test_config_replays_a_phase_and_set_still_wins(chain, tmp_path):
     load_script("phase1_1.py").main(["--data", str(data), "--out", str(replay), "--device", "cpu", "--config",
                                      str(run / "settings.json"), *sets(["ITERS_WARMUP=0", "ITERS_CLAMP_HIGH=0"])])
     original, replayed = (json.loads((folder / "settings.json").read_text())["N1"] for folder in (run, replay))
-    assert {key for key in original if original[key] != replayed.get(key)} == {"ITERS_WARMUP", "ITERS_CLAMP_HIGH"}
+    assert {key for key in original if original[key] != replayed.get(key)} == \
+        {"ITERS_WARMUP", "ITERS_CLAMP_HIGH", "command"}
+    assert "--config" in replayed["command"] and "--config" not in original["command"]
     assert json.loads((replay / "run.json").read_text())["settings"] == \
         json.loads((run / "run.json").read_text())["settings"]
 
