@@ -53,10 +53,11 @@ FIGURE = True  # eval: compare_<set>.png, HR / bicubic / model crops where the m
 FIGURE_CROP = ""  # eval figure: "" automatic | NAME (that image) | NAME:X,Y,SIZE (that window, HR pixels)
 BASELINE_CACHE = "runs/.cache"  # eval: bicubic rows kept per (set content, scale, protocol); "" = recompute
 INFERENCE = "auto"  # upscale: auto | strips | channels_last | compile | eager (inference/fast_espcn.py)
-HALF = False  # upscale on CUDA: autocast fp16 where it matches fp32 within 60 dB PSNR (ours); CPU: never
+UPSCALE_PRECISION = "auto"  # upscale: auto = bf16 on a CPU with bf16 hardware, else fp32 | fp32 | bf16 | fp16 (CUDA)
 VIDEO_CODEC = "auto"  # upscaled videos: auto = libx264 (mpeg4 without it, VP9 for .webm) or a PyAV encoder
 PNG_LEVEL = 1  # upscale: zlib level of the PNGs written (1 = fastest, 9 = smallest files; ours)
 VIDEO_CRF = 18  # H.264 constant rate factor of upscaled videos: lower = better and bigger (ours)
+VIDEO_PRESET = "veryfast"  # libx264 speed preset: ultrafast ... medium (ffmpeg's default) ... veryslow (ours)
 # --------------------------------------------------------------------------------------------
 
 PRESETS = {

@@ -8,19 +8,23 @@ NCHW float32 out, pixel shuffle included). It snapshots the weights when it is b
   64-channel intermediate maps stay in the CPU caches instead of streaming 60 MB per 1080p frame through
   memory. Every convolution is oneDNN's fused convolution + tanh on channels-last data (PyTorch's own
   ``tanh`` costs a third of an eager frame). For a luminance model the first convolution (1 -> 64, 5x5),
-  which oneDNN runs slowly with one input channel, becomes a 1x1 convolution over the 25 shifted
-  copies of the input (im2col of a strip, a few MB). Zero padding at the image border is reproduced
-  exactly (rows outside the image are zeroed between layers), so the output equals the eager one to
-  float rounding (about 1e-6; the tests require 1e-4). With several PyTorch threads, the strips are
-  shared among that many worker threads, each running its operators single-threaded
-  (see ``_strip_workers``).
+  which oneDNN runs slowly with one input channel, becomes a 5x1 convolution over the 5 column-shifted
+  copies of the input (a partial im2col of a strip, a few MB; the full 25-tap one measured slower). Zero
+  padding at the image border is reproduced exactly (rows outside the image are zeroed between layers),
+  so the output equals the eager one to float rounding (about 1e-6; the tests require 1e-4). With
+  several PyTorch threads, the strips are shared among that many worker threads, each running its
+  operators single-threaded (see ``_strip_workers``).
+  ``precision='bf16'`` runs the three convolutions on bf16 data and weights (fp32 accumulation and fp32
+  biases inside oneDNN, the input split into two bf16 parts: ``_split_bf16``), about twice the fp32 rate
+  where the CPU has bf16 instructions. Like fp16 on CUDA it is checked once, on the first input, against
+  fp32 and dropped for good (with a warning) when the two disagree by more than ``BF16_MIN_PSNR`` dB
+  (see ``reduced_agrees``).
 - ``channels_last`` (CUDA default, and the CPU fallback without oneDNN): the network in channels-last
-  memory format under ``torch.inference_mode``. On CUDA ``half=True`` adds autocast fp16; it is checked
-  once, on the first input, against fp32 and dropped for good (with a warning) when the two disagree by
-  more than ``FP16_MIN_PSNR`` dB PSNR, which keeps any test PSNR within about 0.01 dB (see
-  ``fp16_agrees``). The check is the weights', not a size's: later inputs of other sizes (a folder of
-  photos) pay no second pass and no host read. Never on CPU: fp16/bf16 convolutions are about 100x
-  slower than fp32 there.
+  memory format under ``torch.inference_mode``. On CUDA ``precision='fp16'`` adds autocast fp16; it is
+  checked once, on the first input, against fp32 and dropped for good (with a warning) when the two
+  disagree by more than ``FP16_MIN_PSNR`` dB PSNR, which keeps any test PSNR within about 0.01 dB (see
+  ``reduced_agrees``). The check is the weights', not a size's: later inputs of other sizes (a folder of
+  photos) pay no second pass and no host read. fp16 never on CPU (about 100x slower than fp32 there).
 - ``compile``: ``torch.compile`` of the channels-last network; the first size compiles a static graph,
   a second size one graph with dynamic height and width (dynamo's automatic dynamic shapes), so a folder
   of many sizes compiles twice, not once per size until dynamo's recompile limit. Pays only for long
@@ -47,7 +51,9 @@ from inference.whole_image import upscale_chroma
 from models.espcn import ESPCN
 
 BACKENDS = ("auto", "strips", "channels_last", "compile", "eager")
-FP16_MIN_PSNR = 60.0  # dB between fp16 and fp32 outputs; see fp16_agrees
+PRECISIONS = ("fp32", "fp16", "bf16")  # fp16: CUDA autocast; bf16: the CPU strip backend
+FP16_MIN_PSNR = 60.0  # dB between fp16 and fp32 outputs; see reduced_agrees
+BF16_MIN_PSNR = 50.0  # dB between bf16 and fp32 outputs; see reduced_agrees
 STRIP_BYTES = 8 << 20  # target size of one strip's first feature map (fits a shared L3 with room)
 MIN_ROWS = 8
 
@@ -64,12 +70,14 @@ def pick_backend(device: torch.device | str) -> str:
     return "channels_last"
 
 
-def fp16_agrees(fast: Tensor, reference: Tensor, min_psnr: float = FP16_MIN_PSNR) -> bool:
+def reduced_agrees(fast: Tensor, reference: Tensor, min_psnr: float = FP16_MIN_PSNR) -> bool:
     """Whether a reduced-precision output is close enough to the fp32 one to leave test PSNR unchanged.
 
     With a model error of MSE m (32 dB: m = 6.3e-4 on [0, 1]) and an independent precision error of MSE
     e, the MSE becomes m + e; a PSNR change under 0.01 dB needs e < 0.0023 m, i.e. the fp16 output within
-    about 58 dB of the fp32 one; 60 dB leaves a margin.
+    about 58 dB of the fp32 one; 60 dB leaves a margin. bf16 (8 mantissa bits against fp16's 11) is held
+    to 0.05 dB: e < 0.0116 m, 51.4 dB at 32 dB, hence ``BF16_MIN_PSNR`` = 52 (measured on the shipped
+    weights: docs/benchmarks.md).
     """
     mse = torch.mean((fast.float() - reference.float()) ** 2).item()
     return mse == 0.0 or 10.0 * math.log10(1.0 / mse) >= min_psnr
@@ -86,7 +94,7 @@ class FastESPCN(nn.Module):
     """``net(x)`` for inference, fast (see the module docstring), built for one device: ``device``, else the
     device of ``net``'s weights. Inputs are moved there; outputs stay there."""
 
-    def __init__(self, net: ESPCN, backend: str = "auto", half: bool = False, rows: int | None = None,
+    def __init__(self, net: ESPCN, backend: str = "auto", precision: str = "fp32", rows: int | None = None,
                  device: torch.device | str | None = None) -> None:
         super().__init__()
         if backend not in BACKENDS:
@@ -100,11 +108,15 @@ class FastESPCN(nn.Module):
             raise ValueError("backend 'strips' needs a CPU build of PyTorch with oneDNN (mkldnn)")
         if self.backend == "strips" and not _strip_compatible(self.net):
             self.backend = "channels_last"
-        if half and device.type != "cuda":
-            raise ValueError("half precision is for CUDA only: fp16/bf16 are about 100x slower than fp32 on CPU")
-        self.half = half
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "fp16" and device.type != "cuda":
+            raise ValueError("fp16 is for CUDA only: it is about 100x slower than fp32 on a CPU")
+        if precision == "bf16" and self.backend != "strips":
+            raise ValueError("bf16 inference is the CPU strip backend's (a CPU with oneDNN and an ESPCN)")
+        self.precision = precision
         self.rows = rows
-        self._half_ok: bool | None = None  # fp16 keeps the fp32 result: decided on the first input
+        self._reduced_ok: bool | None = None  # fp16/bf16 keeps the fp32 result: decided on the first input
         self._compiled = None
         if self.backend in ("channels_last", "compile"):
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -113,18 +125,21 @@ class FastESPCN(nn.Module):
     def device(self) -> torch.device:
         return self.net.conv1.weight.device
 
+    @property
+    def reduced(self) -> bool:
+        """Whether inputs now run in ``precision`` fp16/bf16 (False once the first input's check said no)."""
+        return self.precision != "fp32" and self._reduced_ok is not False
+
     def forward(self, x: Tensor) -> Tensor:
         with torch.inference_mode():
             x = x.to(self.device, torch.float32)
-            if self.backend == "strips":
-                return self._strips(x)
             if self.backend == "eager":
                 return self.net(x)
-            x = x.contiguous(memory_format=torch.channels_last)
-            if self.half and self._use_half(x):
-                with torch.autocast("cuda", dtype=torch.float16):
-                    return self._call(x).float().contiguous()
-            return self._call(x).contiguous()
+            if self.backend != "strips":
+                x = x.contiguous(memory_format=torch.channels_last)
+            if self.precision != "fp32" and self._use_reduced(x):
+                return self._reduced_call(x)
+            return self._strips(x) if self.backend == "strips" else self._call(x).contiguous()
 
     # ------------------------------------------------------------------------------ backends
     def _call(self, x: Tensor) -> Tensor:
@@ -134,34 +149,42 @@ class FastESPCN(nn.Module):
             return self._compiled(x)
         return self.net(x)
 
-    def _use_half(self, x: Tensor) -> bool:
-        """Decide once, on the first input, whether fp16 keeps the fp32 result (``fp16_agrees``)."""
-        if self._half_ok is None:
-            reference = self._call(x)
-            with torch.autocast("cuda", dtype=torch.float16):
-                fast = self._call(x)
-            self._half_ok = fp16_agrees(fast, reference)
-            if not self._half_ok:
-                warnings.warn(f"fp16 output differs from fp32 by more than {FP16_MIN_PSNR} dB PSNR on the first "
-                              f"input ({tuple(x.shape)}); running in fp32", stacklevel=3)
-        return self._half_ok
+    def _reduced_call(self, x: Tensor) -> Tensor:
+        if self.backend == "strips":
+            return self._strips(x, torch.bfloat16)
+        with torch.autocast("cuda", dtype=torch.float16):
+            return self._call(x).float().contiguous()
 
-    def _strips(self, x: Tensor) -> Tensor:
+    def _use_reduced(self, x: Tensor) -> bool:
+        """Decide once, on the first input, whether fp16/bf16 keeps the fp32 result (``reduced_agrees``)."""
+        if self._reduced_ok is None:
+            reference = self._strips(x) if self.backend == "strips" else self._call(x)
+            bound = BF16_MIN_PSNR if self.precision == "bf16" else FP16_MIN_PSNR
+            self._reduced_ok = reduced_agrees(self._reduced_call(x), reference, bound)
+            if not self._reduced_ok:
+                warnings.warn(f"{self.precision} output differs from fp32 by more than {bound} dB PSNR on the "
+                              f"first input ({tuple(x.shape)}); running in fp32", stacklevel=3)
+        return self._reduced_ok
+
+    def _strips(self, x: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
         net, s = self.net, self.scale
         n, c, height, width = x.shape
         c1, c2, c3 = net.conv1, net.conv2, net.conv3
         k1, p2, p3 = c1.kernel_size[0], c2.padding[0], c3.padding[0]
         p1, halo = k1 // 2, k1 // 2 + p2 + p3
         f1 = c1.out_channels
-        im2col = c == 1  # oneDNN's direct 5x5 convolution is slow with one input channel, fine with three
-        if im2col:  # conv1 as a 1x1 convolution over the k1*k1 shifted copies, taps in (dy, dx) order
-            w1 = c1.weight.permute(0, 2, 3, 1).reshape(f1, k1 * k1 * c, 1, 1)
-        w1 = (w1 if im2col else c1.weight).contiguous(memory_format=torch.channels_last)
-        w2 = c2.weight.contiguous(memory_format=torch.channels_last)
-        w3 = c3.weight.contiguous(memory_format=torch.channels_last)
-        conv = torch.ops.mkldnn._convolution_pointwise
         # NHWC input with zero padding: p1 columns each side, `halo` rows above and below
-        xp = F.pad(x, (p1, p1, halo, halo)).permute(0, 2, 3, 1).contiguous()
+        xp = F.pad(x, (p1, p1, halo, halo)).permute(0, 2, 3, 1)
+        w1 = c1.weight
+        if dtype == torch.bfloat16:  # the input as hi + lo, two bf16 parts: 16 mantissa bits, not 8 (_split_bf16)
+            xp, w1 = _split_bf16(xp), torch.cat([w1, w1], dim=1)
+        xp, cin = xp.to(dtype).contiguous(), xp.shape[3]
+        im2col = c == 1  # oneDNN's direct 5x5 convolution is slow with one input channel, fine with three
+        if im2col:  # conv1 as a k1 x 1 convolution over k1 column-shifted copies, channels in (dx, c) order
+            w1 = w1.permute(0, 3, 1, 2).reshape(f1, k1 * cin, k1, 1)
+        w1, w2, w3 = (w.to(dtype).contiguous(memory_format=torch.channels_last) for w in (w1, c2.weight, c3.weight))
+        b1, b2, b3 = c1.bias, c2.bias, c3.bias  # fp32 biases on bf16 data: oneDNN adds them in fp32
+        conv = torch.ops.mkldnn._convolution_pointwise
         sn, sh, sw, sc = xp.stride()
         out = torch.empty(n, c, height * s, width * s, dtype=x.dtype, device=x.device)
         shuffled = out.view(n, c, height, s, width, s)
@@ -173,18 +196,18 @@ class FastESPCN(nn.Module):
                 # conv1 output rows r0 - (p2 + p3) .. r1 + (p2 + p3): input rows r0 - halo .. r1 + halo
                 grown = r1 - r0 + 2 * (p2 + p3)
                 if im2col:
-                    taps = xp.as_strided((n, grown, width, k1, k1, c), (sn, sh, sw, sh, sw, sc),
+                    taps = xp.as_strided((n, grown + 2 * p1, width, k1, cin), (sn, sh, sw, sw, sc),
                                          xp.storage_offset() + r0 * sh)
-                    cols = taps.reshape(n, grown, width, k1 * k1 * c).permute(0, 3, 1, 2)
+                    cols = taps.reshape(n, grown + 2 * p1, width, k1 * cin).permute(0, 3, 1, 2)
                 else:
                     cols = xp[:, r0 : r1 + 2 * halo].permute(0, 3, 1, 2)  # already padded: a channels-last view
-                h = conv(cols, w1, c1.bias, [0, 0], [1, 1], [1, 1], 1, "tanh", [], "")
+                h = conv(cols, w1, b1, [0, 0], [1, 1], [1, 1], 1, "tanh", [], "")
                 h = _zero_outside(h, r0 - (p2 + p3), height)
-                h = conv(h, w2, c2.bias, [0, c2.padding[1]], [1, 1], [1, 1], 1, "tanh", [], "")
+                h = conv(h, w2, b2, [0, c2.padding[1]], [1, 1], [1, 1], 1, "tanh", [], "")
                 h = _zero_outside(h, r0 - p3, height)
-                h = conv(h, w3, c3.bias, [0, c3.padding[1]], [1, 1], [1, 1], 1, "none", [], "")
+                h = conv(h, w3, b3, [0, c3.padding[1]], [1, 1], [1, 1], 1, "none", [], "")
                 # pixel shuffle, written straight into the output rows (h is (n, R, W, c*s*s) in memory)
-                blocks = h.permute(0, 2, 3, 1).reshape(n, r1 - r0, width, c, s, s)
+                blocks = h.permute(0, 2, 3, 1).float().reshape(n, r1 - r0, width, c, s, s)  # cast, then shuffle
                 shuffled[:, :, r0:r1].copy_(blocks.permute(0, 3, 1, 4, 2, 5))
 
         starts = range(0, height, rows)
@@ -202,6 +225,15 @@ def _strip_workers(strips: int) -> ThreadPoolExecutor | None:
     strips in the calling thread (one thread, or one strip)."""
     threads = torch.get_num_threads()
     return single_threaded_pool(threads) if threads > 1 and strips > 1 else None
+
+
+def _split_bf16(x: Tensor) -> Tensor:
+    """``x`` (..., C) fp32 as (..., 2C) bf16: hi = bf16(x), then lo = bf16(x - hi). The first convolution is
+    linear, so running it on both with its weights repeated gives conv(hi + lo): the input's rounding to bf16
+    (the largest of the bf16 path's errors: 0.024 dB of Set5 x2's PSNR) nearly vanishes for twice a
+    small layer's work."""
+    hi = x.to(torch.bfloat16)
+    return torch.cat([hi, (x - hi.float()).to(torch.bfloat16)], dim=-1)
 
 
 def _zero_outside(h: Tensor, first_row: int, height: int) -> Tensor:

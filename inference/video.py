@@ -9,9 +9,9 @@ network. Any container and codec FFmpeg (as bundled with PyAV) can read works as
 Output: 8-bit YUV 4:2:0 (what nearly every player expects) at the input's average frame rate, each frame
 at its input timestamp (snapped to that rate for variable-rate input), written to a temporary file that
 is renamed into place when complete (a failed or interrupted run leaves no half-written video). Audio
-and subtitle streams are not copied. H.264
-(``libx264``, CRF 18 by default) is used when PyAV has it, else MPEG-4 part 2 at a fixed high quality;
-``.webm`` gets VP9. 4:2:0 needs even sizes: an odd output width or height loses its last column or row.
+and subtitle streams are not copied. H.264 (``libx264``, CRF 18 and preset ``veryfast`` by default) is
+used when PyAV has it, else MPEG-4 part 2 at a fixed high quality; ``.webm`` gets VP9. 4:2:0 needs even
+sizes: an odd output width or height loses its last column or row.
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from core.errors import UserError
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".m2ts", ".flv",
                   ".wmv", ".ogv", ".3gp", ".y4m", ".gif")
 _KEEP_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")  # containers written as they came
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 _MPEG4_QSCALE = 2  # MPEG-4 part 2 fallback: fixed quantiser 2 (1 = best, 31 = worst); ours
 _QUEUE_POLL = 0.1  # seconds between checks for a failed partner thread while a queue is full or empty
 
@@ -180,7 +181,7 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, rate: Fraction, codec: str = "auto",
-                 crf: int = 18) -> None:
+                 crf: int = 18, preset: str = "veryfast") -> None:
         av = _av()
         self.path = Path(path)
         self.width, self.height = width - width % 2, height - height % 2
@@ -197,7 +198,7 @@ class VideoWriter:
             stream = self._container.add_stream(self.codec, rate=self.rate)
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
             if self.codec == "libx264":
-                stream.options = {"crf": str(crf)}
+                stream.options = {"crf": str(crf), "preset": preset}
             elif self.codec.startswith("libvpx"):
                 stream.options = {"crf": str(crf + 13), "b": "0"}  # VP9's CRF scale is about H.264's + 13
             else:

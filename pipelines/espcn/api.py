@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from core.errors import UserError
-from inference.fast_espcn import FastESPCN, upscale_image
+from inference.fast_espcn import FastESPCN, pick_backend, upscale_image
 from pipelines.espcn.common import DEFAULT_WEIGHTS, load_espcn
+from pipelines.espcn.upscale import upscale_precision
 
 SHIPPED = {"x2": "espcn_x2_y.pt", "x3": "espcn_x3_y.pt", "x4": "espcn_x4_y.pt", "x3-paper": "espcn_x3_y_paper.pt"}
 
@@ -63,4 +64,6 @@ def _device(device: str | torch.device | None) -> torch.device:
 
 @functools.lru_cache(maxsize=4)
 def _model(path: str, device: str) -> FastESPCN:
-    return FastESPCN(load_espcn(Path(path), torch.device(device)), device=device)
+    """As ``espcn.py upscale`` with its defaults: bf16 on a CPU with bf16 hardware (``upscale_precision``)."""
+    precision = upscale_precision("auto", torch.device(device), pick_backend(device))
+    return FastESPCN(load_espcn(Path(path), torch.device(device)), precision=precision, device=device)

@@ -26,7 +26,7 @@ from pipelines.espcn.rules import check_espcn_settings
 # Each subcommand imports only its own module (upscaling needs neither matplotlib nor the trainer).
 SUBCOMMANDS = {"train": ("pipelines.espcn.train", "train"), "eval": ("pipelines.espcn.evaluate", "evaluate"),
                "upscale": ("pipelines.espcn.upscale", "upscale"), "export": ("pipelines.espcn.export", "export")}
-UPSCALE_ONLY = ("INFERENCE", "HALF", "VIDEO_CODEC", "VIDEO_CRF", "PNG_LEVEL")
+UPSCALE_ONLY = ("INFERENCE", "UPSCALE_PRECISION", "VIDEO_CODEC", "VIDEO_CRF", "VIDEO_PRESET", "PNG_LEVEL")
 # eval, upscale and export take scale, channels and features from the weights; only a plain third-party
 # state dict, which records none, needs them as settings.
 ARCHITECTURE = ("SCALE", "CHANNELS", "FEATURES")

@@ -7,6 +7,7 @@ from core.errors import UserError
 from core.rules import Rule, at_least, between, check_settings, fraction, one_of, positive
 from engine.speed import SPEED_RULES
 from engine.weight_average import EMA_RULE
+from inference.video import X264_PRESETS
 
 RULES: dict[str, Rule] = {
     "SCALE": between(2, 8), "CHANNELS": one_of("1", "3"), "FEATURES": Rule(low=1, nonempty=True),
@@ -18,7 +19,8 @@ RULES: dict[str, Rule] = {
     "LR_FACTOR": Rule(low=1, low_open=True), "COOLDOWN": at_least(0), "PATIENCE": at_least(1),
     "LAST_LAYER_LR": positive(), "LOSS": one_of("mse", "l1"), "EMA": EMA_RULE, **SPEED_RULES,
     "EVAL_TILE": at_least(8), "INFERENCE": one_of("auto", "strips", "channels_last", "compile", "eager"),
-    "PNG_LEVEL": between(0, 9), "VIDEO_CRF": between(0, 51),
+    "UPSCALE_PRECISION": one_of("auto", "fp32", "bf16", "fp16"),
+    "PNG_LEVEL": between(0, 9), "VIDEO_CRF": between(0, 51), "VIDEO_PRESET": one_of(*X264_PRESETS),
 }
 
 

@@ -7,6 +7,7 @@ level ``PNG_LEVEL`` (1: about 5x faster to write than Pillow's default 6, files 
 """
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -20,7 +21,15 @@ from core.errors import UserError
 from core.runs import prepare_run_dir
 from core.settings import RunContext
 from data.io import is_image_file, read_image
-from inference.fast_espcn import BACKENDS, FastESPCN, upscale_image, upscale_rgb_uint8, upscale_yuv420
+from engine.speed import AUTO_ENV, bf16_is_fast
+from inference.fast_espcn import (
+    BACKENDS,
+    FastESPCN,
+    pick_backend,
+    upscale_image,
+    upscale_rgb_uint8,
+    upscale_yuv420,
+)
 from inference.video import Frame, is_video_file, run_pipeline
 from models.espcn import ESPCN
 from pipelines.espcn.common import load_espcn, weights_path
@@ -46,15 +55,28 @@ def input_media(inputs: list[str]) -> tuple[list[Path], list[Path]]:
 
 
 def fast_model(net: ESPCN, settings: dict[str, Any], device: torch.device) -> FastESPCN:
-    """The inference path named by INFERENCE/HALF (inference/fast_espcn.py), checked for this device."""
-    if settings["INFERENCE"] not in BACKENDS:
-        raise UserError(f"INFERENCE={settings['INFERENCE']!r}: expected one of {', '.join(BACKENDS)}")
-    if settings["HALF"] and device.type != "cuda":
-        raise UserError("HALF=true needs --device cuda: fp16/bf16 are about 100x slower than fp32 on a CPU")
+    """The inference path named by INFERENCE and UPSCALE_PRECISION (inference/fast_espcn.py) for this device."""
+    backend = settings["INFERENCE"]
+    if backend not in BACKENDS:
+        raise UserError(f"INFERENCE={backend!r}: expected one of {', '.join(BACKENDS)}")
+    precision = upscale_precision(settings["UPSCALE_PRECISION"], device,
+                                  pick_backend(device) if backend == "auto" else backend)
     try:
-        return FastESPCN(net, backend=settings["INFERENCE"], half=settings["HALF"], device=device)
+        return FastESPCN(net, backend=backend, precision=precision, device=device)
     except ValueError as err:
-        raise UserError(f"INFERENCE={settings['INFERENCE']}: {err}") from None
+        raise UserError(f"INFERENCE={backend}, UPSCALE_PRECISION={settings['UPSCALE_PRECISION']}: {err}") from None
+
+
+def upscale_precision(name: str, device: torch.device, backend: str) -> str:
+    """UPSCALE_PRECISION -> FastESPCN's precision. ``auto``: bf16 where the CPU computes it in hardware and
+    the strip backend runs (``engine.speed.bf16_is_fast``; SR_AUTO_PRECISION pins auto as for training),
+    else fp32 (fp16 on CUDA only when asked). Either reduced precision is checked against fp32 on the first
+    input and dropped when the two disagree (``inference.fast_espcn.reduced_agrees``)."""
+    name = str(name).lower()
+    if name != "auto":
+        return name
+    wanted = os.environ.get(AUTO_ENV, "bf16").lower()
+    return "bf16" if wanted == "bf16" and backend == "strips" and bf16_is_fast(device) else "fp32"
 
 
 def upscale(ctx: RunContext) -> None:
@@ -122,7 +144,7 @@ def upscale_video(model: FastESPCN, path: Path, out: Path, settings: dict[str, A
     scale = model.scale
     target = out / f"{path.stem}_x{scale}{output_suffix(path)}"
     writer = VideoWriter(target, info.width * scale, info.height * scale, info.rate,
-                         codec=settings["VIDEO_CODEC"], crf=settings["VIDEO_CRF"])
+                         codec=settings["VIDEO_CODEC"], crf=settings["VIDEO_CRF"], preset=settings["VIDEO_PRESET"])
 
     def process(frame: Frame) -> Frame:
         planes = (upscale_yuv420(model, *frame.planes) if model.channels == 1

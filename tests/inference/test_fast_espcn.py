@@ -1,15 +1,18 @@
 """FastESPCN gives the plain fp32 eager output (1e-4) on every backend, shape and thread count."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
 from inference.fast_espcn import (
+    BF16_MIN_PSNR,
     FastESPCN,
-    fp16_agrees,
     has_fused_conv,
     pick_backend,
+    reduced_agrees,
     strip_rows,
     upscale_rgb_uint8,
     upscale_yuv420,
@@ -95,18 +98,75 @@ def test_weights_are_a_snapshot_and_inputs_are_not_modified():
     assert torch.equal(x, x_copy)
 
 
-def test_half_is_refused_on_cpu_and_bad_backends_are_named():
+def test_fp16_on_cpu_bf16_off_the_strips_and_bad_names_are_refused():
     with pytest.raises(ValueError, match="CUDA only"):
-        FastESPCN(make_net(3, 1), half=True, device="cpu")
+        FastESPCN(make_net(3, 1), precision="fp16", device="cpu")
+    with pytest.raises(ValueError, match="strip backend"):
+        FastESPCN(make_net(3, 1), backend="channels_last", precision="bf16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        FastESPCN(make_net(3, 1), precision="int8")
     with pytest.raises(ValueError, match="backend must be one of"):
         FastESPCN(make_net(3, 1), backend="fastest")
 
 
-def test_fp16_agreement_threshold_is_60_db():
+def test_reduced_precision_agreement_thresholds():
     ref = torch.rand(1, 1, 64, 64)
-    assert fp16_agrees(ref.clone(), ref)
-    assert fp16_agrees(ref + 1e-4, ref)  # 80 dB
-    assert not fp16_agrees(ref + 3e-3, ref)  # about 50 dB
+    assert reduced_agrees(ref.clone(), ref)
+    assert reduced_agrees(ref + 1e-4, ref)  # 80 dB
+    assert not reduced_agrees(ref + 3e-3, ref)  # about 50 dB: fails fp16's 60
+    assert reduced_agrees(ref + 2e-3, ref, BF16_MIN_PSNR) and not reduced_agrees(ref + 4e-3, ref, BF16_MIN_PSNR)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return 10 * np.log10(1 / torch.mean((a - b) ** 2).item())
+
+
+@needs_onednn
+@pytest.mark.parametrize(("scale", "channels", "shape", "rows"), [
+    (3, 1, (1, 1, 97, 131), None), (3, 1, (1, 1, 40, 50), 8), (2, 3, (2, 3, 37, 23), 5), (4, 1, (1, 1, 1, 1), None),
+])
+def test_bf16_strips_stay_near_fp32_borders_included(scale, channels, shape, rows):
+    """bf16 is not exact: it is held to the agreement the first-input check asks for, with a margin."""
+    net = make_net(scale, channels, gain=1.0)
+    x = torch.rand(shape)
+    fast = FastESPCN(net, "strips", precision="bf16", rows=rows)
+    out = fast(x)
+    ref = eager(net, x)
+    assert out.shape == ref.shape and out.dtype == torch.float32 and fast.reduced
+    assert psnr(out, ref) > BF16_MIN_PSNR + 3
+    assert not torch.equal(out, FastESPCN(net, "strips", rows=rows)(x))  # bf16 did run
+
+
+@needs_onednn
+def test_bf16_that_disagrees_on_the_first_input_falls_back_to_fp32_for_good(monkeypatch):
+    import inference.fast_espcn as fast_espcn
+
+    monkeypatch.setattr(fast_espcn, "BF16_MIN_PSNR", 200.0)  # no bf16 output can agree this well
+    net = make_net(3, 1, gain=1.0)
+    fast = FastESPCN(net, precision="bf16")
+    x = torch.rand(1, 1, 30, 40)
+    with pytest.warns(UserWarning, match="bf16 output differs from fp32"):
+        out = fast(x)
+    assert not fast.reduced and (out - eager(net, x)).abs().max().item() < TOL
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second check, so no second warning
+        assert fast(torch.rand(1, 1, 9, 7)).shape == (1, 1, 27, 21)
+
+
+@needs_onednn
+@pytest.mark.parametrize("name", ["espcn_x2_y", "espcn_x3_y", "espcn_x4_y"])
+def test_shipped_weights_keep_their_psnr_within_0_05_db_in_bf16(name):
+    """Small size: crops of the photos bundled with scikit-image, the metric's protocol (Y, shave = scale).
+    benchmarks/espcn_speed.py measures the same on Set5 and Set14 (docs/benchmarks.md)."""
+    from data.datasets import bundled_photos
+    from inference.scoring import score_scaled_set
+    from pipelines.espcn.common import DEFAULT_WEIGHTS, load_espcn
+
+    net = load_espcn(DEFAULT_WEIGHTS.parent / f"{name}.pt", torch.device("cpu"))
+    images = [(n, image[:96, :120]) for n, image in bundled_photos("test")]
+    scores = [score_scaled_set(FastESPCN(net, precision=p), images, scale=net.scale, channels=1,
+                               device=torch.device("cpu"))["model"]["psnr_y"] for p in ("fp32", "bf16")]
+    assert abs(scores[0] - scores[1]) < 0.05, scores
 
 
 def test_strip_height_keeps_the_first_feature_map_near_8_mb():
@@ -161,9 +221,9 @@ def test_fp16_is_decided_once_for_the_weights_not_per_input_size(monkeypatch):
     import inference.fast_espcn as fast_espcn
 
     decided = []
-    monkeypatch.setattr(fast_espcn, "fp16_agrees", lambda fast, ref: decided.append(tuple(ref.shape)) or True)
+    monkeypatch.setattr(fast_espcn, "reduced_agrees", lambda fast, ref, bound: decided.append(tuple(ref.shape)) or True)
     model = FastESPCN(ESPCN(3, 1).eval(), backend="channels_last")
-    model.half = True  # as on a GPU (autocast("cuda") does nothing here); the decision logic is what is tested
+    model.precision = "fp16"  # as on a GPU (autocast("cuda") does nothing here); the decision logic is what is tested
     with pytest.warns(UserWarning):  # autocast: "CUDA is not available. Disabling"
         for shape in ((1, 1, 20, 30), (1, 1, 17, 11), (1, 1, 20, 30)):
             assert model(torch.rand(shape)).shape == (1, 1, 3 * shape[2], 3 * shape[3])

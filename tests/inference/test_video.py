@@ -19,7 +19,7 @@ from pipelines.espcn.upscale import upscale_video
 from tests.scripts.helpers import load_script
 
 RATE = Fraction(30000, 1001)
-SETTINGS = {"VIDEO_CODEC": "auto", "VIDEO_CRF": 12}
+SETTINGS = {"VIDEO_CODEC": "auto", "VIDEO_CRF": 12, "VIDEO_PRESET": "veryfast"}
 
 
 def pattern_frame(i: int, height: int = 48, width: int = 64) -> np.ndarray:

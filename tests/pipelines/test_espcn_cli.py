@@ -18,17 +18,21 @@ def test_the_block_as_written_is_the_best_preset():
 
 def test_eval_and_upscale_read_only_their_settings():
     assert list(subcommand_settings(ESPCN, "eval")) == list(READS["eval"])
-    assert "SCALE" in subcommand_settings(ESPCN, "train") and "HALF" not in subcommand_settings(ESPCN, "train")
+    train = subcommand_settings(ESPCN, "train")
+    assert "SCALE" in train and "UPSCALE_PRECISION" not in train
     with pytest.raises(UserError, match=r"--set EPOCHS: espcn\.py eval does not read this setting; it reads "
                                         r"SCALE, CHANNELS, FEATURES, EVAL_SETS, EVAL_TILE"):
         run(ESPCN, ["eval", "--set", "EPOCHS=2"])
 
 
+UP = "UPSCALE_PRECISION="
+
+
 @pytest.mark.parametrize(("command", "present", "absent"), [
-    ("eval", ["EVAL_SETS=", "--weights", "--data", "SCALE="], ["EPOCHS=", "--seed", "--resume", "presets", "HALF="]),
-    ("export", ["--format", "--weights", "FEATURES="], ["EVAL_SETS=", "--data", "--seed", "--resume", "HALF="]),
-    ("upscale", ["HALF=", "VIDEO_CRF=", "--weights", "inputs"], ["EVAL_SETS=", "--data", "--seed", "--resume"]),
-    ("train", ["SCALE=", "--resume", "--config", "paper: AUGMENT=false"], ["HALF=", "--weights"]),
+    ("eval", ["EVAL_SETS=", "--weights", "--data", "SCALE="], ["EPOCHS=", "--seed", "--resume", "presets", UP]),
+    ("export", ["--format", "--weights", "FEATURES="], ["EVAL_SETS=", "--data", "--seed", "--resume", UP]),
+    ("upscale", [UP, "VIDEO_CRF=", "--weights", "inputs"], ["EVAL_SETS=", "--data", "--seed", "--resume"]),
+    ("train", ["SCALE=", "--resume", "--config", "paper: AUGMENT=false"], [UP, "--weights"]),
 ])
 def test_subcommand_help_lists_what_it_uses(command, present, absent):
     done = run_script("espcn.py", command, "--help")

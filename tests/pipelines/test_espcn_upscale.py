@@ -11,12 +11,14 @@ import skimage.data
 import torch
 from PIL import Image
 
+import pipelines.espcn.upscale as upscale_module
 from core.errors import UserError
+from engine.speed import AUTO_ENV
 from inference.fast_espcn import FastESPCN
 from inference.whole_image import super_resolve
 from pipelines.espcn.api import upscale
 from pipelines.espcn.common import DEFAULT_WEIGHTS, load_espcn
-from pipelines.espcn.upscale import png_bytes
+from pipelines.espcn.upscale import fast_model, png_bytes, upscale_precision
 from tests.conftest import REPO
 
 
@@ -76,3 +78,28 @@ def test_upscale_and_eval_import_neither_matplotlib_nor_pyav() -> None:
 
 def test_training_does_not_need_pyav() -> None:
     assert "av" not in imported("pipelines.espcn.train, pipelines.multiblock.train, inference.video")
+
+
+@pytest.mark.parametrize(("hardware", "pinned", "backend", "expected"), [
+    (True, None, "strips", "bf16"), (False, None, "strips", "fp32"), (True, "fp32", "strips", "fp32"),
+    (True, None, "channels_last", "fp32"), (True, "bf16", "strips", "bf16"),
+])
+def test_auto_precision_is_bf16_only_on_bf16_hardware_and_the_strips(monkeypatch, hardware, pinned, backend,
+                                                                     expected) -> None:
+    monkeypatch.setattr(upscale_module, "bf16_is_fast", lambda device: hardware)
+    if pinned is None:
+        monkeypatch.delenv(AUTO_ENV, raising=False)
+    else:
+        monkeypatch.setenv(AUTO_ENV, pinned)
+    assert upscale_precision("auto", torch.device("cpu"), backend) == expected
+    assert upscale_precision("fp32", torch.device("cpu"), backend) == "fp32"
+
+
+def test_reduced_precision_where_it_cannot_run_is_one_line() -> None:
+    net = load_espcn(DEFAULT_WEIGHTS, torch.device("cpu"))
+    settings = {"INFERENCE": "auto", "UPSCALE_PRECISION": "fp16"}
+    with pytest.raises(UserError, match="UPSCALE_PRECISION=fp16: fp16 is for CUDA only"):
+        fast_model(net, settings, torch.device("cpu"))
+    with pytest.raises(UserError, match="bf16 inference is the CPU strip backend's"):
+        fast_model(net, {"INFERENCE": "eager", "UPSCALE_PRECISION": "bf16"}, torch.device("cpu"))
+    assert fast_model(net, {"INFERENCE": "auto", "UPSCALE_PRECISION": "auto"}, torch.device("cpu")).precision == "fp32"
