@@ -346,8 +346,8 @@ def espcn_fps(check: Check) -> dict[str, Any]:
     frame = torch.rand(1, 1, *check.size["frame"], device=check.device)
     variants = {"fp32": {"backend": "auto"}, "compile": {"backend": "compile"}}
     if check.device.type == "cuda":
-        variants["fp16"] = {"backend": "channels_last", "half": True}
-        variants["fp16 compile"] = {"backend": "compile", "half": True}
+        variants["fp16"] = {"backend": "channels_last", "precision": "fp16"}
+        variants["fp16 compile"] = {"backend": "compile", "precision": "fp16"}
     repeats = 10 if check.dry_run else 200
     result: dict[str, Any] = {"frame": f"{check.size['frame'][1]}x{check.size['frame'][0]} -> x3", "variants": {}}
     for name, options in variants.items():

@@ -1,4 +1,4 @@
-"""The weights in weights/ are what their provenance files say: loadable, of the stated scale, and (where
+"""The ESPCN weights in weights/ are what their provenance files say: loadable, of the stated scale, and (where
 the benchmark images are present) scoring the recorded PSNR under `espcn.py eval`."""
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from .helpers import REPO, load_script
 
 pytestmark = pytest.mark.slow  # the shipped weights scored on Set5/Set14
 
-WEIGHTS = sorted((REPO / "weights").glob("*.json"))
+WEIGHTS = sorted((REPO / "weights").glob("espcn_*.json"))  # the multiblock ones: test_shipped_multiblock.py
 PAPER_TABLE_1_X3 = {"Set5": 32.55, "Set14": 29.08}  # Shi et al. 2016, Y, x3
 
 
 def test_every_shipped_weight_has_a_provenance_file():
-    assert {p.stem for p in (REPO / "weights").glob("*.pt")} == {p.stem for p in WEIGHTS}
+    assert {p.stem for p in (REPO / "weights").glob("*.pt")} == {p.stem for p in (REPO / "weights").glob("*.json")}
+    assert {p.stem for p in (REPO / "weights").glob("espcn_*.pt")} == {p.stem for p in WEIGHTS}
     for path in WEIGHTS:
         entry = read_json(path)
         assert "espcn.py train" in entry["command"] and entry["weights"] == f"{path.stem}.pt"
