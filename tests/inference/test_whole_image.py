@@ -1,11 +1,13 @@
-"""Which path a network takes: tiles only for a network that declares itself local; anything else exactly."""
+"""Which path a network takes (tiles only for a network that declares itself local; anything else exactly), and the
+fast chroma upscaler."""
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from inference.whole_image import run_model, super_resolve_tensor
+from inference.whole_image import bicubic_phases, bicubic_upscale, run_model, super_resolve_tensor
 from models import Block, ToyBlock
 from tests.inference.test_banded import CentredUnit
 
@@ -68,3 +70,18 @@ def test_a_block_of_either_design_runs_in_exact_bands_on_the_cpu():
         assert seen == []  # banded: the block's layers, never the block's forward on a window
         with torch.no_grad():
             torch.testing.assert_close(out, block(x).clamp(0.0, 1.0), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("shape", [(1, 2, 18, 32), (2, 3, 7, 5), (1, 1, 1, 1), (1, 2, 2, 3)])
+def test_polyphase_bicubic_is_pytorchs_bicubic(scale, shape):
+    x = torch.rand(shape)
+    ref = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    out = bicubic_upscale(x, scale)
+    assert out.shape == ref.shape and (out - ref).abs().max().item() < 1e-4
+
+
+def test_bicubic_phases_sum_to_one_and_the_centre_phase_of_odd_scales_is_the_pixel_itself():
+    for scale in (2, 3, 4, 5):
+        assert torch.allclose(bicubic_phases(scale).sum(dim=1), torch.ones(scale, dtype=torch.float64))
+    assert bicubic_phases(3)[1].tolist() == [0.0, 0.0, 1.0, 0.0, 0.0]
