@@ -86,6 +86,8 @@ def upscale(ctx: RunContext) -> None:
     images, videos = input_media(ctx.args.inputs)
     out = prepare_run_dir(ctx.out)
     model = fast_model(net, ctx.settings, ctx.device)
+    print(f"ESPCN x{model.scale} ({'Y' if model.channels == 1 else 'RGB'}) on {model.device}: {model.backend}, "
+          f"{model.precision} (UPSCALE_PRECISION={ctx.settings['UPSCALE_PRECISION']})", flush=True)
     if images:
         upscale_images(model, images, out, ctx.settings["PNG_LEVEL"])
     for path in videos:
