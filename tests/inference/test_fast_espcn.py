@@ -228,3 +228,21 @@ def test_fp16_is_decided_once_for_the_weights_not_per_input_size(monkeypatch):
         for shape in ((1, 1, 20, 30), (1, 1, 17, 11), (1, 1, 20, 30)):
             assert model(torch.rand(shape)).shape == (1, 1, 3 * shape[2], 3 * shape[3])
     assert decided == [(1, 1, 60, 90)]
+
+
+def test_a_torch_without_onednns_fused_operator_falls_back_to_channels_last_in_fp32(monkeypatch):
+    """The strip backend needs a private operator (torch.ops.mkldnn._convolution_pointwise); without it the
+    default path is the public channels-last network, and bf16 (a strip-backend feature) is refused."""
+    import inference.fast_espcn as fast_espcn
+    from pipelines.espcn.upscale import fast_model
+
+    monkeypatch.setattr(fast_espcn, "has_fused_conv", lambda: False)
+    net = make_net(3, 1, gain=1.0)
+    fast = FastESPCN(net)
+    x = torch.rand(1, 1, 21, 17)
+    assert fast.backend == "channels_last" and (fast(x) - eager(net, x)).abs().max().item() < TOL
+    with pytest.raises(ValueError, match="strip backend"):
+        FastESPCN(net, precision="bf16")
+    monkeypatch.delenv("SR_AUTO_PRECISION", raising=False)  # auto as on a user's machine
+    model = fast_model(net, {"INFERENCE": "auto", "UPSCALE_PRECISION": "auto"}, torch.device("cpu"))
+    assert (model.backend, model.precision) == ("channels_last", "fp32")
