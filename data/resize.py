@@ -148,12 +148,11 @@ def _is_tensor(img: Any) -> bool:
     return torch is not None and isinstance(img, torch.Tensor)
 
 
-def _cubic(x: np.ndarray) -> np.ndarray:
-    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's ``cubic``)."""
+def keys_cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
+    """Keys' cubic convolution kernel: a = -0.5 is MATLAB's ``cubic``, a = -0.75 PyTorch's bicubic."""
     ax = np.abs(x)
-    return (1.5 * ax**3 - 2.5 * ax**2 + 1) * (ax <= 1) + (-0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2) * (
-        (ax > 1) & (ax <= 2)
-    )
+    return ((a + 2) * ax**3 - (a + 3) * ax**2 + 1) * (ax <= 1) + (
+        a * ax**3 - 5 * a * ax**2 + 8 * a * ax - 4 * a) * ((ax > 1) & (ax <= 2))
 
 
 def _contributions(in_length: int, out_length: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +168,7 @@ def _raw_contributions(in_length: int, out_length: int, scale: float) -> tuple[n
     u = np.arange(1, out_length + 1) / scale + 0.5 * (1 - 1 / scale)
     left = np.floor(u - width / 2)
     indices = left[:, None] + np.arange(math.ceil(width) + 2)
-    weights = stretch * _cubic(stretch * (u[:, None] - indices))
+    weights = stretch * keys_cubic(stretch * (u[:, None] - indices))
     weights /= weights.sum(axis=1, keepdims=True)
     used = np.any(weights != 0, axis=0)  # MATLAB drops the tap columns that are zero for every output
     return weights[:, used], indices[:, used].astype(np.int64) - 1

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.color import rgb_to_ycbcr, ycbcr_to_rgb
-from data.resize import imresize
+from data.resize import imresize, keys_cubic
 from inference.exact_forward import exact_forward
 from inference.tiling import tiled_forward
 from models.exactness import declared_radius
@@ -89,23 +89,11 @@ def upscale_chroma(chroma: torch.Tensor, scale: int, method: str) -> torch.Tenso
     raise ValueError(f"chroma must be 'matlab' or 'fast', got {method!r}")
 
 
-def _keys(t: float, a: float = -0.75) -> float:
-    t = abs(t)
-    if t <= 1:
-        return (a + 2) * t**3 - (a + 3) * t**2 + 1
-    return a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a if t < 2 else 0.0
-
-
 def bicubic_phases(scale: int) -> torch.Tensor:
     """(scale, 5): output pixel ``scale * j + p`` of an integer upscale is the 5-tap filter row ``p`` over
     input pixels ``j - 2 .. j + 2`` (source position ``(p + 0.5) / scale - 0.5``, align_corners=False)."""
-    rows = torch.zeros(scale, 5, dtype=torch.float64)
-    for p in range(scale):
-        x = (p + 0.5) / scale - 0.5
-        first = int(np.floor(x)) - 1
-        for k in range(4):
-            rows[p, first + k + 2] += _keys(x - (first + k))
-    return rows
+    position = (np.arange(scale) + 0.5) / scale - 0.5  # in (-0.5, 0.5): taps at -2 .. 2 cover every phase
+    return torch.from_numpy(keys_cubic(position[:, None] - np.arange(-2, 3), a=-0.75))
 
 
 def bicubic_upscale(x: torch.Tensor, scale: int) -> torch.Tensor:
