@@ -136,9 +136,11 @@ def find_sets(data: Path | None) -> Path | None:
 
 
 def bench_bf16_psnr(root: Path) -> dict:
-    """The shipped Y weights' Set5/Set14 PSNR (Y, shave = scale) in fp32 and in bf16, per scale."""
+    """The shipped Y weights' Set5/Set14 PSNR (Y, shave = scale) in fp32 and in bf16, per scale, on both of
+    the bf16 paths: float images (``eval``'s protocol; the input split hi + lo) and ``8bit_luma``, video's
+    (``upscale_uint8``: each LR image's Y rounded to 8 bits in, the output rounded to 8 bits)."""
     from data.datasets import load_named_set
-    from inference.scoring import score_scaled_set
+    from inference.scoring import score_8bit_luma, score_scaled_set
 
     sets = {name: load_named_set(root, name) for name in ("Set5", "Set14")}
     result: dict = {}
@@ -149,6 +151,9 @@ def bench_bf16_psnr(root: Path) -> dict:
             fp32, bf16 = (score_scaled_set(FastESPCN(net, precision=p), images, scale=net.scale, channels=1,
                                            device=torch.device("cpu"))["model"]["psnr_y"] for p in ("fp32", "bf16"))
             row[name] = {"fp32": fp32, "bf16": bf16, "bf16_minus_fp32": bf16 - fp32}
+            fp32, bf16 = (score_8bit_luma(FastESPCN(net, precision=p), images, scale=net.scale)
+                          for p in ("fp32", "bf16"))
+            row[f"{name}_8bit_luma"] = {"fp32": fp32, "bf16": bf16, "bf16_minus_fp32": bf16 - fp32}
         result[path.stem] = row
     worst = max(abs(s["bf16_minus_fp32"]) for row in result.values() for s in row.values())
     result["worst_abs_change_db"] = worst

@@ -15,10 +15,12 @@ NCHW float32 out, pixel shuffle included). It snapshots the weights when it is b
   several PyTorch threads, the strips are shared among that many worker threads, each running its
   operators single-threaded (see ``_strip_workers``).
   ``precision='bf16'`` runs the three convolutions on bf16 data and weights (fp32 accumulation and fp32
-  biases inside oneDNN, the input split into two bf16 parts: ``_split_bf16``), about twice the fp32 rate
-  where the CPU has bf16 instructions. Like fp16 on CUDA it is checked once, on the first input, against
-  fp32 and dropped for good (with a warning) when the two disagree by more than ``BF16_MIN_PSNR`` dB
-  (see ``reduced_agrees``).
+  biases inside oneDNN, a float input split into two bf16 parts: ``_split_bf16``, the output centred:
+  ``_last_layer``), about twice the fp32 rate where the CPU has bf16 instructions. Like fp16 on CUDA it is
+  checked once, on the first input, against fp32 and dropped for good (with a warning) when the two
+  disagree by more than ``BF16_MIN_PSNR`` dB (see ``reduced_agrees``).
+  ``upscale_uint8`` (video frames, 8-bit images) takes 8-bit input as the integers it is (exact in bf16, so
+  no split) and rounds each strip to 8 bits as it is written, with no float image in between.
 - ``channels_last`` (CUDA default, and the CPU fallback without oneDNN): the network in channels-last
   memory format under ``torch.inference_mode``. On CUDA ``precision='fp16'`` adds autocast fp16; it is
   checked once, on the first input, against fp32 and dropped for good (with a warning) when the two
@@ -142,6 +144,19 @@ class FastESPCN(nn.Module):
                 return self._reduced_call(x)
             return self._strips(x) if self.backend == "strips" else self._call(x).contiguous()
 
+    def upscale_uint8(self, x: Tensor) -> Tensor:
+        """8-bit frames (N, C, H, W) ``uint8`` -> ``to_uint8(self(x / 255))``, ``uint8``, without the float
+        image in between on the strip backend: there the integers go into the network as they are (exact in
+        bf16: no hi + lo split, half the first layer's work) and each strip is rounded as it is written."""
+        if x.dtype != torch.uint8:
+            raise ValueError(f"upscale_uint8 takes uint8 frames, got {x.dtype}")
+        with torch.inference_mode():
+            x = x.to(self.device)
+            if self.backend != "strips":
+                return to_uint8(self(x.float().div_(255.0)))
+            reduced = self.precision == "bf16" and self._use_reduced(x)
+            return self._strips(x, torch.bfloat16 if reduced else torch.float32, torch.uint8)
+
     # ------------------------------------------------------------------------------ backends
     def _call(self, x: Tensor) -> Tensor:
         if self.backend == "compile":
@@ -167,7 +182,10 @@ class FastESPCN(nn.Module):
                               f"first input ({tuple(x.shape)}); running in fp32", stacklevel=3)
         return self._reduced_ok
 
-    def _strips(self, x: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    def _strips(self, x: Tensor, dtype: torch.dtype = torch.float32, out_dtype: torch.dtype = torch.float32) -> Tensor:
+        """The strip backend: ``x`` is float in [0, 1], or ``uint8`` (value k meaning k / 255: integers are exact
+        in bf16, so such an input needs no hi + lo split); the output float32, or ``uint8`` rounded strip by
+        strip (``upscale_uint8``)."""
         net, s = self.net, self.scale
         n, c, height, width = x.shape
         c1, c2, c3 = net.conv1, net.conv2, net.conv3
@@ -175,19 +193,20 @@ class FastESPCN(nn.Module):
         p1, halo = k1 // 2, k1 // 2 + p2 + p3
         f1 = c1.out_channels
         # NHWC input with zero padding: p1 columns each side, `halo` rows above and below
-        xp = F.pad(x, (p1, p1, halo, halo)).permute(0, 2, 3, 1)
-        w1 = c1.weight
-        if dtype == torch.bfloat16:  # the input as hi + lo, two bf16 parts: 16 mantissa bits, not 8 (_split_bf16)
+        xp = F.pad(x.float(), (p1, p1, halo, halo)).permute(0, 2, 3, 1)
+        w1 = c1.weight / 255.0 if x.dtype == torch.uint8 else c1.weight
+        if dtype == torch.bfloat16 and x.dtype != torch.uint8:  # hi + lo bf16 parts: 16 mantissa bits, not 8
             xp, w1 = _split_bf16(xp), torch.cat([w1, w1], dim=1)
         xp, cin = xp.to(dtype).contiguous(), xp.shape[3]
         im2col = c == 1  # oneDNN's direct 5x5 convolution is slow with one input channel, fine with three
         if im2col:  # conv1 as a k1 x 1 convolution over k1 column-shifted copies, channels in (dx, c) order
             w1 = w1.permute(0, 3, 1, 2).reshape(f1, k1 * cin, k1, 1)
-        w1, w2, w3 = (w.to(dtype).contiguous(memory_format=torch.channels_last) for w in (w1, c2.weight, c3.weight))
-        b1, b2, b3 = c1.bias, c2.bias, c3.bias  # fp32 biases on bf16 data: oneDNN adds them in fp32
+        w3, b3, post_op, bounds, shift = _last_layer(c3, dtype, out_dtype)
+        w1, w2, w3 = (w.to(dtype).contiguous(memory_format=torch.channels_last) for w in (w1, c2.weight, w3))
+        b1, b2 = c1.bias, c2.bias  # fp32 biases on bf16 data: oneDNN adds them in fp32
         conv = torch.ops.mkldnn._convolution_pointwise
         sn, sh, sw, sc = xp.stride()
-        out = torch.empty(n, c, height * s, width * s, dtype=x.dtype, device=x.device)
+        out = torch.empty(n, c, height * s, width * s, dtype=out_dtype, device=x.device)
         shuffled = out.view(n, c, height, s, width, s)
         rows = self.rows or strip_rows(width, f1, height, torch.get_num_threads())
 
@@ -206,10 +225,14 @@ class FastESPCN(nn.Module):
                 h = _zero_outside(h, r0 - (p2 + p3), height)
                 h = conv(h, w2, b2, [0, c2.padding[1]], [1, 1], [1, 1], 1, "tanh", [], "")
                 h = _zero_outside(h, r0 - p3, height)
-                h = conv(h, w3, b3, [0, c3.padding[1]], [1, 1], [1, 1], 1, "none", [], "")
-                # pixel shuffle, written straight into the output rows (h is (n, R, W, c*s*s) in memory)
-                blocks = h.permute(0, 2, 3, 1).float().reshape(n, r1 - r0, width, c, s, s)  # cast, then shuffle
-                shuffled[:, :, r0:r1].copy_(blocks.permute(0, 3, 1, 4, 2, 5))
+                h = conv(h, w3, b3, [0, c3.padding[1]], [1, 1], [1, 1], 1, post_op, bounds, "")
+                blocks = h.permute(0, 2, 3, 1)  # (n, R, W, c*s*s) in memory
+                if out_dtype == torch.uint8:  # integers in -128 .. 127 (exact in bf16), cast by the copy
+                    blocks = blocks.round_().add_(shift)
+                else:  # cast, then shuffle
+                    blocks = blocks.float().add_(shift) if shift else blocks.float()
+                # pixel shuffle, written straight into the output rows
+                shuffled[:, :, r0:r1].copy_(blocks.reshape(n, r1 - r0, width, c, s, s).permute(0, 3, 1, 4, 2, 5))
 
         starts = range(0, height, rows)
         workers = _strip_workers(len(starts))
@@ -235,6 +258,20 @@ def _split_bf16(x: Tensor) -> Tensor:
     small layer's work."""
     hi = x.to(torch.bfloat16)
     return torch.cat([hi, (x - hi.float()).to(torch.bfloat16)], dim=-1)
+
+
+def _last_layer(conv3: nn.Conv2d, dtype: torch.dtype,
+                out_dtype: torch.dtype) -> tuple[Tensor, Tensor, str, list, float]:
+    """The last convolution's weights, bias, oneDNN post-op and its scalars, and the shift that the strip adds
+    back afterwards. Its output is centred: bf16 spaces values near 1 by 2^-8 (about one 8-bit step) but values
+    below 0.5 in size by 2^-9 or finer, so ``y - 0.5`` is rounded half as coarsely. An 8-bit output is
+    ``255 y - 128`` clamped to -128 .. 127 inside oneDNN; rounded (half to even) and shifted by 128 it is
+    ``round(255 clamp(y, 0, 1))``, ``to_uint8``'s value, with no pass over a float image."""
+    if out_dtype == torch.uint8:
+        return conv3.weight * 255.0, conv3.bias * 255.0 - 128.0, "hardtanh", [-128.0, 127.0], 128.0
+    if dtype == torch.bfloat16:
+        return conv3.weight, conv3.bias - 0.5, "none", [], 0.5
+    return conv3.weight, conv3.bias, "none", [], 0.0
 
 
 def _zero_outside(h: Tensor, first_row: int, height: int) -> Tensor:
@@ -274,12 +311,10 @@ def upscale_yuv420(model: FastESPCN, y: np.ndarray, u: np.ndarray, v: np.ndarray
     """
     if model.channels != 1:
         raise ValueError("upscale_yuv420 needs a luminance (channels=1) model")
-    s = model.scale
     with torch.inference_mode():
-        luma = torch.from_numpy(y).to(model.device, torch.float32)[None, None].div_(255.0)
-        out_y = to_uint8(model(luma))[0, 0]
-        chroma = torch.from_numpy(np.stack([u, v])).to(model.device, torch.float32)[None].div_(255.0)
-        out_uv = to_uint8(upscale_chroma(chroma, s, "fast"))[0]
+        out_y = model.upscale_uint8(torch.from_numpy(y)[None, None])[0, 0]
+        chroma = torch.from_numpy(np.stack([u, v])).to(model.device, torch.float32)[None]  # 0 .. 255: linear
+        out_uv = upscale_chroma(chroma, model.scale, "fast").clamp_(0.0, 255.0).round_().to(torch.uint8)[0]
         return out_y.cpu().numpy(), out_uv[0].cpu().numpy(), out_uv[1].cpu().numpy()
 
 
@@ -295,6 +330,8 @@ def upscale_image(model: FastESPCN, rgb: np.ndarray) -> np.ndarray:
     rgb = rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb)  # torch wants writable memory
     with torch.inference_mode():
         x = torch.from_numpy(rgb).to(model.device).permute(2, 0, 1)[None]
+        if model.channels == 3 and rgb.dtype == np.uint8:
+            return model.upscale_uint8(x)[0].permute(1, 2, 0).cpu().numpy()
         x = x.float().div_(255.0 if rgb.dtype == np.uint8 else 65535.0) if rgb.dtype.kind == "u" else x.float()
         if model.channels == 3:
             return to_uint8(model(x))[0].permute(1, 2, 0).cpu().numpy()
@@ -321,5 +358,4 @@ def upscale_rgb_uint8(model: FastESPCN, rgb: np.ndarray) -> np.ndarray:
     if model.channels != 3:
         raise ValueError("upscale_rgb_uint8 needs an RGB (channels=3) model")
     with torch.inference_mode():
-        x = torch.from_numpy(rgb).to(model.device, torch.float32).permute(2, 0, 1)[None].div_(255.0)
-        return to_uint8(model(x))[0].permute(1, 2, 0).cpu().numpy()
+        return model.upscale_uint8(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0].permute(1, 2, 0).cpu().numpy()

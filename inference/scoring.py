@@ -27,6 +27,7 @@ from torch import nn
 
 from core.atomic import atomic_write
 from core.threads import map_single_threaded
+from data.color import rgb_to_y
 from data.degrade import modcrop
 from data.io import to_float
 from data.resize import imresize
@@ -148,6 +149,18 @@ def score_scaled_set(model: nn.Module, images: Named, *, scale: int, channels: i
     """Mean metrics of ``model`` and of bicubic over HR ``images`` (LR by bicubic downscaling)."""
     return set_means(score_scaled_images(model, images, scale=scale, channels=channels, device=device, tile=tile,
                                          eight_bit=eight_bit, cache=cache))
+
+
+def score_8bit_luma(model: nn.Module, images: Named, *, scale: int) -> float:
+    """Mean PSNR (Y, shave = scale) of a luminance model's 8-bit path, video's: each LR image's Y rounded to
+    8 bits in (LR by bicubic downscaling), the output rounded to 8 bits (``model.upscale_uint8``: a FastESPCN)."""
+    scores = []
+    for _, image in images:
+        hr, lr = prepare_hr(image, scale, torch.device("cpu"))
+        luma = rgb_to_y(lr).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+        sr = model.upscale_uint8(luma).float().div_(255.0)
+        scores.append(psnr(sr, rgb_to_y(hr), space="y", shave=scale))
+    return float(np.mean(scores))
 
 
 def pair_metrics(output: np.ndarray, hr: np.ndarray) -> dict[str, float]:

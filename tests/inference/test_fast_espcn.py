@@ -159,7 +159,7 @@ def test_shipped_weights_keep_their_psnr_within_0_05_db_in_bf16(name):
     """Small size: crops of the photos bundled with scikit-image, the metric's protocol (Y, shave = scale).
     benchmarks/espcn_speed.py measures the same on Set5 and Set14 (docs/benchmarks.md)."""
     from data.datasets import bundled_photos
-    from inference.scoring import score_scaled_set
+    from inference.scoring import score_8bit_luma, score_scaled_set
     from pipelines.espcn.common import DEFAULT_WEIGHTS, load_espcn
 
     net = load_espcn(DEFAULT_WEIGHTS.parent / f"{name}.pt", torch.device("cpu"))
@@ -167,6 +167,57 @@ def test_shipped_weights_keep_their_psnr_within_0_05_db_in_bf16(name):
     scores = [score_scaled_set(FastESPCN(net, precision=p), images, scale=net.scale, channels=1,
                                device=torch.device("cpu"))["model"]["psnr_y"] for p in ("fp32", "bf16")]
     assert abs(scores[0] - scores[1]) < 0.05, scores
+    video = [score_8bit_luma(FastESPCN(net, precision=p), images, scale=net.scale) for p in ("fp32", "bf16")]
+    assert abs(video[0] - video[1]) < 0.05, video  # the 8-bit path: integer input, no hi + lo split
+
+
+def rounded(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def u8(x: torch.Tensor) -> torch.Tensor:
+    return x.mul(255).round().to(torch.uint8)
+
+
+@needs_onednn
+@pytest.mark.parametrize(("scale", "channels", "shape", "rows"), [
+    (3, 1, (1, 1, 97, 131), None), (3, 1, (1, 1, 40, 50), 8), (2, 3, (2, 3, 37, 23), 5), (4, 1, (1, 1, 1, 1), None),
+])
+def test_uint8_frames_give_the_rounded_float_output(scale, channels, shape, rows):
+    """8 bits in and out (integers into the network, each strip rounded as it is written) is
+    ``to_uint8(net(x / 255))``: equal but for a float rounding landing on the other side of a half."""
+    net = make_net(scale, channels)
+    x = u8(torch.rand(shape))
+    out = FastESPCN(net, "strips", rows=rows).upscale_uint8(x)
+    ref = rounded(eager(net, x.float() / 255))
+    diff = (out.int() - ref.int()).abs()
+    assert out.dtype == torch.uint8 and out.shape == ref.shape
+    assert diff.max().item() <= 1 and diff.float().mean().item() < 1e-3
+
+
+@needs_onednn
+def test_uint8_frames_in_bf16_stay_near_fp32_and_clamp_like_to_uint8():
+    net = make_net(3, 1, gain=1.0)
+    x = u8(torch.rand(1, 1, 61, 83))
+    fast = FastESPCN(net, "strips", precision="bf16", rows=16)
+    out, ref = fast.upscale_uint8(x), FastESPCN(net, "strips").upscale_uint8(x)
+    assert fast.reduced and out.dtype == torch.uint8 and not torch.equal(out, ref)  # bf16 did run
+    assert psnr(out.float() / 255, ref.float() / 255) > 45  # 8-bit rounding turns bf16's small errors into 1s
+    with torch.no_grad():  # every output above 1, then below 0: clamped to 255 and 0
+        net.conv3.weight.mul_(0.01)
+        for bias, level in ((1.2, 255), (-0.2, 0)):
+            net.conv3.bias.fill_(bias)
+            fast = FastESPCN(net, "strips", precision="bf16")
+            assert (fast.upscale_uint8(x) == level).all() and fast.reduced
+
+
+def test_uint8_upscaling_takes_uint8_only_and_other_backends_round_their_float_output():
+    net = make_net(3, 1, gain=1.0)
+    x = u8(torch.rand(1, 1, 12, 17))
+    fast = FastESPCN(net, "channels_last")
+    assert torch.equal(fast.upscale_uint8(x), rounded(fast(x.float() / 255)))
+    with pytest.raises(ValueError, match="uint8"):
+        fast.upscale_uint8(x.float())
 
 
 def test_strip_height_keeps_the_first_feature_map_near_8_mb():
