@@ -193,7 +193,8 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
     p.add_argument("--video", action="store_true", help="also time a clip end to end")
-    p.add_argument("--preset", default="veryfast", help="libx264 preset of --video (default: veryfast)")
+    p.add_argument("--preset", default="veryfast",
+                   help="libx264 preset(s) of --video, comma-separated (default: veryfast)")
     p.add_argument("--data", type=Path, default=None, help="folder holding Set5/ and Set14/ (bf16 PSNR check)")
     args = p.parse_args()
     result = start(args)
@@ -215,8 +216,9 @@ def main() -> None:
     if bf16 and sets is not None:
         result["bf16_set5_set14_psnr_y"] = bench_bf16_psnr(sets)
     if args.video:
-        result["video_end_to_end"] = bench_video(shipped, height, width, 8 if args.quick else 48,
-                                                 "bf16" if bf16 else "fp32", args.preset)
+        frames, precision = 8 if args.quick else 48, "bf16" if bf16 else "fp32"
+        result["video_end_to_end"] = [bench_video(shipped, height, width, frames, precision, preset)
+                                      for preset in args.preset.split(",")]
     result["matmul_gflops_after"] = matmul_gflops(1024 if args.quick else 2048)
     y, frame = result["y"], result["yuv420_frame_y_model"]
     best = frame["bf16" if bf16 else "fp32"]["frames_per_s"]
@@ -224,7 +226,7 @@ def main() -> None:
         "y_speedup_vs_plain_eager": y["fast"]["speedup_vs_reference"], "y_speedup_target": 2.0,
         "y_max_abs_diff": y["fast"]["max_abs_diff_vs_reference"], "max_abs_diff_target": 1e-4,
         "whole_frame_fps": best, "whole_frame_fps_target": FRAME_FPS_TARGET,
-        "whole_frame_fps_ok": best >= FRAME_FPS_TARGET,
+        "whole_frame_fps_ok": None if args.quick else best >= FRAME_FPS_TARGET,  # the target is 1080p's
     }
     if "bf16_set5_set14_psnr_y" in result:
         targets["bf16_psnr_ok"] = result["bf16_set5_set14_psnr_y"]["ok"]
