@@ -32,6 +32,25 @@ def prepare_run_dir(path: Path) -> Path:
     return path
 
 
+def check_outputs(out: Path, pairs: list[tuple[Path, Path]], overwrite: bool) -> None:
+    """Before anything is written, for commands that write one file per input into ``out``: ``pairs`` of
+    (input, output file). Refused in one line naming the files: ``out`` being a file, two inputs for one
+    output, an output that would replace an input, and (without ``overwrite``) an output that exists."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; name a folder for the outputs")
+    claimed: dict[Path, Path] = {}
+    inputs = {source.resolve() for source, _ in pairs}
+    for source, target in pairs:
+        if target in claimed:
+            raise UserError(f"{claimed[target]} and {source} would both be written to {target}; rename one, or "
+                            "run them with different --out")
+        if target.resolve() in inputs:
+            raise UserError(f"writing {target} would replace the input {target}; choose another --out")
+        if target.exists() and not overwrite:
+            raise UserError(f"{target} already exists; pass --overwrite to replace it, or choose another --out")
+        claimed[target] = source
+
+
 LOCK_NAME = "run.lock"
 _held: dict[Path, tuple[int, int]] = {}  # run folder -> (open lock file descriptor, nesting depth)
 

@@ -64,6 +64,7 @@ def build_parser(namespace: dict[str, Any]) -> CliParser:
         add_common_args(sub, default_out=DEFAULT_OUT[command], flags=FLAGS[command])
         if command == "upscale":
             sub.add_argument("inputs", nargs="+", help="image files, folders of images, or videos")
+            sub.add_argument("--overwrite", action="store_true", help="replace outputs already in --out")
         if command == "eval":
             sub.add_argument("--save-images", action="store_true", help="also write the SR images (SAVE_IMAGES)")
         if command == "export":

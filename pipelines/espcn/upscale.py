@@ -18,7 +18,7 @@ import torch
 
 from core.atomic import atomic_write
 from core.errors import UserError
-from core.runs import prepare_run_dir
+from core.runs import check_outputs, prepare_run_dir
 from core.settings import RunContext
 from data.io import is_image_file, read_image
 from engine.speed import AUTO_ENV, bf16_is_fast
@@ -30,7 +30,7 @@ from inference.fast_espcn import (
     upscale_rgb_uint8,
     upscale_yuv420,
 )
-from inference.video import Frame, is_video_file, run_pipeline
+from inference.video import Frame, is_video_file, output_suffix, run_pipeline
 from models.espcn import ESPCN
 from pipelines.espcn.common import load_espcn, weights_path
 
@@ -84,6 +84,8 @@ def upscale(ctx: RunContext) -> None:
     overlapping reading and writing with the network; prints frames per second."""
     net = load_espcn(weights_path(ctx), ctx.device, ctx.settings)
     images, videos = input_media(ctx.args.inputs)
+    check_outputs(ctx.out, [(path, output_file(ctx.out, path, net.scale)) for path in images + videos],
+                  ctx.args.overwrite)
     out = prepare_run_dir(ctx.out)
     model = fast_model(net, ctx.settings, ctx.device)
     print(f"ESPCN x{model.scale} ({'Y' if model.channels == 1 else 'RGB'}) on {model.device}: {model.backend}, "
@@ -92,6 +94,11 @@ def upscale(ctx: RunContext) -> None:
         upscale_images(model, images, out, ctx.settings["PNG_LEVEL"])
     for path in videos:
         upscale_video(model, path, out, ctx.settings)
+
+
+def output_file(out: Path, source: Path, scale: int) -> Path:
+    """Where ``upscale`` writes an input: ``<out>/<stem>_x<scale>.png``, or the video's container suffix."""
+    return out / f"{source.stem}_x{scale}{output_suffix(source) if is_video_file(source) else '.png'}"
 
 
 def png_bytes(rgb: np.ndarray, level: int) -> bytes:
@@ -127,7 +134,7 @@ def upscale_images(model: FastESPCN, files: list[Path], out: Path, png_level: in
 
     def save(item: tuple[Path, np.ndarray, np.ndarray]) -> None:
         path, image, sr = item
-        target = out / f"{path.stem}_x{scale}.png"
+        target = output_file(out, path, scale)
         write_png(target, sr, png_level)
         print(f"{path} {image.shape[1]}x{image.shape[0]} -> {target} {sr.shape[1]}x{sr.shape[0]}", flush=True)
 
@@ -140,11 +147,11 @@ def upscale_video(model: FastESPCN, path: Path, out: Path, settings: dict[str, A
     """One video, streamed: Y through the network and chroma by bicubic (Y model), or RGB through it."""
     from tqdm import tqdm
 
-    from inference.video import VideoWriter, output_suffix, probe, read_video
+    from inference.video import VideoWriter, probe, read_video
 
     info = probe(path)
     scale = model.scale
-    target = out / f"{path.stem}_x{scale}{output_suffix(path)}"
+    target = output_file(out, path, scale)
     writer = VideoWriter(target, info.width * scale, info.height * scale, info.rate,
                          codec=settings["VIDEO_CODEC"], crf=settings["VIDEO_CRF"], preset=settings["VIDEO_PRESET"])
 

@@ -33,7 +33,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from core.errors import UserError, cli_entry
-from core.runs import prepare_run_dir
+from core.runs import check_outputs, prepare_run_dir
 from core.settings import CliParser, resolve_device
 from data.io import IMAGE_SUFFIXES, is_image_file, read_image, to_float, write_image
 from data.resize import imresize
@@ -119,23 +119,10 @@ def check_readable(path: Path) -> None:
 
 
 def output_paths(inputs: list[Path], out: Path, overwrite: bool) -> list[Path]:
-    """``<out>/<stem>.png`` for each input; two inputs for one name, an input as target, or (without
-    ``overwrite``) an existing output is an error naming the files."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; name a folder for the outputs")
-    targets: dict[Path, Path] = {}
-    resolved_inputs = {path.resolve() for path in inputs}
-    for path in inputs:
-        target = out / f"{path.stem}.png"
-        if target in targets:
-            raise UserError(f"{targets[target]} and {path} would both be written to {target}; rename one, or "
-                            "run them with different --out")
-        if target.resolve() in resolved_inputs:
-            raise UserError(f"writing {target} would replace the input {target}; choose another --out")
-        if target.exists() and not overwrite:
-            raise UserError(f"{target} already exists; pass --overwrite to replace it, or choose another --out")
-        targets[target] = path
-    return list(targets)
+    """``<out>/<stem>.png`` for each input, checked by ``core.runs.check_outputs``."""
+    targets = [out / f"{path.stem}.png" for path in inputs]
+    check_outputs(out, list(zip(inputs, targets, strict=True)), overwrite)
+    return targets
 
 
 def apply(weights: WeightsSpec, inputs: Sequence[str | Path], out: Path, *, bits: int = 8,

@@ -105,6 +105,29 @@ def test_upscale_is_true_upscaling_of_files_and_folders(trained: Path, tmp_path:
     assert read_image(tmp_path / "out" / "rgba_x2.png").shape == (20, 34, 3)
 
 
+def test_upscale_into_the_same_folder_again_is_refused_until_overwrite(trained: Path, tmp_path: Path):
+    """A second run into one --out, two inputs for one output name: one line each, nothing replaced."""
+    grey = np.full((9, 11), 100, np.uint8)
+    Image.fromarray(grey, mode="L").save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    command = ["espcn.py", "upscale", "--weights", str(trained / "best.pt"), str(tmp_path / "a.png"), "--out", str(out)]
+    assert run_script(*command).returncode == 0
+    written = (out / "a_x2.png").read_bytes()
+    (out / "a_x2.png").write_bytes(b"kept")
+    again = run_script(*command)
+    assert again.returncode == 2 and again.stderr.strip().splitlines() == [
+        f"error: {out / 'a_x2.png'} already exists; pass --overwrite to replace it, or choose another --out"]
+    assert (out / "a_x2.png").read_bytes() == b"kept"
+    assert run_script(*command, "--overwrite").returncode == 0 and (out / "a_x2.png").read_bytes() == written
+    Image.fromarray(grey).save(tmp_path / "a.bmp")
+    two = tmp_path / "two"
+    twice = run_script(*command[:4], str(tmp_path / "a.png"), str(tmp_path / "a.bmp"), "--out", str(two))
+    assert twice.returncode == 2 and twice.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'a.png'} and {tmp_path / 'a.bmp'} would both be written to {two / 'a_x2.png'}; "
+        "rename one, or run them with different --out"]
+    assert not two.exists()
+
+
 def test_existing_run_without_resume_is_refused(trained: Path):
     result = run_script("espcn.py", "train", "--out", str(trained), *TRAIN)
     assert result.returncode == 2
