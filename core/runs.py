@@ -51,6 +51,20 @@ def check_outputs(out: Path, pairs: list[tuple[Path, Path]], overwrite: bool) ->
         claimed[target] = source
 
 
+def setting_differences(recorded: dict[str, Any], now: dict[str, Any], names: list[str]) -> dict[str, tuple[Any, Any]]:
+    """``{NAME: (recorded, now)}`` for the ``names`` whose values differ; a name the record lacks (a setting
+    newer than the run) is not compared."""
+    def normal(value: Any) -> Any:
+        return list(value) if isinstance(value, tuple) else value
+
+    return {key: (recorded[key], now[key]) for key in names
+            if key in recorded and key in now and normal(recorded[key]) != normal(now[key])}
+
+
+def describe_differences(diff: dict[str, tuple[Any, Any]]) -> str:
+    return ", ".join(f"{key}={old!r} there, {new!r} now" for key, (old, new) in diff.items())
+
+
 LOCK_NAME = "run.lock"
 _held: dict[Path, tuple[int, int]] = {}  # run folder -> (open lock file descriptor, nesting depth)
 

@@ -13,7 +13,16 @@ from core.checkpoint import keeps_checkpoint, load_checkpoint, load_weights
 from core.dist import DistInfo, init_distributed
 from core.errors import UserError
 from core.hardware import device_has_room
-from core.runs import append_results_row, results_row, run_lock_of_all_ranks, update_results, write_json
+from core.runs import (
+    append_results_row,
+    describe_differences,
+    read_json,
+    results_row,
+    run_lock_of_all_ranks,
+    setting_differences,
+    update_results,
+    write_json,
+)
 from core.settings import RunContext
 from data.degrade import modcrop
 from data.io import to_float
@@ -91,12 +100,27 @@ def train(ctx: RunContext) -> None:
     resuming = ctx.resume and latest.is_file()  # the checkpoint's weights replace INIT_WEIGHTS'
     start = None if resuming else initial_weights(settings)
     origin = recorded_starting_point(ctx.out) if resuming else starting_point(settings)
+    if resuming:
+        check_resumed_settings(ctx, latest)
     # Only now, with the inputs checked, is anything written, and only by the run holding the folder.
     with run_lock_of_all_ranks(ctx.out, dist_info), keeps_checkpoint(latest):
         if latest.exists() and not ctx.resume:  # before settings.json is touched
             raise UserError(f"{latest} already holds a run at iteration {load_checkpoint(latest).get('step', '?')}; "
                             "pass --resume to continue it, or choose another --out")
         _train(ctx, dist_info, device, (train_images, val_images, eval_sets), sampler, start, origin)
+
+
+NOT_COMPARED_ON_RESUME = ("TENSORBOARD", "EVAL_SETS", "EVAL_TILE")  # watching and final scoring, not training
+
+
+def check_resumed_settings(ctx: RunContext, latest: Path) -> None:
+    """``--resume`` continues the training that ``settings.json`` records: refuse, in one line naming each
+    difference, settings (or a seed) other than those it started with."""
+    names = [key for key in (*ctx.settings, "seed") if key not in NOT_COMPARED_ON_RESUME]
+    diff = setting_differences(read_json(ctx.out / "settings.json"), {**ctx.settings, "seed": ctx.seed}, names)
+    if diff:
+        raise UserError(f"--resume continues the run in {latest}, which started with other settings: "
+                        f"{describe_differences(diff)}; resume with those values, or choose another --out")
 
 
 def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: tuple, sampler,

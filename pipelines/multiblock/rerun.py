@@ -24,7 +24,14 @@ from typing import Any
 from core.checkpoint import load_checkpoint
 from core.dist import DistInfo, barrier
 from core.errors import UserError
-from core.runs import read_json, run_lock_of_all_ranks, sha256, write_json
+from core.runs import (
+    describe_differences,
+    read_json,
+    run_lock_of_all_ranks,
+    setting_differences,
+    sha256,
+    write_json,
+)
 from core.settings import RunContext
 from pipelines.multiblock.phase_settings import (
     CONFIG_SECTION,
@@ -73,20 +80,9 @@ def own_settings(script: str) -> list[str]:
 
 
 def differences(ctx: RunContext, script: str, recorded: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """``{NAME: (recorded, now)}`` for this script's own settings (and the seed) that differ from ``recorded``;
-    a name the record lacks (a setting newer than the run) is not compared."""
-    now = {**ctx.settings, "seed": ctx.seed}
-    names = [*own_settings(script), "seed"]
-    return {key: (recorded[key], now[key]) for key in names
-            if key in recorded and key not in NOT_COMPARED and _normal(recorded[key]) != _normal(now[key])}
-
-
-def _normal(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
-def describe(diff: dict[str, tuple[Any, Any]]) -> str:
-    return ", ".join(f"{key}={old!r} there, {new!r} now" for key, (old, new) in diff.items())
+    """``{NAME: (recorded, now)}`` for this script's own settings (and the seed) that differ from ``recorded``."""
+    names = [key for key in (*own_settings(script), "seed") if key not in NOT_COMPARED]
+    return setting_differences(recorded, {**ctx.settings, "seed": ctx.seed}, names)
 
 
 @dataclass(frozen=True)
@@ -116,13 +112,14 @@ def plan(ctx: RunContext, script: str) -> Plan:
     if done and not diff:
         return Plan("skip", message=f"{script}: already done in {run} ({step.name}.pt, results.json['{step.result}']) "
                                     "with these settings; nothing to do")
+    changes = describe_differences(diff)
     if done:
-        raise UserError(f"{script} already finished in {run} with other settings: {describe(diff)}; pass --redo to "
+        raise UserError(f"{script} already finished in {run} with other settings: {changes}; pass --redo to "
                         f"archive its outputs and everything made from them into {run / ARCHIVE}/ and run it again, "
                         f"or try the new values in a new folder with --out NEW --from {run}")
     latest = run / f"{step.name}_latest.pt"
     if latest.exists() and ctx.resume and diff:
-        raise UserError(f"--resume continues the run in {latest}, which started with other settings: {describe(diff)};"
+        raise UserError(f"--resume continues the run in {latest}, which started with other settings: {changes};"
                         " resume with those values, or pass --redo to start this phase again with the new ones")
     return Plan("run", diff=diff)
 

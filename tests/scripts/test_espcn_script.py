@@ -227,6 +227,19 @@ def test_a_fine_tune_resumes_without_its_init_weights_and_keeps_their_record(tra
     assert record["sha256"] == sha256(trained / "best.pt")
 
 
+def test_resume_with_other_settings_is_refused_and_the_run_folder_kept(trained: Path):
+    before = {path.name: path.read_bytes() for path in trained.iterdir() if path.is_file()}
+    recorded = json.loads((trained / "settings.json").read_text())
+    result = run_script("espcn.py", "train", "--out", str(trained), *TRAIN, "--set", "LR_START=0.01",
+                        "--seed", "7", "--resume")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: --resume continues the run in {trained / 'latest.pt'}, which started with other settings: "
+        f"LR_START={recorded['LR_START']!r} there, 0.01 now, seed={recorded['seed']!r} there, 7 now; resume with "
+        "those values, or choose another --out"]
+    assert {path.name: path.read_bytes() for path in trained.iterdir() if path.is_file()} == before
+
+
 @pytest.mark.parametrize("setting, message", [
     ("SCHEDULE=step", "error: SCHEDULE='step': expected one of cosine, plateau (--set SCHEDULE=...)"),
     ("OPTIMIZER=adamw", "error: OPTIMIZER='adamw': expected one of adam, sgd (--set OPTIMIZER=...)"),
