@@ -7,7 +7,6 @@ level ``PNG_LEVEL`` (1: about 5x faster to write than Pillow's default 6, files 
 """
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -21,7 +20,7 @@ from core.errors import UserError
 from core.runs import check_outputs, prepare_run_dir
 from core.settings import RunContext
 from data.io import is_image_file, read_image
-from engine.speed import AUTO_ENV, bf16_is_fast
+from engine.speed import auto_precision, bf16_is_fast
 from inference.fast_espcn import (
     BACKENDS,
     FastESPCN,
@@ -75,8 +74,7 @@ def upscale_precision(name: str, device: torch.device, backend: str) -> str:
     name = str(name).lower()
     if name != "auto":
         return name
-    wanted = os.environ.get(AUTO_ENV, "bf16").lower()
-    return "bf16" if wanted == "bf16" and backend == "strips" and bf16_is_fast(device) else "fp32"
+    return "bf16" if backend == "strips" and bf16_is_fast(device) and auto_precision(device) == "bf16" else "fp32"
 
 
 def upscale(ctx: RunContext) -> None:
