@@ -1,6 +1,6 @@
 """ESPCN 1080p x3 frames/s: this project's path (inference/fast_espcn.py) against plain eager PyTorch.
 
-    python benchmarks/espcn_speed.py [--quick] [--threads N] [--compile] [--video] [--data DIR]
+    python benchmarks/espcn_speed.py [--quick] [--threads N] [--compile] [--video] [--preset P[,P...]] [--data DIR]
 
 Both run the same weights (the shipped x3 Y weights; random ones for the RGB model) on the same 640x360
 frames (-> 1920x1080) in one process, interleaved:
@@ -14,8 +14,9 @@ path achieves (multiply-adds x 2 of the three convolutions, pixel shuffle and bi
 share of the matmul rate of its precision, the largest difference from the reference and the agreement
 in dB; the whole 4:2:0 frame step of ``espcn.py upscale`` (uint8 Y, U, V in; Y through the network,
 chroma bicubic; uint8 out) in both precisions; the shipped weights' Set5/Set14 PSNR in both precisions
-where the sets are found (``--data``, ``$SR_DATA``, ``../shared/datasets``); with ``--video`` a synthetic
-clip end to end (decode, compute, encode with the pipeline threads) at the libx264 preset ``--preset``.
+where the sets are found (``--data``, ``$SR_DATA``, ``../shared/datasets``), on float images and on video's
+8-bit luma path; with ``--video`` a synthetic clip end to end (decode, compute, encode with the pipeline
+threads) at each libx264 preset of ``--preset``.
 """
 from __future__ import annotations
 
@@ -218,7 +219,7 @@ def main() -> None:
     if args.video:
         frames, precision = 8 if args.quick else 48, "bf16" if bf16 else "fp32"
         result["video_end_to_end"] = [bench_video(shipped, height, width, frames, precision, preset)
-                                      for preset in args.preset.split(",")]
+                                      for preset in (p.strip() for p in args.preset.split(",")) if preset]
     result["matmul_gflops_after"] = matmul_gflops(1024 if args.quick else 2048)
     y, frame = result["y"], result["yuv420_frame_y_model"]
     best = frame["bf16" if bf16 else "fp32"]["frames_per_s"]

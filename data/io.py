@@ -34,6 +34,14 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+def each_once(paths: list[Path]) -> list[Path]:
+    """``paths`` in order, a file named twice (``a.png ./a.png``, or a file and its folder) kept once."""
+    kept: dict[Path, Path] = {}
+    for path in paths:
+        kept.setdefault(path.resolve(), path)
+    return list(kept.values())
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file into an HxWx3 ``uint8`` (or ``uint16`` for 16-bit files) array, turned as its
     EXIF orientation tag says (a photo tagged "rotate 90" comes out as viewers show it).

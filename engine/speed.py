@@ -75,8 +75,8 @@ AUTO_ENV = "SR_AUTO_PRECISION"  # what PRECISION=auto means when set (the tests 
 
 
 def auto_precision(device: torch.device) -> str:
-    """What PRECISION=auto means on ``device``: ``$SR_AUTO_PRECISION`` when set, else bf16 where it is
-    measured faster (``bf16_is_fast``), else fp32."""
+    """What PRECISION=auto means on ``device``: ``$SR_AUTO_PRECISION`` when set, else bf16 where the device
+    computes it in hardware (``bf16_is_fast``: where it measured faster), else fp32."""
     pinned = os.environ.get(AUTO_ENV)
     return pinned.lower() if pinned else ("bf16" if bf16_is_fast(device) else "fp32")
 

@@ -19,8 +19,9 @@ NCHW float32 out, pixel shuffle included). It snapshots the weights when it is b
   ``_last_layer``), about twice the fp32 rate where the CPU has bf16 instructions. Like fp16 on CUDA it is
   checked once, on the first input, against fp32 and dropped for good (with a warning) when the two
   disagree by more than ``BF16_MIN_PSNR`` dB (see ``reduced_agrees``).
-  ``upscale_uint8`` (video frames, 8-bit images) takes 8-bit input as the integers it is (exact in bf16, so
-  no split) and rounds each strip to 8 bits as it is written, with no float image in between.
+  ``upscale_uint8`` (video frames, and 8-bit images of an RGB model; a Y model's photos have a float Y) takes
+  8-bit input as the integers it is (exact in bf16, so no split) and rounds each strip to 8 bits as it is
+  written, with no float image in between.
 - ``channels_last`` (CUDA default, and the CPU fallback without oneDNN): the network in channels-last
   memory format under ``torch.inference_mode``. On CUDA ``precision='fp16'`` adds autocast fp16; it is
   checked once, on the first input, against fp32 and dropped for good (with a warning) when the two
@@ -56,6 +57,7 @@ BACKENDS = ("auto", "strips", "channels_last", "compile", "eager")
 PRECISIONS = ("fp32", "fp16", "bf16")  # fp16: CUDA autocast; bf16: the CPU strip backend
 FP16_MIN_PSNR = 60.0  # dB between fp16 and fp32 outputs; see reduced_agrees
 BF16_MIN_PSNR = 50.0  # dB between bf16 and fp32 outputs; see reduced_agrees
+UINT8_QUARTER_STEP = 0.25  # see _last_layer
 STRIP_BYTES = 8 << 20  # target size of one strip's first feature map (fits a shared L3 with room)
 MIN_ROWS = 8
 
@@ -145,7 +147,8 @@ class FastESPCN(nn.Module):
             return self._strips(x) if self.backend == "strips" else self._call(x).contiguous()
 
     def upscale_uint8(self, x: Tensor) -> Tensor:
-        """8-bit frames (N, C, H, W) ``uint8`` -> ``to_uint8(self(x / 255))``, ``uint8``, without the float
+        """8-bit frames (N, C, H, W) ``uint8`` -> ``uint8``: in fp32 ``to_uint8(self(x / 255))`` (but for a float
+        rounding landing on the other side of a half), in bf16 within bf16's agreement, without the float
         image in between on the strip backend: there the integers go into the network as they are (exact in
         bf16: no hi + lo split, half the first layer's work) and each strip is rounded as it is written."""
         if x.dtype != torch.uint8:
@@ -227,10 +230,9 @@ class FastESPCN(nn.Module):
                 h = _zero_outside(h, r0 - p3, height)
                 h = conv(h, w3, b3, [0, c3.padding[1]], [1, 1], [1, 1], 1, post_op, bounds, "")
                 blocks = h.permute(0, 2, 3, 1)  # (n, R, W, c*s*s) in memory
-                if out_dtype == torch.uint8:  # integers in -128 .. 127 (exact in bf16), cast by the copy
-                    blocks = blocks.round_().add_(shift)
-                else:  # cast, then shuffle
-                    blocks = blocks.float().add_(shift) if shift else blocks.float()
+                blocks = blocks.float().add_(shift) if shift else blocks.float()  # cast, then shuffle
+                if out_dtype == torch.uint8:  # 0 .. 255 after the clamp: integers once rounded, cast by the copy
+                    blocks = blocks.round_()
                 # pixel shuffle, written straight into the output rows
                 shuffled[:, :, r0:r1].copy_(blocks.reshape(n, r1 - r0, width, c, s, s).permute(0, 3, 1, 4, 2, 5))
 
@@ -263,12 +265,17 @@ def _split_bf16(x: Tensor) -> Tensor:
 def _last_layer(conv3: nn.Conv2d, dtype: torch.dtype,
                 out_dtype: torch.dtype) -> tuple[Tensor, Tensor, str, list, float]:
     """The last convolution's weights, bias, oneDNN post-op and its scalars, and the shift that the strip adds
-    back afterwards. Its output is centred: bf16 spaces values near 1 by 2^-8 (about one 8-bit step) but values
-    below 0.5 in size by 2^-9 or finer, so ``y - 0.5`` is rounded half as coarsely. An 8-bit output is
-    ``255 y - 128`` clamped to -128 .. 127 inside oneDNN; rounded (half to even) and shifted by 128 it is
-    ``round(255 clamp(y, 0, 1))``, ``to_uint8``'s value, with no pass over a float image."""
+    back in fp32 afterwards. Its output is centred: bf16 spaces values near 1 by 2^-8 (about one 8-bit step) but
+    values below 0.5 in size by 2^-9 or finer, so ``y - 0.5`` is rounded half as coarsely. An 8-bit output is
+    ``255 y - 128.25`` clamped inside oneDNN to 0 .. 255 after the shift of 128.25, then rounded: in fp32 that
+    is ``round(255 clamp(y, 0, 1))``, ``to_uint8``'s value, with no pass over a float image. The quarter step
+    is for bf16, which holds magnitudes 64 .. 128 in steps of 0.5: centred on integers, a value rounded there
+    to k + 0.5 would be a tie that half the time rounds the wrong way; shifted, its bf16 neighbours are
+    k + 0.25 and k + 0.75, each on the right side of k + 0.5 (x2 Set5, 8-bit luma: -0.031 dB instead of
+    -0.042 against fp32)."""
     if out_dtype == torch.uint8:
-        return conv3.weight * 255.0, conv3.bias * 255.0 - 128.0, "hardtanh", [-128.0, 127.0], 128.0
+        shift = 128.0 + UINT8_QUARTER_STEP
+        return conv3.weight * 255.0, conv3.bias * 255.0 - shift, "hardtanh", [-shift, 255.0 - shift], shift
     if dtype == torch.bfloat16:
         return conv3.weight, conv3.bias - 0.5, "none", [], 0.5
     return conv3.weight, conv3.bias, "none", [], 0.0
@@ -329,9 +336,9 @@ def upscale_image(model: FastESPCN, rgb: np.ndarray) -> np.ndarray:
     """
     rgb = rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb)  # torch wants writable memory
     with torch.inference_mode():
-        x = torch.from_numpy(rgb).to(model.device).permute(2, 0, 1)[None]
         if model.channels == 3 and rgb.dtype == np.uint8:
-            return model.upscale_uint8(x)[0].permute(1, 2, 0).cpu().numpy()
+            return upscale_rgb_uint8(model, rgb)
+        x = torch.from_numpy(rgb).to(model.device).permute(2, 0, 1)[None]
         x = x.float().div_(255.0 if rgb.dtype == np.uint8 else 65535.0) if rgb.dtype.kind == "u" else x.float()
         if model.channels == 3:
             return to_uint8(model(x))[0].permute(1, 2, 0).cpu().numpy()

@@ -154,9 +154,10 @@ def score_scaled_set(model: nn.Module, images: Named, *, scale: int, channels: i
 def score_8bit_luma(model: nn.Module, images: Named, *, scale: int) -> float:
     """Mean PSNR (Y, shave = scale) of a luminance model's 8-bit path, video's: each LR image's Y rounded to
     8 bits in (LR by bicubic downscaling), the output rounded to 8 bits (``model.upscale_uint8``: a FastESPCN)."""
+    device = getattr(model, "device", torch.device("cpu"))
     scores = []
     for _, image in images:
-        hr, lr = prepare_hr(image, scale, torch.device("cpu"))
+        hr, lr = prepare_hr(image, scale, device)
         luma = rgb_to_y(lr).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
         sr = model.upscale_uint8(luma).float().div_(255.0)
         scores.append(psnr(sr, rgb_to_y(hr), space="y", shave=scale))

@@ -110,7 +110,8 @@ def train(ctx: RunContext) -> None:
         _train(ctx, dist_info, device, (train_images, val_images, eval_sets), sampler, start, origin)
 
 
-NOT_COMPARED_ON_RESUME = ("TENSORBOARD", "EVAL_SETS", "EVAL_TILE")  # watching and final scoring, not training
+# how a run is watched, scored at its end or laid out in memory, and INIT_WEIGHTS (the checkpoint replaces it)
+NOT_COMPARED_ON_RESUME = ("TENSORBOARD", "EVAL_SETS", "EVAL_TILE", "COMPILE", "CHANNELS_LAST", "INIT_WEIGHTS")
 
 
 def check_resumed_settings(ctx: RunContext, latest: Path) -> None:

@@ -19,7 +19,7 @@ from core.atomic import atomic_write
 from core.errors import UserError
 from core.runs import check_outputs, prepare_run_dir
 from core.settings import RunContext
-from data.io import is_image_file, read_image
+from data.io import each_once, is_image_file, read_image
 from engine.speed import auto_precision, bf16_is_fast
 from inference.fast_espcn import (
     BACKENDS,
@@ -50,7 +50,7 @@ def input_media(inputs: list[str]) -> tuple[list[Path], list[Path]]:
             (videos if is_video_file(path) else images).append(path)
         else:
             raise UserError(f"input not found: {path}")
-    return images, videos
+    return each_once(images), each_once(videos)
 
 
 def fast_model(net: ESPCN, settings: dict[str, Any], device: torch.device) -> FastESPCN:

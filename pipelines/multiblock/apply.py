@@ -35,7 +35,7 @@ from torch import nn
 from core.errors import UserError, cli_entry
 from core.runs import check_outputs, prepare_run_dir
 from core.settings import CliParser, resolve_device
-from data.io import IMAGE_SUFFIXES, is_image_file, read_image, to_float, write_image
+from data.io import IMAGE_SUFFIXES, each_once, is_image_file, read_image, to_float, write_image
 from data.resize import imresize
 from inference.exact_forward import exact_forward
 from inference.whole_image import image_to_tensor, tensor_to_image
@@ -106,7 +106,7 @@ def input_images(items: Sequence[str | Path]) -> list[Path]:
             found.append(path)
         else:
             raise UserError(f"input not found: {path}")
-    return found
+    return each_once(found)
 
 
 def check_readable(path: Path) -> None:

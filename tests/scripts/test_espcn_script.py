@@ -126,6 +126,12 @@ def test_upscale_into_the_same_folder_again_is_refused_until_overwrite(trained: 
         f"error: {tmp_path / 'a.png'} and {tmp_path / 'a.bmp'} would both be written to {two / 'a_x2.png'}; "
         "rename one, or run them with different --out"]
     assert not two.exists()
+    solo = tmp_path / "solo"
+    solo.mkdir()
+    Image.fromarray(grey).save(solo / "a.png")
+    once = run_script(*command[:4], str(solo / "a.png"), str(solo / "." / "a.png"), str(solo),
+                      "--out", str(tmp_path / "once"))  # one file named three ways: upscaled once
+    assert once.returncode == 0 and once.stdout.count("a_x2.png") == 1, once.stdout + once.stderr
 
 
 def test_existing_run_without_resume_is_refused(trained: Path):
