@@ -24,6 +24,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -136,6 +137,12 @@ def find_sets(data: Path | None) -> Path | None:
     return None
 
 
+def bf16_change(net: ESPCN, score: Callable[[FastESPCN], float]) -> dict:
+    """``score`` (a PSNR) of ``net`` in fp32 and in bf16, and the difference."""
+    fp32, bf16 = (score(FastESPCN(net, precision=p)) for p in ("fp32", "bf16"))
+    return {"fp32": fp32, "bf16": bf16, "bf16_minus_fp32": bf16 - fp32}
+
+
 def bench_bf16_psnr(root: Path) -> dict:
     """The shipped Y weights' Set5/Set14 PSNR (Y, shave = scale) in fp32 and in bf16, per scale, on both of
     the bf16 paths: float images (``eval``'s protocol; the input split hi + lo) and ``8bit_luma``, video's
@@ -149,12 +156,10 @@ def bench_bf16_psnr(root: Path) -> dict:
         net = load_espcn(path, torch.device("cpu"))
         row = {}
         for name, images in sets.items():
-            fp32, bf16 = (score_scaled_set(FastESPCN(net, precision=p), images, scale=net.scale, channels=1,
-                                           device=torch.device("cpu"))["model"]["psnr_y"] for p in ("fp32", "bf16"))
-            row[name] = {"fp32": fp32, "bf16": bf16, "bf16_minus_fp32": bf16 - fp32}
-            fp32, bf16 = (score_8bit_luma(FastESPCN(net, precision=p), images, scale=net.scale)
-                          for p in ("fp32", "bf16"))
-            row[f"{name}_8bit_luma"] = {"fp32": fp32, "bf16": bf16, "bf16_minus_fp32": bf16 - fp32}
+            row[name] = bf16_change(net, lambda m, images=images: score_scaled_set(
+                m, images, scale=m.scale, channels=1, device=torch.device("cpu"))["model"]["psnr_y"])
+            row[f"{name}_8bit_luma"] = bf16_change(net, lambda m, images=images: score_8bit_luma(
+                m, images, scale=m.scale))
         result[path.stem] = row
     worst = max(abs(s["bf16_minus_fp32"]) for row in result.values() for s in row.values())
     result["worst_abs_change_db"] = worst

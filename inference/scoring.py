@@ -31,6 +31,7 @@ from data.color import rgb_to_y
 from data.degrade import modcrop
 from data.io import to_float
 from data.resize import imresize
+from inference.fast_espcn import to_uint8
 from inference.metrics import evaluate_pair, protocol, psnr, psnr_per_image, psnr_ssim_per_image, ssim, to_floats
 from inference.whole_image import DEFAULT_TILE, super_resolve, super_resolve_tensor
 
@@ -158,8 +159,7 @@ def score_8bit_luma(model: nn.Module, images: Named, *, scale: int) -> float:
     scores = []
     for _, image in images:
         hr, lr = prepare_hr(image, scale, device)
-        luma = rgb_to_y(lr).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
-        sr = model.upscale_uint8(luma).float().div_(255.0)
+        sr = model.upscale_uint8(to_uint8(rgb_to_y(lr))).float().div_(255.0)
         scores.append(psnr(sr, rgb_to_y(hr), space="y", shave=scale))
     return float(np.mean(scores))
 
