@@ -34,9 +34,12 @@ endif
 demo: $(VENV)/.installed
 	$(PY) demo.py
 
+# The suite, then its precision tests again as on a CPU without bf16 (SR_CPU_BF16=off: core.hardware), so a
+# machine with bf16 hardware also proves the suite on one without.
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+	SR_CPU_BF16=off $(PY) -m pytest -m precision
 
 # The edit loop: the suite without the tests marked slow (phase chain, script subprocesses, shipped weights).
 test-fast: $(VENV)/.installed

@@ -1,13 +1,19 @@
-"""What this machine's processor can do, read from /proc/cpuinfo (empty elsewhere): used to pick defaults
-such as bf16 training where the CPU computes bf16 in hardware, and printed beside every benchmark figure."""
+"""What this machine's processor can do, read from /proc/cpuinfo (empty elsewhere) and from PyTorch's own kernel
+checks: used to pick defaults such as bf16 where the CPU computes it in hardware, to refuse bf16 where its
+kernels cannot run, and printed beside every benchmark figure."""
 from __future__ import annotations
 
 import functools
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # AMX tiles (Intel Sapphire Rapids+), AVX512-BF16 (Intel, AMD Zen 4+)
+# What oneDNN's bf16 convolution itself checks (PyTorch's mkldnn_bf16_device_check): either set will do
+ONEDNN_BF16_NEEDS = (("avx512bw", "avx512vl", "avx512dq"), ("avx_ne_convert",))
+BF16_ENV = "SR_CPU_BF16"  # "off": answer as a CPU without bf16 would (CI proves the suite on such a CPU)
 
 
 @functools.cache
@@ -32,9 +38,38 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(cpuinfo().get("flags", "").split())
 
 
-def cpu_bf16_hardware() -> tuple[str, ...]:
-    """The bf16 instruction sets this CPU has (``()`` when it has none and bf16 is emulated, ~100x slower)."""
-    return tuple(flag for flag in BF16_FLAGS if flag in cpu_flags())
+@dataclass(frozen=True)
+class Bf16Support:
+    """What this CPU does with bf16: ``runs`` (oneDNN's bf16 kernels accept it), ``fast`` (and computes it in
+    hardware, AMX or AVX512-BF16: elsewhere it is emulated, about 100x slower), ``lacks`` (in words, what is
+    missing for ``runs``; empty when it runs)."""
+
+    runs: bool
+    fast: bool
+    lacks: str = ""
+
+
+def cpu_bf16() -> Bf16Support:
+    """The one answer every bf16 path asks (training's PRECISION, UPSCALE_PRECISION, the strip backend, the
+    tests' skips). ``$SR_CPU_BF16=off`` answers as a CPU without bf16; tests simulate hardware by replacing
+    ``_hardware_bf16``, the one reader of the hardware."""
+    if os.environ.get(BF16_ENV, "").strip().lower() in ("off", "0", "false", "no"):
+        return Bf16Support(runs=False, fast=False, lacks=f"bf16 is switched off ({BF16_ENV}=off)")
+    return _hardware_bf16()
+
+
+@functools.cache
+def _hardware_bf16() -> Bf16Support:
+    flags = cpu_flags()
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None) if torch.backends.mkldnn.is_available() \
+        else None
+    runs = bool(check()) if check is not None else any(all(f in flags for f in need) for need in ONEDNN_BF16_NEEDS)
+    if not runs:
+        lacks = ("PyTorch without oneDNN" if not torch.backends.mkldnn.is_available() else
+                 "this CPU lacks what oneDNN's bf16 kernels need: "
+                 + " or ".join("+".join(need) for need in ONEDNN_BF16_NEEDS))
+        return Bf16Support(runs=False, fast=False, lacks=lacks)
+    return Bf16Support(runs=True, fast=any(flag in flags for flag in BF16_FLAGS))
 
 
 def cpu_description() -> str:

@@ -2,12 +2,15 @@
 
 ``auto`` picks what was measured faster (docs/benchmarks.md): bf16 autocast on CUDA GPUs that support it
 and on CPUs that compute bf16 in hardware (AMX or AVX512-BF16; elsewhere bf16 is emulated and about 100x
-slower, so fp32), and the channels_last memory format (on the CPU measured here bf16 + channels_last is
+slower, so fp32; bf16 asked for where oneDNN's bf16 kernels cannot run is refused in one line), and the
+channels_last memory format (on the CPU measured here bf16 + channels_last is
 1.91x fp32 for the full-size block step, bf16 alone 1.82x, channels_last alone 1.05x). COMPILE stays off
 unless asked: on that CPU it made the bf16 block step only about 4% faster, for about 30 s of compiling per
 training stage, and its fused kernels round bf16 differently from eager. fp16 is CUDA-only and runs with a
-gradient scaler. DETERMINISTIC turns on deterministic kernels and turns off TF32 and
-cudnn.benchmark, for exact comparisons between runs.
+gradient scaler. fp32 on a CUDA GPU of compute capability 8.0 or newer runs its convolutions in TF32
+(cuDNN's default, kept for speed) and says so (``fp32 (TF32 convolutions)``); ``fp32_strict`` turns TF32 off.
+DETERMINISTIC turns on deterministic kernels and turns off TF32 and cudnn.benchmark, for exact comparisons
+between runs.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import torch
 from torch import nn
 
 from core.errors import UserError
-from core.hardware import cpu_bf16_hardware
+from core.hardware import cpu_bf16
 from core.rules import one_of
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -31,6 +34,7 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 class Speed:
     precision: str = "fp32"  # fp32 | bf16 | fp16, resolved
     channels_last: bool = False
+    tf32: bool = False  # fp32 convolutions (and matmuls) in TF32 on an Ampere-or-newer GPU
     compile: bool = False
     deterministic: bool = False
 
@@ -54,42 +58,65 @@ class Speed:
             return tensor.contiguous(memory_format=torch.channels_last)
         return tensor
 
+    @property
+    def label(self) -> str:
+        """The precision as it runs, e.g. ``fp32 (TF32 convolutions)``: recorded and printed."""
+        return f"{self.precision} (TF32 convolutions)" if self.tf32 else self.precision
+
     def describe(self) -> dict[str, Any]:
-        return {"precision": self.precision, "channels_last": self.channels_last, "compile": self.compile,
-                "deterministic": self.deterministic}
+        return {"precision": self.label, "channels_last": self.channels_last, "compile": self.compile,
+                "deterministic": self.deterministic, "tf32": self.tf32}
 
 
 def bf16_is_fast(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 in hardware: a CUDA GPU of compute capability 8.0 or newer (Ampere;
     below it, bf16 is emulated and its convolutions are far slower than fp32's), a CPU with AMX or
-    AVX512-BF16. ``torch.cuda.is_bf16_supported()`` is not asked: by default it also counts emulation, and it
-    answers for the current device, not ``device``."""
+    AVX512-BF16 whose oneDNN kernels run bf16 (``core.hardware.cpu_bf16``). ``torch.cuda.is_bf16_supported()``
+    is not asked: by default it also counts emulation, and it answers for the current device, not ``device``."""
     if device.type == "cuda":
         if torch.version.hip:  # ROCm reports its own architectures; bf16 is native on the GPUs it supports
             return torch.cuda.is_bf16_supported()
         return torch.cuda.get_device_capability(device)[0] >= 8
-    return bool(cpu_bf16_hardware())
+    return cpu_bf16().fast
+
+
+def check_bf16_runs(setting: str, device: torch.device) -> None:
+    """One line, before any work, where bf16 is asked for on a CPU whose bf16 kernels cannot run (oneDNN
+    refuses them there with a RuntimeError deep inside the first convolution)."""
+    support = cpu_bf16()
+    if device.type == "cpu" and not support.runs:
+        raise UserError(f"{setting}=bf16: {support.lacks}; use {setting}=fp32 (or auto, which picks fp32 here)")
 
 
 AUTO_ENV = "SR_AUTO_PRECISION"  # what PRECISION=auto means when set (the tests set fp32: same on every CPU)
 
 
 def auto_precision(device: torch.device) -> str:
-    """What PRECISION=auto means on ``device``: ``$SR_AUTO_PRECISION`` when set, else bf16 where the device
-    computes it in hardware (``bf16_is_fast``: where it measured faster), else fp32."""
-    pinned = os.environ.get(AUTO_ENV)
-    return pinned.lower() if pinned else ("bf16" if bf16_is_fast(device) else "fp32")
+    """What PRECISION=auto means on ``device``: ``$SR_AUTO_PRECISION`` when set (but never bf16 where it cannot
+    run), else bf16 where the device computes it in hardware (``bf16_is_fast``: where it measured faster),
+    else fp32."""
+    pinned = os.environ.get(AUTO_ENV, "").lower()
+    if pinned == "bf16" and device.type == "cpu" and not cpu_bf16().runs:
+        return "fp32"
+    return pinned or ("bf16" if bf16_is_fast(device) else "fp32")
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
     name = str(name).lower()
     if name == "auto":
         name = auto_precision(device)
-    if name not in ("fp32", "bf16", "fp16"):
-        raise UserError(f"PRECISION={name!r}: expected auto, fp32, bf16 or fp16")
+    if name not in ("fp32", "fp32_strict", "bf16", "fp16"):
+        raise UserError(f"PRECISION={name!r}: expected auto, fp32, fp32_strict, bf16 or fp16")
     if name == "fp16" and device.type != "cuda":
         raise UserError("PRECISION=fp16 needs a CUDA GPU (--device cuda); on a CPU use bf16 or fp32")
+    if name == "bf16":
+        check_bf16_runs("PRECISION", device)
     return name
+
+
+def tf32_runs(device: torch.device) -> bool:
+    """Whether cuDNN runs fp32 convolutions in TF32 on ``device`` (compute capability 8.0 or newer)."""
+    return device.type == "cuda" and not torch.version.hip and torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def resolve_flag(name: str, value: Any, auto: bool) -> bool:
@@ -110,14 +137,17 @@ def speed_from_settings(settings: dict[str, Any], device: torch.device) -> Speed
     if deterministic:
         return Speed(deterministic=True,
                      channels_last=resolve_flag("CHANNELS_LAST", settings.get("CHANNELS_LAST", False), False))
-    return Speed(precision=resolve_precision(settings.get("PRECISION", "fp32"), device),
+    precision = resolve_precision(settings.get("PRECISION", "fp32"), device)
+    strict = precision == "fp32_strict"
+    return Speed(precision="fp32" if strict else precision, tf32=precision == "fp32" and tf32_runs(device),
                  channels_last=resolve_flag("CHANNELS_LAST", settings.get("CHANNELS_LAST", False), auto=True),
                  compile=resolve_flag("COMPILE", settings.get("COMPILE", False), auto=False))
 
 
 @contextlib.contextmanager
 def backend_flags(speed: Speed, device: torch.device) -> Iterator[None]:
-    """cudnn.benchmark for the fixed patch shapes of training, or the deterministic setup; restored after."""
+    """cudnn.benchmark for the fixed patch shapes of training, or the deterministic setup, and TF32 as
+    ``speed`` says (on for fp32 where it runs, off for fp32_strict); restored after."""
     saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
              torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
              torch.are_deterministic_algorithms_enabled())
@@ -129,8 +159,9 @@ def backend_flags(speed: Speed, device: torch.device) -> Iterator[None]:
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
             torch.use_deterministic_algorithms(True)
-        elif device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        else:
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = speed.tf32
+            torch.backends.cudnn.benchmark = device.type == "cuda"
         yield
     finally:
         (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
@@ -151,4 +182,5 @@ def without_autotuning() -> Iterator[None]:
 
 
 # What the speed settings may be (core.rules), shared by every training script's checks
-SPEED_RULES = {"PRECISION": one_of("auto", "fp32", "bf16", "fp16"), "CHANNELS_LAST": one_of("auto", "true", "false")}
+SPEED_RULES = {"PRECISION": one_of("auto", "fp32", "fp32_strict", "bf16", "fp16"),
+               "CHANNELS_LAST": one_of("auto", "true", "false")}

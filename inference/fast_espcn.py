@@ -34,7 +34,8 @@ NCHW float32 out, pixel shuffle included). It snapshots the weights when it is b
   videos (compiling takes seconds; on CPU it measured slower than ``strips``, see docs/benchmarks.md).
 - ``eager``: the network as written (the reference).
 
-``backend='auto'`` picks ``strips`` on a CPU with oneDNN, ``channels_last`` elsewhere.
+``backend='auto'`` picks ``strips`` on a CPU with oneDNN, ``channels_last`` elsewhere. bf16 is refused where
+oneDNN's bf16 kernels cannot run (``core.hardware.cpu_bf16``: AVX2-only CPUs).
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.hardware import cpu_bf16
 from core.threads import single_threaded_pool
 from data.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
 from inference.whole_image import upscale_chroma
@@ -119,6 +121,8 @@ class FastESPCN(nn.Module):
             raise ValueError("fp16 is for CUDA only: it is about 100x slower than fp32 on a CPU")
         if precision == "bf16" and self.backend != "strips":
             raise ValueError("bf16 inference is the CPU strip backend's (a CPU with oneDNN and an ESPCN)")
+        if precision == "bf16" and not cpu_bf16().runs:
+            raise ValueError(f"bf16 inference cannot run here: {cpu_bf16().lacks}")
         self.precision = precision
         self.rows = rows
         self._reduced_ok: bool | None = None  # fp16/bf16 keeps the fp32 result: decided on the first input

@@ -6,9 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from core.hardware import cpu_bf16
+
 REPO = Path(__file__).resolve().parents[1]
 # Tests pin their precision: PRECISION=auto means fp32 here on every CPU (subprocesses inherit it).
 os.environ.setdefault("SR_AUTO_PRECISION", "fp32")
+
+
+# Tests that run bf16 kernels on the CPU; the decisions around them are tested everywhere, with the hardware's
+# answer simulated (core.hardware._hardware_bf16). `make test` reruns the precision tests with SR_CPU_BF16=off.
+requires_bf16 = pytest.mark.skipif(not cpu_bf16().runs, reason=f"bf16 cannot run on this CPU: {cpu_bf16().lacks}")
 
 
 def shared_datasets() -> Path | None:

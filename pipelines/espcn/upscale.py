@@ -20,7 +20,7 @@ from core.errors import UserError
 from core.runs import check_outputs, prepare_run_dir
 from core.settings import RunContext
 from data.io import each_once, is_image_file, read_image
-from engine.speed import auto_precision, bf16_is_fast
+from engine.speed import auto_precision, check_bf16_runs
 from inference.fast_espcn import (
     BACKENDS,
     FastESPCN,
@@ -68,13 +68,16 @@ def fast_model(net: ESPCN, settings: dict[str, Any], device: torch.device) -> Fa
 
 def upscale_precision(name: str, device: torch.device, backend: str) -> str:
     """UPSCALE_PRECISION -> FastESPCN's precision. ``auto``: bf16 where the CPU computes it in hardware and
-    the strip backend runs (``engine.speed.bf16_is_fast``; SR_AUTO_PRECISION pins auto as for training),
-    else fp32 (fp16 on CUDA only when asked). Either reduced precision is checked against fp32 on the first
-    input and dropped when the two disagree (``inference.fast_espcn.reduced_agrees``)."""
+    the strip backend runs (``engine.speed.auto_precision``, as for training), else fp32 (fp16 on CUDA only
+    when asked); bf16 asked for where it cannot run is refused in one line. Either reduced precision is
+    checked against fp32 on the first input and dropped when the two disagree
+    (``inference.fast_espcn.reduced_agrees``)."""
     name = str(name).lower()
+    if name == "bf16":
+        check_bf16_runs("UPSCALE_PRECISION", device)
     if name != "auto":
         return name
-    return "bf16" if backend == "strips" and bf16_is_fast(device) and auto_precision(device) == "bf16" else "fp32"
+    return "bf16" if backend == "strips" and auto_precision(device) == "bf16" else "fp32"
 
 
 def upscale(ctx: RunContext) -> None:

@@ -6,31 +6,74 @@ import pytest
 import torch
 from torch import nn
 
+from core import hardware
 from core.checkpoint import load_checkpoint
 from core.errors import UserError
 from engine import speed as speed_module
 from engine.schedules import Constant
 from engine.speed import Speed, bf16_is_fast, speed_from_settings
 from engine.trainer import Stage, TrainConfig, Trainer
+from tests.conftest import requires_bf16
 
+pytestmark = pytest.mark.precision
 CPU = torch.device("cpu")
+FAST, EMULATED = hardware.Bf16Support(True, True), hardware.Bf16Support(True, False)
+NONE = hardware.Bf16Support(False, False, "this CPU lacks what oneDNN's bf16 kernels need: avx512bw+avx512vl+avx512dq")
+
+
+def simulate(monkeypatch: pytest.MonkeyPatch, support: hardware.Bf16Support) -> None:
+    """The CPU's bf16 answer, replaced at the one seam that reads the hardware."""
+    monkeypatch.delenv(hardware.BF16_ENV, raising=False)
+    monkeypatch.setattr(hardware, "_hardware_bf16", lambda: support)
 
 
 def test_fp16_is_refused_on_the_cpu_in_one_line():
     with pytest.raises(UserError, match="PRECISION=fp16 needs a CUDA GPU"):
         speed_from_settings({"PRECISION": "fp16"}, CPU)
-    with pytest.raises(UserError, match="PRECISION='fp8': expected auto, fp32, bf16 or fp16"):
+    with pytest.raises(UserError, match="PRECISION='fp8': expected auto, fp32, fp32_strict, bf16 or fp16"):
         speed_from_settings({"PRECISION": "fp8"}, CPU)
 
 
 def test_auto_follows_the_cpu_and_can_be_pinned(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv(speed_module.AUTO_ENV, raising=False)
-    monkeypatch.setattr(speed_module, "cpu_bf16_hardware", lambda: ("amx_bf16",))
+    simulate(monkeypatch, FAST)
     assert speed_from_settings({"PRECISION": "auto"}, CPU).precision == "bf16"
-    monkeypatch.setattr(speed_module, "cpu_bf16_hardware", lambda: ())
+    simulate(monkeypatch, EMULATED)
     assert speed_from_settings({"PRECISION": "auto"}, CPU).precision == "fp32"  # emulated bf16 is ~100x slower
     monkeypatch.setenv(speed_module.AUTO_ENV, "bf16")
     assert speed_from_settings({"PRECISION": "auto"}, CPU).precision == "bf16"
+    simulate(monkeypatch, NONE)  # a pin never asks for what cannot run
+    assert speed_from_settings({"PRECISION": "auto"}, CPU).precision == "fp32"
+
+
+def test_bf16_where_its_kernels_cannot_run_is_one_line_naming_what_the_cpu_lacks(monkeypatch: pytest.MonkeyPatch):
+    simulate(monkeypatch, NONE)
+    with pytest.raises(UserError, match=r"^PRECISION=bf16: this CPU lacks what oneDNN's bf16 kernels need: avx512bw"):
+        speed_from_settings({"PRECISION": "bf16"}, CPU)
+    simulate(monkeypatch, EMULATED)  # runs (slowly) where oneDNN accepts it: asked for, given
+    assert speed_from_settings({"PRECISION": "bf16"}, CPU).precision == "bf16"
+    monkeypatch.setenv(hardware.BF16_ENV, "off")  # CI's second pass: the switch wins over the hardware
+    assert not hardware.cpu_bf16().runs and not bf16_is_fast(CPU)
+    with pytest.raises(UserError, match="SR_CPU_BF16=off"):
+        speed_from_settings({"PRECISION": "bf16"}, CPU)
+
+
+def test_fp32_says_when_its_convolutions_run_in_tf32_and_fp32_strict_turns_it_off(monkeypatch: pytest.MonkeyPatch):
+    gpu = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    fp32 = speed_from_settings({"PRECISION": "fp32"}, gpu)
+    assert fp32.tf32 and fp32.describe()["precision"] == "fp32 (TF32 convolutions)"
+    strict = speed_from_settings({"PRECISION": "fp32_strict"}, gpu)
+    assert (strict.precision, strict.tf32, strict.describe()["precision"]) == ("fp32", False, "fp32")
+    assert not speed_from_settings({"PRECISION": "fp32"}, CPU).tf32
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))  # a V100: no TF32
+    assert not speed_from_settings({"PRECISION": "fp32"}, gpu).tf32
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    for speed in (fp32, strict):
+        with speed_module.backend_flags(speed, CPU):
+            assert torch.backends.cudnn.allow_tf32 is speed.tf32 and torch.backends.cuda.matmul.allow_tf32 is speed.tf32
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == saved
 
 
 def test_deterministic_wins_over_the_fast_settings():
@@ -59,6 +102,7 @@ def train_a_little(run_dir: Path, speed: Speed) -> tuple[nn.Module, float]:
     return net, result.best
 
 
+@requires_bf16
 def test_bf16_and_channels_last_train_to_an_fp32_checkpoint_close_to_fp32(tmp_path: Path):
     _, fp32_best = train_a_little(tmp_path / "fp32", Speed())
     net, bf16_best = train_a_little(tmp_path / "bf16", Speed(precision="bf16", channels_last=True))

@@ -20,6 +20,9 @@ from inference.fast_espcn import (
 from inference.tiling import tiled_forward
 from inference.whole_image import super_resolve
 from models.espcn import ESPCN
+from tests.conftest import requires_bf16
+
+pytestmark = pytest.mark.precision
 
 TOL = 1e-4
 needs_onednn = pytest.mark.skipif(not has_fused_conv(), reason="PyTorch built without oneDNN")
@@ -121,6 +124,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * np.log10(1 / torch.mean((a - b) ** 2).item())
 
 
+@requires_bf16
 @needs_onednn
 @pytest.mark.parametrize(("scale", "channels", "shape", "rows"), [
     (3, 1, (1, 1, 97, 131), None), (3, 1, (1, 1, 40, 50), 8), (2, 3, (2, 3, 37, 23), 5), (4, 1, (1, 1, 1, 1), None),
@@ -137,6 +141,7 @@ def test_bf16_strips_stay_near_fp32_borders_included(scale, channels, shape, row
     assert not torch.equal(out, FastESPCN(net, "strips", rows=rows)(x))  # bf16 did run
 
 
+@requires_bf16
 @needs_onednn
 def test_bf16_that_disagrees_on_the_first_input_falls_back_to_fp32_for_good(monkeypatch):
     import inference.fast_espcn as fast_espcn
@@ -153,6 +158,7 @@ def test_bf16_that_disagrees_on_the_first_input_falls_back_to_fp32_for_good(monk
         assert fast(torch.rand(1, 1, 9, 7)).shape == (1, 1, 27, 21)
 
 
+@requires_bf16
 @needs_onednn
 @pytest.mark.parametrize("name", ["espcn_x2_y", "espcn_x3_y", "espcn_x4_y"])
 def test_shipped_weights_keep_their_psnr_within_0_05_db_in_bf16(name):
@@ -195,6 +201,7 @@ def test_uint8_frames_give_the_rounded_float_output(scale, channels, shape, rows
     assert diff.max().item() <= 1 and diff.float().mean().item() < 1e-3
 
 
+@requires_bf16
 @needs_onednn
 def test_uint8_frames_in_bf16_stay_near_fp32_and_clamp_like_to_uint8():
     net = make_net(3, 1, gain=1.0)
@@ -209,6 +216,16 @@ def test_uint8_frames_in_bf16_stay_near_fp32_and_clamp_like_to_uint8():
             net.conv3.bias.fill_(bias)
             fast = FastESPCN(net, "strips", precision="bf16")
             assert (fast.upscale_uint8(x) == level).all() and fast.reduced
+
+
+@needs_onednn
+def test_bf16_is_refused_where_its_kernels_cannot_run(monkeypatch):
+    from core import hardware
+
+    monkeypatch.setattr(hardware, "_hardware_bf16", lambda: hardware.Bf16Support(False, False, "no avx512bw"))
+    monkeypatch.delenv(hardware.BF16_ENV, raising=False)
+    with pytest.raises(ValueError, match="bf16 inference cannot run here: no avx512bw"):
+        FastESPCN(make_net(3, 1), "strips", precision="bf16")
 
 
 def test_uint8_upscaling_takes_uint8_only_and_other_backends_round_their_float_output():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import skimage.data
 import torch
 from PIL import Image
 
-import pipelines.espcn.upscale as upscale_module
+from core import hardware
 from core.errors import UserError
 from engine.speed import AUTO_ENV
 from inference.fast_espcn import FastESPCN
@@ -20,6 +21,8 @@ from pipelines.espcn.api import upscale
 from pipelines.espcn.common import DEFAULT_WEIGHTS, load_espcn
 from pipelines.espcn.upscale import fast_model, png_bytes, upscale_precision
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.precision
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +83,14 @@ def test_training_does_not_need_pyav() -> None:
     assert "av" not in imported("pipelines.espcn.train, pipelines.multiblock.train, inference.video")
 
 
-@pytest.mark.parametrize(("hardware", "pinned", "backend", "expected"), [
+@pytest.mark.parametrize(("fast", "pinned", "backend", "expected"), [
     (True, None, "strips", "bf16"), (False, None, "strips", "fp32"), (True, "fp32", "strips", "fp32"),
     (True, None, "channels_last", "fp32"), (True, "bf16", "strips", "bf16"),
 ])
-def test_auto_precision_is_bf16_only_on_bf16_hardware_and_the_strips(monkeypatch, hardware, pinned, backend,
+def test_auto_precision_is_bf16_only_on_bf16_hardware_and_the_strips(monkeypatch, fast, pinned, backend,
                                                                      expected) -> None:
-    monkeypatch.setattr(upscale_module, "bf16_is_fast", lambda device: hardware)
+    monkeypatch.delenv(hardware.BF16_ENV, raising=False)
+    monkeypatch.setattr(hardware, "_hardware_bf16", lambda: hardware.Bf16Support(True, fast))
     if pinned is None:
         monkeypatch.delenv(AUTO_ENV, raising=False)
     else:
@@ -95,7 +99,9 @@ def test_auto_precision_is_bf16_only_on_bf16_hardware_and_the_strips(monkeypatch
     assert upscale_precision("fp32", torch.device("cpu"), backend) == "fp32"
 
 
-def test_reduced_precision_where_it_cannot_run_is_one_line() -> None:
+def test_reduced_precision_where_it_cannot_run_is_one_line(monkeypatch) -> None:
+    monkeypatch.delenv(hardware.BF16_ENV, raising=False)
+    monkeypatch.setattr(hardware, "_hardware_bf16", lambda: hardware.Bf16Support(True, True))  # bf16 would run
     net = load_espcn(DEFAULT_WEIGHTS, torch.device("cpu"))
     settings = {"INFERENCE": "auto", "UPSCALE_PRECISION": "fp16"}
     with pytest.raises(UserError, match="UPSCALE_PRECISION=fp16: fp16 is for CUDA only"):
@@ -103,3 +109,17 @@ def test_reduced_precision_where_it_cannot_run_is_one_line() -> None:
     with pytest.raises(UserError, match="bf16 inference is the CPU strip backend's"):
         fast_model(net, {"INFERENCE": "eager", "UPSCALE_PRECISION": "bf16"}, torch.device("cpu"))
     assert fast_model(net, {"INFERENCE": "auto", "UPSCALE_PRECISION": "auto"}, torch.device("cpu")).precision == "fp32"
+
+
+def test_bf16_on_a_cpu_that_cannot_run_it_is_one_error_line_before_anything_is_written(tmp_path, photo) -> None:
+    """The command line as a user types it, on a CPU without bf16 (simulated by the switch CI uses)."""
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, str(REPO / "espcn.py"), "upscale", str(tmp_path / "photo.png"),
+                             "--out", str(out), "--set", "UPSCALE_PRECISION=bf16"], cwd=tmp_path,
+                            capture_output=True, text=True, env={**os.environ, hardware.BF16_ENV: "off"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: UPSCALE_PRECISION=bf16: bf16 is switched off ({hardware.BF16_ENV}=off); use UPSCALE_PRECISION=fp32 "
+        "(or auto, which picks fp32 here)"]
+    assert not out.exists() or not any(out.iterdir())
