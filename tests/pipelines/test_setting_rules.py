@@ -86,7 +86,8 @@ def test_a_bad_espcn_setting_is_one_line_before_anything_is_written(tmp_path: Pa
     ("phase1_1.py", "VAL_FRACTION=1.5", "VAL_FRACTION=1.5: expected a number in [0, 1) (--set VAL_FRACTION=...)"),
     ("phase4.py", "INIT=inherit", "INIT='inherit': expected one of blocks, fresh (--set INIT=...)"),
     ("phase3.py", "LOSS=huber", "LOSS='huber': expected one of l1, mse (--set LOSS=...)"),
-    ("phase1_1.py", "PRECISION=fp8", "PRECISION='fp8': expected one of auto, fp32, fp32_strict, bf16, fp16 (--set PRECISION=...)"),
+    ("phase1_1.py", "PRECISION=fp8",
+     "PRECISION='fp8': expected one of auto, fp32, fp32_strict, bf16, fp16 (--set PRECISION=...)"),
 ])
 def test_choices_and_the_issues_examples_are_named_with_what_is_allowed(tmp_path: Path, script, setting, message):
     with pytest.raises(UserError) as refused:
