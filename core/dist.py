@@ -2,8 +2,9 @@
 
 Under ``torchrun --nproc_per_node=N`` every rank draws the same global batch (sampling is a pure function of
 seed and step) and trains on its contiguous slice of it, so N ranks with a per-rank batch of B/N follow the
-same maths as one process with batch B. Only rank 0 writes files and evaluates; what it decides is sent to
-every rank, so all ranks stop, lower the rate or keep a checkpoint at the same iteration.
+same maths as one process with batch B. Only rank 0 writes files; an evaluation during training shards its
+images across the ranks (``mean_over_shards``), and what rank 0 decides is sent to every rank, so all ranks
+stop, lower the rate or keep a checkpoint at the same iteration.
 
 Every tensor handed to a collective lives on ``DistInfo.device``, the backend's device: the GPU for NCCL
 (which has no CPU transport), the CPU for gloo.
@@ -18,6 +19,7 @@ DDP and collective paths of a multi-GPU run can be exercised on one GPU (``bench
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -27,8 +29,8 @@ import torch.distributed as dist
 
 from core.errors import UserError
 
-# Rank 0 evaluates and writes while the others wait in a collective; the default 10-minute watchdog of
-# NCCL would abort a long final scoring of a large test set, so the group waits this long instead.
+# Rank 0 scores the test sets and writes while the others wait in a collective; the default 10-minute
+# watchdog of NCCL would abort a long final scoring of a large test set, so the group waits this long instead.
 TIMEOUT_ENV = "SR_DIST_TIMEOUT_MINUTES"
 DEFAULT_TIMEOUT_MINUTES = 240
 
@@ -147,6 +149,27 @@ def mean_over_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
         value /= info.world_size
     return value[0]
+
+
+def over_ranks(values: torch.Tensor, info: DistInfo, op: str = "sum") -> torch.Tensor:
+    """``values`` added (``op="sum"``) or their maximum taken (``"max"``) elementwise over all ranks: a new
+    tensor on the backend's device, the same on every rank."""
+    values = values.detach().to(info.device, copy=True)
+    if info.enabled:
+        dist.all_reduce(values, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}[op])
+    return values
+
+
+def mean_over_shards(score: Callable[[Any], torch.Tensor | float], items: Sequence[Any], info: DistInfo) -> float:
+    """The mean of ``score(item)`` (a number, or a tensor of numbers, e.g. one per image of a batch) over
+    ``items``, each rank scoring its shard (``shard_range``): the float64 sums and counts are added over the
+    ranks, so every rank returns the same mean, one process's within float rounding. Scores stay where
+    ``score`` makes them (a GPU) until one number per rank is read."""
+    mine = [torch.as_tensor(score(items[i]), dtype=torch.float64).reshape(-1)
+            for i in shard_range(len(items), info)]
+    scores = torch.cat(mine) if mine else torch.zeros(0, dtype=torch.float64)
+    total, count = over_ranks(torch.stack([scores.sum(), scores.new_tensor(scores.numel())]), info).tolist()
+    return total / count
 
 
 def from_main(obj: Any, info: DistInfo) -> Any:

@@ -11,9 +11,12 @@ checkpoint at the next check.
 
 No step waits for the device: the loss is summed and checked for non-finite values on the device, and
 the host looks at it only every ``check_every`` iterations and at evaluations (where a non-finite loss
-stops the run, naming the first bad iteration, before any checkpoint is written). Under torchrun, rank 0
-evaluates and every decision (stop, non-finite loss, plateau, best checkpoint) is taken from its numbers,
-so all ranks act at the same iteration.
+stops the run, naming the first bad iteration, before any checkpoint is written). With fp16's gradient
+scaler a non-finite loss is an overflow the scaler skips the step for: it is counted (the log's
+``skipped``), and only ``SKIP_LIMIT`` of them in a row stop the run. Under torchrun every rank runs the
+evaluation (a pipeline's callback scores its shard of the images, ``core.dist.mean_over_shards``) and every
+decision (stop, non-finite loss, plateau, best checkpoint) is taken from rank 0's numbers, so all ranks act
+at the same iteration.
 """
 from __future__ import annotations
 
@@ -31,9 +34,10 @@ import torch
 from torch import Tensor, nn
 
 from core.checkpoint import check_meta, load_checkpoint, load_weights, save_checkpoint
-from core.dist import DistInfo, any_rank, barrier, from_every_rank, from_main, mean_over_ranks
+from core.dist import DistInfo, any_rank, barrier, from_every_rank, from_main, mean_over_ranks, over_ranks
 from core.errors import StopRequested, UserError
 from engine.csv_log import CsvLog
+from engine.optimizers import load_optimizer_state
 from engine.progress import ProgressReporter
 from engine.schedules import Schedule
 from engine.speed import Speed, backend_flags, without_autotuning
@@ -41,7 +45,7 @@ from engine.tensorboard import open_tensorboard
 from engine.weight_average import WeightAverage
 
 BatchFn = Callable[[int, DistInfo], tuple[Tensor, Tensor]]
-EvalFn = Callable[[nn.Module], dict[str, float]]
+EvalFn = Callable[[nn.Module], dict[str, float]]  # called on every rank at once; it may use collectives
 PreviewFn = Callable[[nn.Module], tuple[np.ndarray, np.ndarray, np.ndarray]]  # (LR, output, HR) of one crop
 
 
@@ -94,27 +98,51 @@ class TrainResult:
     stopped_early: list[str]
 
 
-class LossWatch:
-    """Running loss sum and the first non-finite loss, both kept on the device (no host sync per step)."""
+# Non-finite losses in a row that stop an fp16 run. The gradient scaler skips each such step and halves its
+# scale: 16 in a row take its starting 2**16 down to 1, no scaling left to back off. Overflows that come and
+# go fall on a batch here and there, not on 16 in a row; such a streak means the run has diverged, or the
+# data holds non-finite values.
+SKIP_LIMIT = 16
 
-    def __init__(self, device: torch.device) -> None:
+
+class LossWatch:
+    """Running sum of the finite losses, the number of non-finite ones, and the first iteration at which
+    ``skip_limit`` of them came in a row, all kept on the device (no host sync per step). With the default
+    limit of 1 the first non-finite loss stops the run; a gradient scaler's run (fp16) passes ``SKIP_LIMIT``:
+    the scaler skips a step whose loss, hence gradients, is not finite, and training goes on."""
+
+    def __init__(self, device: torch.device, skip_limit: int = 1) -> None:
+        self.skip_limit = skip_limit
         self.total = torch.zeros((), device=device)
-        self.count = 0
+        self.count = torch.zeros((), dtype=torch.long, device=device)  # finite losses in ``total``
+        self.skipped = torch.zeros((), dtype=torch.long, device=device)  # non-finite ones since the last read
+        self.in_a_row = torch.zeros((), dtype=torch.long, device=device)
         self.first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
         self.first_bad_value = torch.zeros((), device=device)
 
     def add(self, loss: Tensor, step: int) -> None:
         loss = loss.detach().float()
-        bad = ~torch.isfinite(loss) & (self.first_bad_step < 0)
+        finite = torch.isfinite(loss)
+        self.total += torch.where(finite, loss, 0.0)
+        self.count += finite
+        self.skipped += ~finite
+        self.in_a_row = torch.where(finite, 0, self.in_a_row + 1)
+        bad = (self.in_a_row >= self.skip_limit) & (self.first_bad_step < 0)
         self.first_bad_step = torch.where(bad, step, self.first_bad_step)
         self.first_bad_value = torch.where(bad, loss, self.first_bad_value)
-        self.total += torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0)
-        self.count += 1
 
     def mean(self, dist: DistInfo) -> float:
-        value = mean_over_ranks(self.total / max(1, self.count), dist).item()
+        """The mean finite loss since the last call, averaged over the ranks (NaN when every one was skipped)."""
+        value = mean_over_ranks(self.total / self.count, dist).item()
         self.total.zero_()
-        self.count = 0
+        self.count.zero_()
+        return value
+
+    def skipped_steps(self, dist: DistInfo) -> int:
+        """Non-finite losses since the last call, on the rank that saw most: under DDP a step is skipped on
+        every rank when one rank's loss is not finite, so adding the ranks' counts would count it again."""
+        value = int(over_ranks(self.skipped, dist, op="max").item())
+        self.skipped.zero_()
         return value
 
     def raise_if_bad(self, dist: DistInfo, stage: str, latest: Path) -> None:
@@ -123,8 +151,10 @@ class LossWatch:
         step = int(self.first_bad_step.item())
         value = self.first_bad_value.item() if step >= 0 else float("nan")
         where = f"iteration {step}" if step >= 0 else "an iteration on another rank"
-        raise UserError(f"loss became {value} at {where} (stage {stage}); stopped. The last good checkpoint "
-                        f"is kept in {latest}; lower the learning rate or check the data")
+        streak = (f", {self.skip_limit} non-finite losses in a row: the fp16 gradient scaler skipped their steps "
+                  "and the run did not recover") if self.skip_limit > 1 else ""
+        raise UserError(f"loss became {value} at {where} (stage {stage}){streak}; stopped. The last good "
+                        f"checkpoint is kept in {latest}; lower the learning rate or check the data")
 
 
 def train_step(module: nn.Module, inputs: Tensor, targets: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor],
@@ -152,8 +182,9 @@ class Trainer:
                  device: torch.device, dist_info: DistInfo | None = None,
                  train_module: nn.Module | None = None) -> None:
         """``net`` is what is checkpointed; ``train_module`` (sharing its parameters, default ``net``) is what
-        the loop calls on a batch, e.g. an ESPCN view that returns pre-shuffled output. ``evaluate`` runs
-        on rank 0 only."""
+        the loop calls on a batch, e.g. an ESPCN view that returns pre-shuffled output. ``evaluate`` runs on
+        every rank at each evaluation (each may score its shard of the images and reduce, see
+        ``core.dist.mean_over_shards``); rank 0's numbers are the ones every rank uses."""
         self.net, self.stages, self.batches = net, stages, batches
         self.loss_fn, self.evaluate, self.config = loss_fn, evaluate, config
         self.device, self.speed = device, config.speed
@@ -271,11 +302,11 @@ class Trainer:
         optimizer = stage.make_optimizer(self.net)
         scaler = self.speed.grad_scaler(self.device)
         if saved is not None and saved["optimizer"] is not None:
-            optimizer.load_state_dict(saved["optimizer"])
+            load_optimizer_state(optimizer, saved["optimizer"])
             stage.schedule.load_state_dict(saved["schedule"])
             if scaler is not None and saved.get("scaler"):
                 scaler.load_state_dict(saved["scaler"])
-        watch = LossWatch(self.device)
+        watch = LossWatch(self.device, SKIP_LIMIT if scaler is not None else 1)
         started = time.perf_counter()
         self.module.train()
         while state.stage_step < stage.steps:
@@ -288,6 +319,7 @@ class Trainer:
             if state.step % self.config.eval_every == 0 or stage_over:
                 watch.raise_if_bad(self.dist, stage.name, self.latest_path)
                 row = {"step": state.step, "stage": stage.name, "lr": lr, "loss": watch.mean(self.dist),
+                       **({"skipped": watch.skipped_steps(self.dist)} if scaler is not None else {}),
                        "seconds": round(time.perf_counter() - started, 3)}
                 stop_early, improved = self._after_evaluation(stage, state, row, log, reporter)
                 stage_over = stage_over or stop_early
@@ -318,8 +350,9 @@ class Trainer:
 
     def _after_evaluation(self, stage: Stage, state: LoopState, row: dict[str, Any], log: CsvLog | None,
                           reporter: ProgressReporter) -> tuple[bool, bool]:
-        """Evaluate (rank 0), log, and take the decisions every rank shares: (stop the stage early, improved)."""
-        state.last_eval = from_main(self._evaluate() if self.dist.is_main else None, self.dist)
+        """Evaluate (every rank), log, and take the decisions every rank shares: (stop the stage early,
+        improved), from rank 0's numbers (the same on every rank where the callback reduces its shards')."""
+        state.last_eval = from_main(self._evaluate(), self.dist)
         row.update(state.last_eval)
         if self.config.steps_per_epoch:
             row["epoch"] = state.step / self.config.steps_per_epoch

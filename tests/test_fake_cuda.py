@@ -34,6 +34,7 @@ fake_tensor = pytest.importorskip("torch._subclasses.fake_tensor")
 from core.dist import DistInfo  # noqa: E402
 from core.settings import RunContext, collect_settings  # noqa: E402
 from data.paired import Pair, PairedImages  # noqa: E402
+from engine.optimizers import adam, load_optimizer_state  # noqa: E402
 from engine.trainer import LossWatch  # noqa: E402
 from inference.exact_forward import exact_forward  # noqa: E402
 from inference.metrics import psnr_per_image, ssim_per_image  # noqa: E402
@@ -167,3 +168,23 @@ def test_a_tensor_moved_to_the_cpu_by_hand_is_caught(fake_cuda, tmp_path: Path, 
         fake_cuda["params"] = list(trainer.net.parameters())
         with pytest.raises(fake_tensor.FakeTensorDeviceMismatchError):
             one_step(trainer)
+
+
+def test_a_cpu_runs_optimizer_state_resumes_on_the_gpu_where_the_fused_kernel_wants_it(fake_cuda):
+    """Adam saved by a CPU run (not fused, ``step`` a CPU tensor) loaded into the GPU run's fused Adam: every
+    tensor of its state on the GPU, ``step`` included, and a step runs there."""
+    net = torch.nn.Conv2d(3, 4, 3)
+    cpu = adam(net.parameters(), torch.device("cpu"), lr=1e-3)
+    for param in net.parameters():
+        param.grad = torch.ones_like(param)
+    cpu.step()
+    saved = cpu.state_dict()
+    with fake_cuda["mode"]:
+        net.to(CUDA)
+        gpu = adam(net.parameters(), CUDA, lr=1e-3)
+        load_optimizer_state(gpu, saved)
+        assert gpu.param_groups[0]["fused"] is True
+        for param in net.parameters():
+            assert on_cuda(*gpu.state[param].values())
+            param.grad = torch.ones_like(param)
+        gpu.step()

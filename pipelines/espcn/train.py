@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from core.checkpoint import keeps_checkpoint, load_checkpoint, load_weights
-from core.dist import DistInfo, init_distributed
+from core.dist import DistInfo, init_distributed, mean_over_shards
 from core.errors import UserError
 from core.hardware import device_has_room
 from core.runs import (
@@ -45,16 +45,19 @@ from pipelines.espcn.fine_tune import initial_weights, recorded_starting_point, 
 from pipelines.espcn.training_data import training_sampler
 
 
-def validation_psnr(net: ESPCN, images, settings: dict[str, Any], device: torch.device) -> float:
-    """Mean Y PSNR (shave = scale) on held-out training images degraded like the training data."""
+def validation_psnr(net: ESPCN, images, settings: dict[str, Any], device: torch.device,
+                    dist_info: DistInfo | None = None) -> float:
+    """Mean Y PSNR (shave = scale) on held-out training images degraded like the training data; under
+    torchrun each rank scores its share of them (called on every rank)."""
     scale, degrade = settings["SCALE"], degrade_fn(settings)
-    scores = []
-    for _name, image in images:
-        hr = modcrop(to_float(image), scale)
+
+    def score(named: tuple[str, np.ndarray]) -> float:
+        hr = modcrop(to_float(named[1]), scale)
         sr = super_resolve(net, degrade(hr, scale), scale=scale, channels=settings["CHANNELS"], device=device,
                            tile=settings["EVAL_TILE"])
-        scores.append(psnr(sr, hr, space="y", shave=scale))
-    return float(np.mean(scores))
+        return psnr(sr, hr, space="y", shave=scale)
+
+    return mean_over_shards(score, images, dist_info or DistInfo())
 
 
 def preview_crop(model: ESPCN, image: np.ndarray, settings: dict[str, Any],
@@ -159,7 +162,7 @@ def make_trainer(ctx: RunContext, net: ESPCN, sampler, val_images, dist_info: Di
     return Trainer(
         net, [make_stage(settings, total, sampler.steps_per_epoch)], sampler.batch,
         make_loss(settings["LOSS"]),
-        lambda model: {"val_psnr": validation_psnr(model, val_images, settings, device)},
+        lambda model: {"val_psnr": validation_psnr(model, val_images, settings, device, dist_info)},
         TrainConfig(run_dir=run_dir, eval_every=sampler.steps_per_epoch, steps_per_epoch=sampler.steps_per_epoch,
                     meta=meta_of(settings), text_log_name="train.log", speed=speed_from_settings(settings, device),
                     tensorboard_dir=run_dir / "tensorboard" if settings.get("TENSORBOARD") else None,

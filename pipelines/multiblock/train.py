@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from core.checkpoint import check_meta, keeps_checkpoint, load_checkpoint, load_weights, save_checkpoint
-from core.dist import DistInfo, barrier, init_distributed
+from core.dist import DistInfo, barrier, init_distributed, mean_over_shards
 from core.errors import UserError
 from core.hardware import device_has_room
 from core.runs import append_results_row, read_json, results_row, run_lock_of_all_ranks, update_results
@@ -83,15 +83,21 @@ def split_validation(images: PairedImages, settings: dict[str, Any], seed: int) 
     return images.subset(kept), images.subset(held_out)
 
 
-def mean_psnr(net: torch.nn.Module, images: PairedImages, device: torch.device) -> float:
+def mean_psnr(net: torch.nn.Module, images: PairedImages, device: torch.device,
+              dist_info: DistInfo | None = None) -> float:
     """Mean RGB PSNR, no shave: the same-size validation score that selects checkpoints. Images go to the
     device as decoded (8/16-bit); the network runs whole where it fits on a GPU, else in exact bands; the
-    PSNR is computed there (float64), and the host reads one number."""
+    PSNR is computed there (float64), and the host reads one number. Under torchrun each rank scores its
+    share of the pairs (called on every rank)."""
     net.to(device)
+
+    def score(pair: tuple[np.ndarray, np.ndarray]) -> torch.Tensor:
+        lr, hr = pair
+        return psnr_per_image(exact_forward(net, as_tensor(lr, device)).clamp_(0.0, 1.0), as_tensor(hr, device),
+                              space="rgb", shave=0)
+
     with torch.inference_mode():
-        scores = [psnr_per_image(exact_forward(net, as_tensor(lr, device)).clamp_(0.0, 1.0),
-                                 as_tensor(hr, device), space="rgb", shave=0) for lr, hr in images.arrays]
-        return float(torch.cat(scores).mean())
+        return mean_over_shards(score, images.arrays, dist_info or DistInfo())
 
 
 def as_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -197,9 +203,9 @@ def make_trainer(ctx: RunContext, job: NetworkJob, images: PhaseImages, dist_inf
         sampler.pinned = device.type == "cuda"
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
-        scores = {"val_psnr": mean_psnr(model, images.val, device)}
+        scores = {"val_psnr": mean_psnr(model, images.val, device, dist_info)}
         if s["TEST_CURVE"]:
-            scores["test_psnr"] = mean_psnr(model, images.test, device)
+            scores["test_psnr"] = mean_psnr(model, images.test, device, dist_info)
         return scores
 
     config = TrainConfig(

@@ -1,3 +1,4 @@
+import math
 import os
 import signal
 from pathlib import Path
@@ -9,8 +10,11 @@ from torch import nn
 from core.checkpoint import load_checkpoint
 from core.dist import DistInfo
 from core.errors import StopRequested, UserError
+from engine import trainer as trainer_module
+from engine.csv_log import read_log
 from engine.schedules import Constant, Plateau
-from engine.trainer import Stage, TrainConfig, Trainer
+from engine.speed import Speed
+from engine.trainer import SKIP_LIMIT, LossWatch, Stage, TrainConfig, Trainer
 
 
 def batches(step: int, dist: DistInfo):
@@ -20,12 +24,17 @@ def batches(step: int, dist: DistInfo):
 
 
 def make_trainer(run_dir: Path, batch_fn=batches, lr: float = 0.01, eval_every: int = 3, schedule=None,
-                 ema_decay: float = 0.0):
+                 ema_decay: float = 0.0, speed: Speed | None = None, optimizers: list | None = None):
+    """The trainer of a small network in two stages (7 and 5 iterations), and the network; ``optimizers``
+    receives each optimizer the stages make."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 1, 3, padding=1))
 
     def optimizer(model):
-        return torch.optim.Adam(model.parameters(), lr=lr)
+        made = torch.optim.Adam(model.parameters(), lr=lr)
+        if optimizers is not None:
+            optimizers.append(made)
+        return made
 
     stages = [Stage("a", 7, optimizer, schedule or Constant(lr)), Stage("b", 5, optimizer, Constant(lr / 10))]
 
@@ -33,7 +42,8 @@ def make_trainer(run_dir: Path, batch_fn=batches, lr: float = 0.01, eval_every: 
         x, y = batches(10_000, DistInfo())
         return {"val_psnr": -10 * torch.log10(((model(x) - y) ** 2).mean()).item()}
 
-    config = TrainConfig(run_dir=run_dir, eval_every=eval_every, progress=False, ema_decay=ema_decay)
+    config = TrainConfig(run_dir=run_dir, eval_every=eval_every, progress=False, ema_decay=ema_decay,
+                         speed=speed or Speed())
     return Trainer(net, stages, batch_fn, nn.functional.l1_loss, evaluate, config, torch.device("cpu")), net
 
 
@@ -57,6 +67,31 @@ def test_a_crashed_run_resumed_ends_with_the_same_weights(tmp_path: Path):
         assert torch.equal(a, b)
     rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["3", "6", "7", "9", "12"]
+
+
+def test_a_run_resumed_with_the_other_memory_format_ends_with_the_same_weights(tmp_path: Path):
+    """Adam's state saved beside contiguous weights is resumed beside channels_last ones, in their layout."""
+    reference, ref_net = make_trainer(tmp_path / "ref")
+    reference.fit()
+
+    def crash_at_5(step, dist):
+        if step == 5:
+            raise RuntimeError("killed")
+        return batches(step, dist)
+
+    with pytest.raises(RuntimeError, match="killed"):
+        make_trainer(tmp_path / "run", crash_at_5)[0].fit()
+    assert load_checkpoint(tmp_path / "run" / "latest.pt")["optimizer"] is not None  # stage a's, at step 3
+    optimizers: list = []
+    resumed, net = make_trainer(tmp_path / "run", speed=Speed(channels_last=True), optimizers=optimizers)
+    resumed.fit(resume=True)
+    conv = net[2].weight
+    assert conv.stride() != conv.contiguous().stride()
+    for param in net.parameters():
+        state = optimizers[0].state[param]  # stage a's optimizer, loaded from the checkpoint
+        assert state["exp_avg"].stride() == state["exp_avg_sq"].stride() == param.stride()
+    for a, b in zip(net.state_dict().values(), ref_net.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=1e-5)
 
 
 def test_sigterm_writes_a_checkpoint_and_resume_matches(tmp_path: Path):
@@ -84,15 +119,56 @@ def test_existing_run_needs_resume_flag(tmp_path: Path):
         make_trainer(tmp_path)[0].fit()
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path):
-    def poisoned(step, dist):
+def poisoned_from(first: int, last: int = 10**9):
+    """Batches whose inputs are NaN at the steps ``first`` to ``last``: the loss of those iterations is NaN."""
+    def batch_fn(step, dist):
         x, y = batches(step, dist)
-        return (x * float("nan"), y) if step == 4 else (x, y)
+        return (x * float("nan"), y) if first <= step <= last else (x, y)
+    return batch_fn
 
-    trainer, _ = make_trainer(tmp_path, poisoned)
-    with pytest.raises(UserError, match="loss became nan at iteration 5"):
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # no gradient scaler: nothing skips a step
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, precision: str):
+    trainer, _ = make_trainer(tmp_path, poisoned_from(4, 4), speed=Speed(precision=precision))
+    with pytest.raises(UserError, match=r"^loss became nan at iteration 5 \(stage a\); stopped"):
         trainer.fit()
     assert load_checkpoint(tmp_path / "latest.pt")["step"] == 3
+
+
+def test_the_loss_watch_counts_non_finite_losses_leaves_them_out_of_the_mean_and_stops_at_a_run_of_them():
+    watch, alone = LossWatch(torch.device("cpu"), skip_limit=3), DistInfo()
+    for step, loss in enumerate([1.0, math.nan, 3.0, math.inf, math.nan, 2.0], 1):
+        watch.add(torch.tensor(loss), step)
+    watch.raise_if_bad(alone, "a", Path("latest.pt"))  # at most two in a row: the scaler skipped them
+    assert watch.mean(alone) == 2.0 and watch.skipped_steps(alone) == 3
+    assert watch.skipped_steps(alone) == 0  # counted since the last read
+    for step in (7, 8, 9):
+        watch.add(torch.tensor(math.nan), step)
+    assert math.isnan(watch.mean(alone))  # nothing finite since the last read
+    with pytest.raises(UserError, match=r"^loss became nan at iteration 9 \(stage a\), 3 non-finite losses in a "
+                                        r"row: the fp16 gradient scaler skipped their steps"):
+        watch.raise_if_bad(alone, "a", Path("latest.pt"))
+
+
+FP16 = Speed(precision="fp16")  # on the CPU here: torch.amp.GradScaler("cpu") skips steps as on a GPU
+
+
+def test_a_few_non_finite_losses_under_the_fp16_scaler_are_skipped_and_counted(tmp_path: Path):
+    trainer, net = make_trainer(tmp_path, poisoned_from(4, 5), speed=FP16)
+    assert trainer.fit().step == 12
+    assert all(torch.isfinite(p).all() for p in net.parameters())  # the scaler skipped both steps
+    rows = read_log(tmp_path / "log.csv")
+    assert [(row["step"], row["skipped"]) for row in rows] == [(3, 0), (6, 2), (7, 0), (9, 0), (12, 0)]
+    assert all(math.isfinite(row["loss"]) for row in rows)
+
+
+def test_a_run_of_non_finite_losses_under_the_fp16_scaler_stops_the_run(tmp_path: Path, monkeypatch):
+    assert SKIP_LIMIT == 16
+    monkeypatch.setattr(trainer_module, "SKIP_LIMIT", 3)  # the stages here are shorter than 16 iterations
+    trainer, _ = make_trainer(tmp_path, poisoned_from(4), speed=FP16)
+    with pytest.raises(UserError, match="loss became nan at iteration 7 \\(stage a\\), 3 non-finite losses in a row"):
+        trainer.fit()
+    assert load_checkpoint(tmp_path / "latest.pt")["step"] == 6  # 5 and 6 skipped; nothing saved after 7
 
 
 def test_plateau_stops_a_stage_early_and_best_is_kept(tmp_path: Path):

@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from core.dist import DistInfo, rank_device
+from core.dist import DistInfo, mean_over_shards, rank_device
 from core.errors import StopRequested, UserError
 from core.runs import run_lock_of_all_ranks
 from engine.schedules import Constant, Plateau
@@ -44,6 +44,24 @@ def batches(step: int, info: DistInfo):
     x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(step))
     part = slice(2 * info.rank, 2 * info.rank + 2) if info.enabled else slice(0, 4)
     return x[part], (0.5 * x + 0.1)[part]
+
+
+VAL_IMAGES = 5  # 3 on rank 0, 2 on rank 1
+
+
+def sharded_evaluation(model: nn.Module, info: DistInfo, evaluations: list) -> dict[str, float]:
+    """Every rank scores its share of the validation images; each evaluation records (the mean of the
+    shards, the mean one process computes of them all, the images this rank scored)."""
+    images = [torch.rand(1, 1, 6 + i, 7, generator=torch.Generator().manual_seed(100 + i)) for i in range(VAL_IMAGES)]
+    scored = []
+
+    def psnr(x: torch.Tensor) -> torch.Tensor:
+        scored.append(x)
+        return -10 * torch.log10(((model(x) - (0.5 * x + 0.1)) ** 2).mean())
+
+    sharded, mine = mean_over_shards(psnr, images, info), len(scored)
+    evaluations.append([sharded, mean_over_shards(psnr, images, DistInfo()), mine])
+    return {"val_psnr": sharded}
 
 
 def worker(rank: int, run_dir: str, port: int, scenario: str) -> None:
@@ -79,18 +97,21 @@ def worker(rank: int, run_dir: str, port: int, scenario: str) -> None:
         if rank == 0:
             (folder / "latest.pt").write_bytes(b"a checkpoint only rank 0 sees")
 
+    outcome: dict = {"rank": rank, "evaluations": []}
+
     def evaluate(model):  # each rank would see another number: only rank 0's may count
+        if scenario == "sharded":
+            return sharded_evaluation(model, info, outcome["evaluations"])
         return {"val_psnr": 10.0 if rank == 0 else 20.0 + model[0].weight.sum().item()}
 
     schedule = Plateau(0.01, 0.01, mu=0.0, patience=2) if scenario == "plateau" else Constant(0.01)
     stages = [Stage("a", 12, lambda m: torch.optim.Adam(m.parameters(), lr=0.01), schedule)]
     config = TrainConfig(run_dir=folder, eval_every=2, check_every=3, progress=False)
-    outcome: dict = {"rank": rank}
     try:
         trainer_box.append(Trainer(net, stages, batch_fn, nn.functional.l1_loss, evaluate, config,
                                    torch.device("cpu"), info))
         result = trainer_box[0].fit(resume=scenario == "unshared")
-        outcome.update(step=result.step, stopped=result.stopped_early, best=result.best,
+        outcome.update(step=result.step, stopped=result.stopped_early, best=result.best, last=result.last_eval,
                        weights=[p.detach().sum().item() for p in net.parameters()])
     except UserError as err:
         outcome["error"] = str(err)
@@ -136,6 +157,18 @@ def test_a_non_finite_loss_on_one_rank_stops_both_at_the_same_iteration(tmp_path
     assert "loss became nan at iteration 6" in second["error"]  # the rank that saw it names the iteration
     assert "stopped" in first["error"] and "last good checkpoint" in first["error"]
     assert torch.load(tmp_path / "latest.pt", weights_only=True)["step"] == 4  # nothing saved after the NaN
+
+
+@pytest.mark.slow
+def test_every_rank_scores_its_share_of_the_validation_images_and_all_get_one_mean(tmp_path: Path):
+    first, second = run_two_ranks(tmp_path, "sharded")
+    assert [e[2] for e in first["evaluations"]] == [3] * 6  # 12 iterations, an evaluation every 2
+    assert [e[2] for e in second["evaluations"]] == [2] * 6
+    for outcome in (first, second):
+        for sharded, whole, _ in outcome["evaluations"]:
+            assert sharded == pytest.approx(whole, rel=1e-6)
+    assert [e[0] for e in first["evaluations"]] == [e[0] for e in second["evaluations"]]
+    assert first["last"] == second["last"] and first["best"] == second["best"]
 
 
 def test_rank_device_follows_local_rank_and_a_single_visible_gpu():

@@ -72,7 +72,7 @@ def test_select_picks_the_best_validation_or_the_last_checkpoint(realsr: Path, t
                                                                  select: str, chosen: int):
     """Scripted validation scores (evaluations at 2, 4, 6, 8): the best is at iteration 4."""
     scores = iter([20.0, 26.0, 24.0, 25.0])
-    monkeypatch.setattr(multiblock_train, "mean_psnr", lambda _net, _images, _device: next(scores))
+    monkeypatch.setattr(multiblock_train, "mean_psnr", lambda _net, _images, _device, _dist: next(scores))
     settings = ["N_FEATS=4", "N_RESBLOCKS=1", "PATCH_SIZE=16", "BATCH_SIZE=2", "WARMUP_OPTIMIZER=adam",
                 "LR_WARMUP=1e-3", "ITERS_WARMUP=4", "ITERS_CLAMP_HIGH=4", "ITERS_CLAMP_LOW=0", "EVAL_EVERY=2",
                 "TEST_CURVE=false", "VAL_FRACTION=0.2", f"SELECT={select}"]
