@@ -32,7 +32,7 @@ from engine.optimizers import adam
 from engine.plots import plot_curves
 from engine.report import metrics_table
 from engine.schedules import Cosine, Plateau
-from engine.speed import speed_from_settings
+from engine.speed import Speed, backend_flags, speed_from_settings
 from engine.tensorboard import fixed_crop
 from engine.trainer import Stage, TrainConfig, Trainer
 from inference.metrics import psnr
@@ -94,6 +94,7 @@ def meta_of(settings: dict[str, Any]) -> dict[str, Any]:
 def train(ctx: RunContext) -> None:
     settings = ctx.settings
     dist_info, device = init_distributed(ctx.device)
+    speed = speed_from_settings(settings, device)  # PRECISION checked against the device before any work
     train_images = load_set(ctx, settings["TRAIN_SET"])
     eval_sets = {name: load_set(ctx, name) for name in settings["EVAL_SETS"]}
     kept, held_out = hold_out(len(train_images), settings["VAL_FRACTION"], ctx.seed)
@@ -110,7 +111,7 @@ def train(ctx: RunContext) -> None:
         if latest.exists() and not ctx.resume:  # before settings.json is touched
             raise UserError(f"{latest} already holds a run at iteration {load_checkpoint(latest).get('step', '?')}; "
                             "pass --resume to continue it, or choose another --out")
-        _train(ctx, dist_info, device, (train_images, val_images, eval_sets), sampler, start, origin)
+        _train(ctx, dist_info, device, speed, (train_images, val_images, eval_sets), sampler, start, origin)
 
 
 # how a run is watched, scored at its end or laid out in memory, and INIT_WEIGHTS (the checkpoint replaces it)
@@ -127,7 +128,7 @@ def check_resumed_settings(ctx: RunContext, latest: Path) -> None:
                         f"{describe_differences(diff)}; resume with those values, or choose another --out")
 
 
-def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: tuple, sampler,
+def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, speed: Speed, images: tuple, sampler,
            start: dict[str, torch.Tensor] | None, origin: dict[str, Any]) -> None:
     """Train ESPCN on ``sampler`` and score ``best.pt``; ``origin`` is the INIT_WEIGHTS record for settings.json."""
     settings = ctx.settings
@@ -136,23 +137,24 @@ def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, images: t
     net = ESPCN(settings["SCALE"], settings["CHANNELS"], tuple(settings["FEATURES"]))
     if start is not None:
         net.load_state_dict(start)
-    trainer = make_trainer(ctx, net, sampler, val_images, dist_info, device)
+    trainer = make_trainer(ctx, net, sampler, val_images, dist_info, device, speed)
     if dist_info.is_main:
         _record_settings(ctx, dist_info, device, train_images, val_images, sampler.examples_per_epoch,
                          sampler.steps_per_epoch, origin)
     started = time.perf_counter()
     result = trainer.fit(resume=ctx.resume)
     if dist_info.is_main:
-        _score_best(ctx, net, eval_sets, device, {
-            "best_val_psnr_y": result.best,
-            "epochs_run": result.step / sampler.steps_per_epoch,
-            "stopped_early": result.stopped_early,
-            "train_seconds": round(time.perf_counter() - started, 1),
-        }, sampler.steps_per_epoch)
+        with backend_flags(speed, device):  # scored in the numerics it trained in (TF32 or strict fp32)
+            _score_best(ctx, net, eval_sets, device, {
+                "best_val_psnr_y": result.best,
+                "epochs_run": result.step / sampler.steps_per_epoch,
+                "stopped_early": result.stopped_early,
+                "train_seconds": round(time.perf_counter() - started, 1),
+            }, sampler.steps_per_epoch)
 
 
 def make_trainer(ctx: RunContext, net: ESPCN, sampler, val_images, dist_info: DistInfo,
-                 device: torch.device) -> Trainer:
+                 device: torch.device, speed: Speed) -> Trainer:
     """The trainer of ``net`` (moved to ``device`` by it) on ``sampler``'s sub-images, whose examples move to
     the device when they fit there (a step then gathers its batch without a host copy)."""
     settings, run_dir = ctx.settings, ctx.out
@@ -164,7 +166,7 @@ def make_trainer(ctx: RunContext, net: ESPCN, sampler, val_images, dist_info: Di
         make_loss(settings["LOSS"]),
         lambda model: {"val_psnr": validation_psnr(model, val_images, settings, device, dist_info)},
         TrainConfig(run_dir=run_dir, eval_every=sampler.steps_per_epoch, steps_per_epoch=sampler.steps_per_epoch,
-                    meta=meta_of(settings), text_log_name="train.log", speed=speed_from_settings(settings, device),
+                    meta=meta_of(settings), text_log_name="train.log", speed=speed,
                     tensorboard_dir=run_dir / "tensorboard" if settings.get("TENSORBOARD") else None,
                     preview=functools.partial(preview_crop, image=val_images[0][1], settings=settings,
                                               device=device),

@@ -159,6 +159,17 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path, args, message):
     assert not (tmp_path / "run" / "latest.pt").exists()
 
 
+def test_bf16_training_where_its_kernels_cannot_run_is_refused_before_anything_is_written(tmp_path: Path):
+    """As on an AVX2-only CPU (the switch CI uses): one line naming the setting and what the CPU lacks."""
+    result = run_script("espcn.py", "train", "--out", str(tmp_path / "run"), *TRAIN, "--set", "PRECISION=bf16",
+                        env={"SR_CPU_BF16": "off"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: PRECISION=bf16: bf16 is switched off (SR_CPU_BF16=off); use PRECISION=fp32 (or auto, which picks "
+        "fp32 here)"]
+    assert not (tmp_path / "run").exists()
+
+
 def test_weights_of_another_architecture_are_refused(tmp_path: Path):
     from core.checkpoint import save_checkpoint
 
