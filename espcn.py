@@ -73,7 +73,7 @@ PRESETS = {
 
 import sys
 
-from core.errors import cli_entry
+from core.entry import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experime
 import numpy as np
 import torch
 
-from core.errors import cli_entry
+from core.entry import cli_entry
 from core.runs import read_json
 from core.settings import RunContext
 from data.io import to_float

@@ -70,7 +70,8 @@ import numpy as np
 import torch
 
 from core.checkpoint import check_meta, load_checkpoint, load_weights
-from core.errors import UserError, cli_entry
+from core.entry import cli_entry
+from core.errors import UserError
 from core.runs import read_json
 from core.settings import RunContext
 from data.io import to_float
