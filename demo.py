@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.errors import cli_entry
+from core.entry import cli_entry
 
 REPO = Path(__file__).resolve().parent
 PHASES = ("phase1_1.py", "phase1_2.py", "phase2_1.py", "phase2_2.py", "phase3.py", "phase4.py")

@@ -5,6 +5,7 @@
     python espcn.py upscale --weights W INPUT... --out DIR     (images, folders, videos)
     python espcn.py export --weights W --format safetensors|onnx|state_dict [--out FILE]
     python espcn.py SUBCOMMAND --help                          (the settings and flags it uses)
+    python -m pipelines.espcn.publish RUN NAME                 (a finished run as weights/NAME.pt + .json)
 
 Model selection (best.pt, the plateau rule, early stopping) looks only at whole training images held out
 from TRAIN_SET (VAL_FRACTION); the EVAL_SETS are scored once, at the end, with bicubic beside the model.
@@ -73,7 +74,7 @@ PRESETS = {
 
 import sys
 
-from core.errors import cli_entry
+from core.entry import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:

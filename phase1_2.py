@@ -12,7 +12,7 @@ from __future__ import annotations
 # --------------------------------------------------------------------------------------------
 import sys
 
-from core.errors import cli_entry
+from core.entry import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:

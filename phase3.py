@@ -34,7 +34,7 @@ TENSORBOARD = False  # also log scalars and a validation crop to <run folder>/te
 
 import sys
 
-from core.errors import cli_entry
+from core.entry import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,7 +23,7 @@ import torch.distributed as dist  # noqa: E402
 from torch import nn  # noqa: E402
 
 from core.dist import any_rank, barrier, from_every_rank, from_main, init_distributed, mean_over_ranks  # noqa: E402
-from core.errors import cli_entry  # noqa: E402
+from core.entry import cli_entry  # noqa: E402
 from engine.schedules import Constant  # noqa: E402
 from engine.trainer import Stage, TrainConfig, Trainer  # noqa: E402
 from models.rcan import Block, orthogonal_init_  # noqa: E402

@@ -11,7 +11,7 @@ Every tensor handed to a collective lives on ``DistInfo.device``, the backend's 
 
 A process joins one process group, once: ``init_distributed`` creates it on its first call and hands the
 same ``DistInfo`` to every later call (phase3.py trains, then regenerates, in one process), and
-``finish_distributed`` destroys it once, when the script ends (``core.errors.cli_entry``). Re-creating a
+``finish_distributed`` destroys it once, when the script ends (``core.entry.cli_entry``). Re-creating a
 default group in one process makes NCCL reuse the store's keys, where a rank can read the earlier group's
 stale id. Under torchrun a world of one process joins a group too (``torchrun --nproc_per_node=1``), so the
 DDP and collective paths of a multi-GPU run can be exercised on one GPU (``benchmarks/gpu_check.py``).
@@ -111,7 +111,7 @@ def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
 
 def finish_distributed() -> None:
     """Leave this process's group together (a barrier, then destroy), once, at the end of the script.
-    The process itself then ends through ``core.errors.end_torchrun_process``."""
+    The process itself then ends through ``core.entry.end_torchrun_process``."""
     global _joined
     if _joined is not None and dist.is_initialized():
         barrier(_joined[0])

@@ -97,11 +97,6 @@ def parse_assignments(known: dict[str, SettingValue], assignments: list[str]) ->
     return result
 
 
-def apply_overrides(settings: dict[str, SettingValue], assignments: list[str]) -> dict[str, SettingValue]:
-    """Apply ``NAME=VALUE`` strings to a copy of ``settings``; unknown names are an error."""
-    return {**settings, **parse_assignments(settings, assignments)}
-
-
 def _from_json(name: str, default: SettingValue, value: Any, source: Path) -> SettingValue:
     """A value read from a settings.json, checked against (and converted to) the type of the default."""
     if isinstance(default, bool) or isinstance(value, bool):

@@ -28,7 +28,8 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from core.errors import UserError, cli_entry
+from core.entry import cli_entry
+from core.errors import UserError
 from data.datasets import BUNDLED_SETS, bundled_photos, list_images
 from data.degrade import modcrop
 from data.io import is_image_file, read_image, to_float, to_uint, write_image

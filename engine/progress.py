@@ -14,10 +14,27 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from core.progress import format_duration, is_terminal, timestamp
-
 # Row keys the line formats itself; every other numeric key is printed as a metric, in row order.
 _FIXED = ("step", "stage", "lr", "loss", "seconds", "epoch")
+
+
+def is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def format_duration(seconds: float) -> str:
+    """12s, 3m05s, 2h07m: short enough for a progress line."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def timestamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def format_number(value: Any) -> str:

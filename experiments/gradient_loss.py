@@ -36,22 +36,22 @@ EVAL_EVERY = 500  # iterations between evaluations (test curve) and checkpoints 
 VAL_FRACTION = 0.1  # whole training pairs held out to select N1.pt (ours)
 # --------------------------------------------------------------------------------------------
 
-PRESETS = {
-    "full": {},  # the block above: phase 1 at the report's sizes
-    # Minutes on a laptop CPU: the small block of phases_vs_end_to_end.py, 600 iterations per weight.
-    "small": {"SYNTH_MAX_SIZE": 128, "N_FEATS": 16, "N_RESBLOCKS": 4, "PATCH_SIZE": 32, "BATCH_SIZE": 8,
-              "WARMUP_OPTIMIZER": "adam", "LR_WARMUP": 1e-3, "ITERS_WARMUP": 200, "ITERS_CLAMP_HIGH": 200,
-              "LR_CLAMP_HIGH": 5e-4, "ITERS_CLAMP_LOW": 200, "LR_CLAMP_LOW": 1e-4, "EVAL_EVERY": 50},
-}
-
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experiments/<name>.py` from anywhere
+from pipelines.multiblock.phase_settings import PRESETS as PHASE_PRESETS
+
+PRESETS = {
+    "full": {},  # the block above: phase 1 at the report's sizes
+    # Minutes on a laptop CPU: the phase scripts' small block, 600 iterations per weight.
+    "small": {**PHASE_PRESETS["small"], "SYNTH_MAX_SIZE": 128, "EVAL_EVERY": 50},
+}
+
 import numpy as np
 import torch
 
-from core.errors import cli_entry
+from core.entry import cli_entry
 from core.runs import read_json
 from core.settings import RunContext
 from data.io import to_float

@@ -31,19 +31,22 @@ EVAL_EVERY = 500  # iterations between evaluations (test curve) and checkpoints 
 VAL_FRACTION = 0.1  # whole training pairs held out to select the weights scored on the test pairs (ours)
 # --------------------------------------------------------------------------------------------
 
-PRESETS = {
-    "full": {},  # the block above: the report's sizes
-    # Minutes on a laptop CPU: 16 features and 4 RCABs (receptive field 23x23, against the report's 71x71),
-    # batch 4, 400 iterations at Adam 1e-3.
-    "small": {"SYNTH_MAX_SIZE": 128, "BATCH_SIZE": 4, "ITERS": 400, "LR": 1e-3, "N_FEATS": 16, "N_RESBLOCKS": 4,
-              "EVAL_EVERY": 50},
-}
-
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experiments/<name>.py` from anywhere
-from core.errors import UserError, cli_entry
+from pipelines.multiblock.phase_settings import PRESETS as PHASE_PRESETS
+
+PRESETS = {
+    "full": {},  # the block above: the report's sizes
+    # Minutes on a laptop CPU: the phase scripts' small block, 16 features and 4 RCABs (receptive field 23x23,
+    # against the report's 71x71), batch 4, 400 iterations at Adam 1e-3.
+    "small": {**PHASE_PRESETS["small"], "SYNTH_MAX_SIZE": 128, "BATCH_SIZE": 4, "ITERS": 400, "LR": 1e-3,
+              "EVAL_EVERY": 50},
+}
+
+from core.entry import cli_entry
+from core.errors import UserError
 from core.runs import read_json
 from core.settings import RunContext
 from engine.csv_log import read_log

@@ -45,32 +45,30 @@ STRIP_IMAGE = 1  # which test pair (1 = the first by name) the Fig. 9 strip show
 STRIP_CROP = 160  # side of the centre crop shown in the strip, pixels (0 = whole image; ours)
 # --------------------------------------------------------------------------------------------
 
-PRESETS = {
-    "full": {},  # the block above: the report's sizes
-    # Minutes on a laptop CPU: the small preset of phases_vs_end_to_end.py (same phased path, same seed).
-    "small": {"SYNTH_MAX_SIZE": 128, "N_FEATS": 16, "N_RESBLOCKS": 4, "PATCH_SIZE": 32, "BATCH_SIZE": 8,
-              "WARMUP_OPTIMIZER": "adam", "LR_WARMUP": 1e-3, "ITERS_WARMUP": 200, "ITERS_CLAMP_HIGH": 200,
-              "LR_CLAMP_HIGH": 5e-4, "ITERS_CLAMP_LOW": 200, "LR_CLAMP_LOW": 1e-4, "ITERS_HIGH": 200,
-              "LR_HIGH": 5e-4, "ITERS_LOW": 200, "LR_LOW": 1e-4, "EVAL_EVERY": 100, "STRIP_CROP": 128,
-              "STRIP_IMAGE": 11},  # 11: monarch when the test pairs are made from Set14
-}
-# City100's iPhone X pairs: the phased path of phases_vs_end_to_end.py's city100 preset (pass its run folder as
-# PHASED_RUN, e.g. runs/experiments/phases_vs_end_to_end/seed0/phased, to analyse it without training again).
-PRESETS["city100"] = {**PRESETS["small"], "DATASET": "city100", "CAMERA": "iPhoneX", "N_RESBLOCKS": 16,
-                      "PATCH_SIZE": 48, "BATCH_SIZE": 16, "ITERS_WARMUP": 320, "ITERS_CLAMP_HIGH": 480,
-                      "ITERS_CLAMP_LOW": 1600, "ITERS_HIGH": 800, "ITERS_LOW": 800, "EVAL_EVERY": 800,
-                      "STRIP_IMAGE": 1, "STRIP_CROP": 200}
-REPORT_DB = {"phase1": 31.8557, "phase2": 31.9270, "phase3": 31.9479, "phase4": 32.22}
-
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experiments/<name>.py` from anywhere
+from experiments.phases_vs_end_to_end import PRESETS as END_TO_END_PRESETS
+
+PRESETS = {
+    "full": {},  # the block above: the report's sizes
+    # Minutes on a laptop CPU: the small preset of phases_vs_end_to_end.py (same phased path, same seed).
+    "small": {**END_TO_END_PRESETS["small"], "STRIP_CROP": 128,
+              "STRIP_IMAGE": 11},  # 11: monarch when the test pairs are made from Set14
+    # City100's iPhone X pairs: the phased path of phases_vs_end_to_end.py's city100 preset (pass its run
+    # folder as PHASED_RUN, e.g. runs/experiments/phases_vs_end_to_end/seed0/phased, to analyse it without
+    # training again).
+    "city100": {**END_TO_END_PRESETS["city100"], "STRIP_IMAGE": 1, "STRIP_CROP": 200},
+}
+REPORT_DB = {"phase1": 31.8557, "phase2": 31.9270, "phase3": 31.9479, "phase4": 32.22}
+
 import numpy as np
 import torch
 
 from core.checkpoint import check_meta, load_checkpoint, load_weights
-from core.errors import UserError, cli_entry
+from core.entry import cli_entry
+from core.errors import UserError
 from core.runs import read_json
 from core.settings import RunContext
 from data.io import to_float

@@ -47,15 +47,18 @@ VAL_FRACTION = 0.1  # whole training pairs held out to select each N*.pt (ours)
 VALIDATE_ON_TEST = False  # select on the test pairs, as the report did (optimistic; off by default)
 # --------------------------------------------------------------------------------------------
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experiments/<name>.py` from anywhere
+from pipelines.multiblock.phase_settings import PRESETS as PHASE_PRESETS
+
 PRESETS = {
     "full": {},  # the block above: the report's sizes (RealSR Canon x2 via --data, or synthesised pairs)
-    # Minutes on a laptop CPU: 16 features, 4 RCABs per block, 600 iterations per block, 400 in phase 4.
-    # Adam replaces the Adadelta warm-up (lr=1 needs thousands of iterations); learning rates scaled up.
-    "small": {"SYNTH_MAX_SIZE": 128, "N_FEATS": 16, "N_RESBLOCKS": 4, "PATCH_SIZE": 32, "BATCH_SIZE": 8,
-              "WARMUP_OPTIMIZER": "adam", "LR_WARMUP": 1e-3, "ITERS_WARMUP": 200, "ITERS_CLAMP_HIGH": 200,
-              "LR_CLAMP_HIGH": 5e-4, "ITERS_CLAMP_LOW": 200, "LR_CLAMP_LOW": 1e-4, "ITERS_HIGH": 200,
-              "LR_HIGH": 5e-4, "ITERS_LOW": 200, "LR_LOW": 1e-4, "E2E_ITERS_HIGH": 400, "E2E_LR_HIGH": 5e-4,
-              "E2E_LR_LOW": 1e-4, "EVAL_EVERY": 100, "VAL_FRACTION": 0.1},
+    # Minutes on a laptop CPU: the phase scripts' small preset (16 features, 4 RCABs per block, 600 iterations
+    # per block, 400 in phase 4, Adam warm-up), the end-to-end baseline on the same budget.
+    "small": {**PHASE_PRESETS["small"], "SYNTH_MAX_SIZE": 128, "E2E_ITERS_HIGH": 400, "E2E_LR_HIGH": 5e-4,
+              "E2E_LR_LOW": 1e-4, "VAL_FRACTION": 0.1},
 }
 # The scaling study: the report's schedule shape scaled to the budget, so that budget is the only change.
 # Blocks: warm-up : clamp high : clamp low = 2000 : 3000 : 10000; phase 4: high : low = 5000 : 5000; the
@@ -73,11 +76,8 @@ PRESETS["city100"] = {**PRESETS["medium"], "DATASET": "city100", "CAMERA": "iPho
                       "PATCH_SIZE": 48, "BATCH_SIZE": 16, "EVAL_EVERY": 800}
 REPORT_DB = {"phased": 32.22, "end_to_end": 32.04, "phase1": 31.86, "phase2": 31.93, "phase3": 31.95}
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experiments/<name>.py` from anywhere
-from core.errors import UserError, cli_entry
+from core.entry import cli_entry
+from core.errors import UserError
 from core.runs import read_json
 from core.settings import RunContext
 from engine.csv_log import read_log

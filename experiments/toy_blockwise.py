@@ -54,7 +54,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.errors import UserError, cli_entry
+from core.entry import cli_entry
+from core.errors import UserError
 from core.runs import read_json, write_json
 from core.settings import RunContext
 from data.io import to_float

@@ -50,3 +50,89 @@ def test_the_check_finds_upward_and_sideways_imports(tmp_path: Path):
     assert sorted(layer_violations(tmp_path)) == [
         "core/mod.py imports data (upward)", "data/mod.py imports models (sideways)",
         "engine/mod.py imports inference (sideways)"]
+
+
+# Import cycles between modules. Imports inside functions count too: a lazy import only hides a circle from
+# the interpreter (core.errors <-> core.dist was one), not from the reader who follows it. An import names
+# the most specific project module it reaches (``from pipelines.multiblock import apply`` -> that module,
+# ``from models import ESPCN`` -> models/__init__.py); the parent packages it also initialises are left out,
+# so a package's __init__ that gathers its submodules is not a circle with them.
+def project_modules(repo: Path) -> dict[str, Path]:
+    """Every module of the project outside tests/ and hidden folders (the virtual environment), by name."""
+    modules = {}
+    for path in sorted(repo.rglob("*.py")):
+        parts = path.relative_to(repo).with_suffix("").parts
+        if parts[0] == "tests" or any(part.startswith(".") for part in parts):
+            continue
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project modules that ``name`` (at ``path``) imports, anywhere in its source."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:  # a name inside a module, or a module of another project
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def import_cycles(repo: Path) -> list[list[str]]:
+    """The groups of modules that import each other in a circle (Tarjan's strongly connected components)."""
+    modules = project_modules(repo)
+    graph = {name: sorted(imported_modules(name, path, modules)) for name, path in modules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while not group or group[-1] != node:
+                group.append(stack.pop())
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for name in graph:
+        if name not in index:
+            visit(name)
+    return sorted(cycles)
+
+
+def test_no_module_imports_itself_through_others():
+    assert import_cycles(REPO) == []
+
+
+def test_the_check_finds_a_cycle_hidden_in_a_function(tmp_path: Path):
+    sources = {"core/__init__.py": "", "core/a.py": "from core.b import f\n",
+               "core/b.py": "def f():\n    import core.c\n", "core/c.py": "from . import a\n",
+               "core/d.py": "from core.a import x\nimport torch\n", "models/__init__.py": "from models.m import M\n",
+               "models/m.py": "from models.helpers import h\n", "models/helpers.py": "",
+               "tests/t.py": "import core.a\n", "script.py": "import core.d\n"}
+    for name, source in sources.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(source)
+    assert import_cycles(tmp_path) == [["core.a", "core.b", "core.c"]]

@@ -31,7 +31,7 @@ def initial_weights(settings: dict[str, Any]) -> dict[str, torch.Tensor] | None:
 def starting_point(settings: dict[str, Any]) -> dict[str, Any]:
     """What a fine-tuning run started from, for its settings.json: the file's SHA-256 and the command and seed
     that made it, read from its run folder's settings.json or, for weights exported by
-    ``pipelines.export_weights``, from the .json beside them (a chain of fine-tunes nests)."""
+    ``pipelines.espcn.publish``, from the .json beside them (a chain of fine-tunes nests)."""
     if not settings["INIT_WEIGHTS"]:
         return {}
     path = Path(settings["INIT_WEIGHTS"]).expanduser()

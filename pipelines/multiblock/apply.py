@@ -32,7 +32,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from core.errors import UserError, cli_entry
+from core.entry import cli_entry
+from core.errors import UserError
 from core.runs import check_outputs, prepare_run_dir
 from core.settings import CliParser, resolve_device
 from data.io import IMAGE_SUFFIXES, each_once, is_image_file, read_image, to_float, write_image

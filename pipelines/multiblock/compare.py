@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.errors import UserError, cli_entry
+from core.entry import cli_entry
+from core.errors import UserError
 from core.runs import read_json
 
 PHASES = ("phase1", "phase2", "phase3", "phase4")

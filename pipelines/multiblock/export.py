@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from core.checkpoint import load_weights
-from core.errors import UserError, cli_entry
+from core.entry import cli_entry
+from core.errors import UserError
 from core.settings import CliParser
 from inference.weight_files import FORMATS, read_weights, save_weights
 from models.rcan import Block, MultiBlockNet

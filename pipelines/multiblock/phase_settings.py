@@ -99,12 +99,6 @@ def catalogue() -> dict[str, SettingValue]:
     return known
 
 
-def _preset(name: SettingValue) -> dict[str, SettingValue]:
-    if name not in PRESETS:
-        raise UserError(f"PRESET={name!r}: expected one of {', '.join(PRESETS)}")
-    return PRESETS[name]
-
-
 def phase_help(script: str, block: dict[str, SettingValue]) -> str:
     """--help: this script's settings, the run-wide ones, what the presets set, and the names it ignores."""
     known = catalogue()

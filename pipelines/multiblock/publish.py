@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.errors import UserError, cli_entry
+from core.entry import cli_entry
+from core.errors import UserError
 from core.runs import read_json, write_json
 from pipelines.multiblock.run_record import read_record
 

@@ -98,7 +98,7 @@ def test_a_file_size_limit_ends_a_real_process_with_one_line(tmp_path: Path):
         import resource, sys, torch
         from pathlib import Path
         from core.checkpoint import keeps_checkpoint, save_checkpoint
-        from core.errors import cli_entry
+        from core.entry import cli_entry
 
         def main(argv):
             latest = Path({str(tmp_path / 'latest.pt')!r})

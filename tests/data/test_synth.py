@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from core.errors import UserError, cli_entry
+from core.entry import cli_entry
+from core.errors import UserError
 from data.io import read_image, write_image
 from data.paired import find_realsr_pairs, load_pairs
 from data.synth import Degradation, degrade, main, prepare_hr, synthesise_realsr

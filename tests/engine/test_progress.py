@@ -1,7 +1,7 @@
 import io
 import re
 
-from engine.progress import ProgressReporter
+from engine.progress import ProgressReporter, format_duration
 
 
 class FakeTerminal(io.StringIO):
@@ -61,3 +61,7 @@ def test_non_main_rank_is_silent(tmp_path):
 def test_epoch_is_shown_with_two_decimals():
     line = ProgressReporter(1000, None, stream=io.StringIO()).on_eval({**ROW, "epoch": 12.5})
     assert "(20.0%) epoch=12.50 stage=high" in line
+
+
+def test_format_duration():
+    assert [format_duration(s) for s in (4.4, 185, 7620)] == ["4s", "3m05s", "2h07m"]

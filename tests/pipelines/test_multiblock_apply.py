@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from core.checkpoint import save_checkpoint
-from core.errors import cli_entry
+from core.entry import cli_entry
 from data.io import read_image, to_float
 from data.resize import imresize
 from inference.whole_image import image_to_tensor, tensor_to_image

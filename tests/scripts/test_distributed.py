@@ -91,7 +91,7 @@ for name in calls:
     setattr(dist, name, counted)
 real_exit, folder = os._exit, sys.argv[1]
 
-def exit_after_writing(code):  # a torchrun rank ends with os._exit (core.errors.end_torchrun_process)
+def exit_after_writing(code):  # a torchrun rank ends with os._exit (core.entry.end_torchrun_process)
     with open(os.path.join(folder, f"calls{os.environ['RANK']}.json"), "w") as handle:
         json.dump({**calls, "code": code}, handle)
     real_exit(code)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from core.errors import cli_entry
+from core.entry import cli_entry
 from tests.scripts.helpers import load_script
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # phase scripts in-process, seconds each

@@ -21,7 +21,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.errors import cli_entry
+from core.entry import cli_entry
 from core.runs import sha256
 from data.io import read_image
 from tests.scripts.helpers import REPO, load_script, run_script

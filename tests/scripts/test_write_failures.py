@@ -10,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from core.checkpoint import load_checkpoint
-from core.errors import cli_entry
+from core.entry import cli_entry
 from tests.scripts.helpers import load_script
 from tests.scripts.test_multiblock_phases import make_pairs, sets
 

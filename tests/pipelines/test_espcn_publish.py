@@ -9,7 +9,7 @@ from core.errors import UserError
 from core.runs import write_json
 from models.espcn import ESPCN
 from pipelines.espcn.common import load_espcn
-from pipelines.export_weights import export
+from pipelines.espcn.publish import export
 
 
 def test_export_keeps_weights_and_provenance(tmp_path: Path):

@@ -1,6 +1,6 @@
 """Publish a trained ESPCN run as small shipped weights: ``weights/<name>.pt`` and ``weights/<name>.json``.
 
-    python -m pipelines.export_weights runs/espcn_x3_best espcn_x3_y [--command "python espcn.py ..."]
+    python -m pipelines.espcn.publish runs/espcn_x3_best espcn_x3_y [--command "python espcn.py ..."]
 
 The .pt keeps only what inference needs (model weights and architecture meta, loadable by
 ``espcn.py eval/upscale --weights``); the .json records the command, seed, data, settings, the weights a
@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.errors import UserError, cli_entry
+from core.entry import cli_entry
+from core.errors import UserError
 from core.runs import read_json, write_json
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
 def export(run_dir: Path, name: str, command: str | None = None, out_dir: Path = WEIGHTS) -> Path:

@@ -9,7 +9,8 @@ from tests.scripts.helpers import REPO
 
 SCRIPT = textwrap.dedent("""
     import atexit, sys, torch
-    from core.errors import UserError, cli_entry
+    from core.entry import cli_entry
+    from core.errors import UserError
 
     def main(argv):
         atexit.register(lambda: print("finalized", flush=True))
