@@ -225,16 +225,15 @@ RULES: dict[str, Rule] = {
     "LR_CLAMP_HIGH": positive(), "ITERS_CLAMP_LOW": at_least(0), "LR_CLAMP_LOW": positive(),
     "LOSS": one_of("l1", "mse"), "GRAD_LOSS_WEIGHT": at_least(0), "EVAL_EVERY": at_least(1),
     "SELECT": one_of("best-val", "last"), "EMA": EMA_RULE, **SPEED_RULES, "ITERS_HIGH": at_least(0),
-    "LR_HIGH": positive(), "ITERS_LOW": at_least(0), "LR_LOW": positive(),
+    "LR_HIGH": positive(), "ITERS_LOW": at_least(0), "LR_LOW": positive(), **network_rules(),
 }
 INIT_CHOICES = {"phase4.py": ("blocks", "fresh")}  # elsewhere: inherit | fresh
 
 
 def check_phase_settings(settings: dict[str, Any], script: str) -> None:
-    """Every rule (the network's from ``models.blocks``), the presets' names, INIT's choices for ``script``, and
+    """Every rule, the presets' names, INIT's choices for ``script``, and
     the chosen residual block's own check across its settings."""
-    rules = {**RULES, **network_rules(), "PRESET": one_of(*PRESETS),
-             "INIT": one_of(*INIT_CHOICES.get(script, ("inherit", "fresh")))}
+    rules = {**RULES, "PRESET": one_of(*PRESETS), "INIT": one_of(*INIT_CHOICES.get(script, ("inherit", "fresh")))}
     check_settings(settings, rules, catalogue())
     check_block_settings(settings)
 
