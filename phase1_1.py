@@ -15,8 +15,8 @@ SCALE = 2  # RealSR scale folder; pairs are same-size (report: x2); city100 and 
 DATASET_DIR = ""  # folder holding the layout, under --data or absolute; empty = RealSR(V3), City100, --data itself
 N_FEATS = 64  # feature channels C (report: 64)
 N_RESBLOCKS = 16  # residual blocks R per block (report: 16 RCABs)
-RESBLOCK = "rcab"  # the residual block: rcab (report) | rb (RCAB without channel attention); models/rcan.py RESBLOCKS
-REDUCTION = 4  # channel-attention squeeze C -> C/REDUCTION (report: 64 -> 16); rcab only
+RESBLOCK = "rcab"  # the residual block: rcab (the report's RCAB), or another of models/blocks/ (one file each)
+# A residual block's own settings (rcab's REDUCTION, ...) are declared in its file; --help lists them.
 END_CONV = True  # conv3x3 after the RCABs, as in the report's code
 TAIL_GAIN = 0.1  # orthogonal-init gain of the tail conv (report: 1); small = start near identity (ours)
 VAL_FRACTION = 0.1  # whole training pairs held out to select each N<i>.pt (ours)

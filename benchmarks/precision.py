@@ -41,7 +41,8 @@ from engine.optimizers import adam
 from engine.schedules import Constant
 from engine.speed import Speed
 from engine.trainer import Stage, TrainConfig, Trainer, train_step
-from models.rcan import Block, ChannelAttention, MultiBlockNet, orthogonal_init_
+from models.blocks import ChannelAttention
+from models.rcan import Block, MultiBlockNet, orthogonal_init_
 from pipelines.multiblock.train import mean_psnr
 
 CPU = torch.device("cpu")

@@ -199,10 +199,11 @@ def _shown(value: SettingValue) -> str:
 
 def settings_help(settings: dict[str, SettingValue], source_file: str | Path | list,
                   presets: dict[str, dict[str, SettingValue]] | None = None,
-                  title: str = "settings (override with --set NAME=VALUE):") -> str:
+                  title: str = "settings (override with --set NAME=VALUE):",
+                  comments: dict[str, str] | None = None) -> str:
     """The settings with their defaults and comments (read from ``source_file``, or several files: the first
-    that comments a name wins), and what each preset sets among them."""
-    comments: dict[str, str] = {}
+    that comments a name wins; ``comments`` for names declared elsewhere), and what each preset sets among them."""
+    comments = dict(comments or {})
     for path in source_file if isinstance(source_file, list) else [source_file]:
         comments = {**setting_comments(path), **comments}
     lines = [title]

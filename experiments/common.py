@@ -31,6 +31,8 @@ from data.io import read_image
 from data.pair_layouts import PairSource, find_pairs
 from data.paired import find_realsr_root
 from data.synth import synthesise_realsr
+from models.blocks import network_settings
+from pipelines.multiblock.phase_settings import catalogue
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
@@ -42,7 +44,8 @@ def parse(namespace: dict[str, Any], argv: list[str] | None, name: str) -> RunCo
     """Settings block < preset < --set, plus the common flags; ``--out`` defaults to runs/experiments/<name>."""
     parser = make_parser(namespace, namespace["__doc__"], default_out=f"runs/experiments/{name}")
     args = parser.parse_args(argv)
-    ctx = context_from_args(namespace, args, namespace["PRESETS"])
+    ctx = context_from_args(namespace, args, namespace["PRESETS"], accepted=network_defaults())
+    ctx.settings = {**ctx.settings, **network_of(ctx.given)}  # --set RESBLOCK=naf reaches the phase scripts
     if str(ctx.settings.get("SOURCE", "auto")) not in SOURCES:
         raise UserError(f"SOURCE={ctx.settings['SOURCE']!r}: expected one of {', '.join(SOURCES)}")
     if ctx.settings.get("REPEATS", 1) < 1:
@@ -191,8 +194,24 @@ def pick(settings: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
     return {name: settings[name] for name in names}
 
 
-BLOCK_KEYS = ("DATASET", "CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "REDUCTION", "PATCH_SIZE", "BATCH_SIZE",
-              "WARMUP_OPTIMIZER", "LR_WARMUP", "ITERS_WARMUP", "ITERS_CLAMP_HIGH", "LR_CLAMP_HIGH",
+# The network's settings (models.blocks: the Block's and every residual block's own) and its initialisation.
+NETWORK_KEYS = (*network_settings(), "TAIL_GAIN")
+
+
+def network_of(settings: dict[str, Any]) -> dict[str, Any]:
+    """What ``settings`` (an experiment's, with --set) state of ``NETWORK_KEYS``: passed on to the phase scripts,
+    which default the rest."""
+    return {name: settings[name] for name in NETWORK_KEYS if name in settings}
+
+
+def network_defaults() -> dict[str, Any]:
+    """The phase scripts' defaults of ``NETWORK_KEYS``."""
+    known = catalogue()
+    return {name: known[name] for name in NETWORK_KEYS}
+
+
+BLOCK_KEYS = ("DATASET", "CAMERA", "SCALE", "PATCH_SIZE", "BATCH_SIZE", "WARMUP_OPTIMIZER", "LR_WARMUP",
+              "ITERS_WARMUP", "ITERS_CLAMP_HIGH", "LR_CLAMP_HIGH",
               "ITERS_CLAMP_LOW", "LR_CLAMP_LOW", "EVAL_EVERY", "VAL_FRACTION", "VALIDATE_ON_TEST")
 COMBINED_KEYS = ("DATASET", "CAMERA", "SCALE", "PATCH_SIZE", "BATCH_SIZE", "ITERS_HIGH", "LR_HIGH", "ITERS_LOW",
                  "LR_LOW", "EVAL_EVERY", "VAL_FRACTION", "VALIDATE_ON_TEST")
@@ -213,7 +232,7 @@ def run_phased(ctx: RunContext, data: Path, run: Path, seed: int) -> dict[str, f
     """The six phase scripts in order into ``run`` with the experiment's block and phase-4 settings;
     returns the wall seconds per script."""
     s = ctx.settings
-    block, regen = pick(s, BLOCK_KEYS), pick(s, ("DATASET", "CAMERA", "SCALE"))
+    block, regen = {**pick(s, BLOCK_KEYS), **network_of(s)}, pick(s, ("DATASET", "CAMERA", "SCALE"))
     later = {**block, "INIT": s["BLOCK_INIT"]}
     for script, settings in (("phase1_1.py", block), ("phase1_2.py", regen), ("phase2_1.py", later),
                              ("phase2_2.py", regen), ("phase3.py", later), ("phase4.py", pick(s, COMBINED_KEYS))):

@@ -65,6 +65,7 @@ from experiments.common import (
     data_sentence,
     markdown_table,
     mean_sd,
+    network_of,
     parse,
     phase_metrics,
     pick,
@@ -78,7 +79,7 @@ from inference.whole_image import image_to_tensor, run_model
 from pipelines.multiblock.run_folder import load_block
 
 _NAME = "gradient_loss"
-_TRAIN_KEYS = ("CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "REDUCTION", "PATCH_SIZE", "BATCH_SIZE",
+_TRAIN_KEYS = ("CAMERA", "SCALE", "PATCH_SIZE", "BATCH_SIZE",
                "WARMUP_OPTIMIZER", "LR_WARMUP", "ITERS_WARMUP", "ITERS_CLAMP_HIGH", "LR_CLAMP_HIGH",
                "ITERS_CLAMP_LOW", "LR_CLAMP_LOW", "EVAL_EVERY", "VAL_FRACTION")
 
@@ -97,8 +98,8 @@ def edge_error(block, test_pairs, device) -> tuple[float, float]:
 def train_weight(ctx: RunContext, data: Path, run: Path, weight: float, seed: int, test_pairs) -> dict:
     """Block N_1 trained by phase1_1.py with GRAD_LOSS_WEIGHT=weight: its test metrics, edge error and wall."""
     s = ctx.settings
-    timed_phase(ctx, "phase1_1.py", data, run, {**pick(s, _TRAIN_KEYS), "LOSS": "l1", "GRAD_LOSS_WEIGHT": weight},
-                seed, "phase1_1.py")
+    settings = {**pick(s, _TRAIN_KEYS), **network_of(s), "LOSS": "l1", "GRAD_LOSS_WEIGHT": weight}
+    timed_phase(ctx, "phase1_1.py", data, run, settings, seed, "phase1_1.py")
     metrics = phase_metrics(run, "phase1")
     with torch.no_grad():
         edge, edge_identity = edge_error(load_block(run / "N1.pt", clamp=True).eval(), test_pairs, ctx.device)

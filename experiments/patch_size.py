@@ -57,6 +57,8 @@ from experiments.common import (
     finish_psnr_plot,
     markdown_table,
     mean_sd,
+    network_defaults,
+    network_of,
     parse,
     phase_metrics,
     pick,
@@ -65,6 +67,7 @@ from experiments.common import (
     timed_phase,
     write_outputs,
 )
+from models.blocks import block_kwargs
 from models.rcan import Block, receptive_field_radius
 
 _NAME = "patch_size"
@@ -124,12 +127,12 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"EQUAL={s['EQUAL']!r}: expected iterations or pixels")
     sizes = sorted(s["PATCH_SIZES"])
     data, data_record = prepare_data(ctx, min_side=max(sizes))
-    common = {**pick(s, ("CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "REDUCTION", "EVAL_EVERY", "VAL_FRACTION")),
+    common = {**pick(s, ("CAMERA", "SCALE", "EVAL_EVERY", "VAL_FRACTION")), **network_of(s),
               "WARMUP_OPTIMIZER": "adam", "LR_WARMUP": s["LR"], "ITERS_WARMUP": s["ITERS"], "ITERS_CLAMP_HIGH": 0,
               "ITERS_CLAMP_LOW": 0}
     per_seed = {seed: {patch: train_patch(ctx, data, ctx.out / f"seed{seed}" / f"patch{patch}", patch, seed, common)
                        for patch in sizes} for seed in seeds(ctx)}
-    field = 2 * receptive_field_radius(Block(s["N_FEATS"], s["N_RESBLOCKS"], s["REDUCTION"])) + 1
+    field = 2 * receptive_field_radius(Block(**block_kwargs({**network_defaults(), **network_of(s)}))) + 1
     runs, n = list(per_seed.values()), len(per_seed)
     best = [max(sizes, key=lambda p, r=r: r[p]["psnr_rgb_report"]) for r in runs]
     sections = [

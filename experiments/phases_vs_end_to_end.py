@@ -119,7 +119,7 @@ def budget(s: dict) -> dict[str, int]:
 
 def end_to_end_settings(s: dict, its: dict[str, int]) -> dict:
     """phase4.py's settings for N trained from fresh blocks over the whole end-to-end budget."""
-    return {**pick(s, common.COMBINED_KEYS), "INIT": "fresh", **pick(s, ("N_FEATS", "N_RESBLOCKS", "REDUCTION")),
+    return {**pick(s, common.COMBINED_KEYS), "INIT": "fresh", **common.network_of(s),
             "ITERS_HIGH": s["E2E_ITERS_HIGH"], "LR_HIGH": s["E2E_LR_HIGH"],
             "ITERS_LOW": its["e2e"] - s["E2E_ITERS_HIGH"], "LR_LOW": s["E2E_LR_LOW"]}
 

@@ -1,30 +1,32 @@
 """Exact, low-memory inference of multiblock networks (``Block``, ``MultiBlockNet``), whatever their residual block.
 
 Overlapping tiles reproduce a whole-image pass only for local networks; channel attention pools over the
-whole image, so a tile's attention weights differ from the image's. This module runs a block layer by
-layer over full-width bands of rows instead, keeping one C x H x W feature map that is updated in place.
-It asks each residual block what exactness needs (``models.exactness``) and implements none of them:
+whole image, so a tile's attention weights differ from the image's. This module runs a block's declared layer
+order (``models.exactness``: ``Local``, ``Pooled`` and ``Residual`` steps, the same steps its forward pass
+runs) over full-width bands of rows instead, keeping one C x H x W feature map that is updated in place:
 
-- a local block (``receptive_radius``) is mapped band by band with that many rows of context;
-- a block with a global pooling (``global_pooling()``: ``x + last(pre(x)) * gate(mean(last(pre(x))))``,
-  e.g. RCAB's channel attention) takes two passes. Pass 1 computes only ``z = pre(h)``, band by band, and
-  sums it per channel over the image, over its first and last rows and columns, and at its corners. The
-  mean of ``last(z)`` follows exactly, because each of the 3x3 convolution's taps sees the whole of ``z``
-  except one edge row and/or column (zero padding). Pass 2 computes the block in full and adds it to the
-  map in place; the rows a band still needs from above (already overwritten) are kept in a copy;
-- a block that declares neither has no banded form: ``inference.exact_forward`` runs such a net whole.
+- a ``Local`` step is mapped band by band with its radius in rows of context;
+- a ``Residual`` of local and pooled steps (a residual block) is one band pass, in place, with the radius of
+  all its steps as context, once the mean of each ``Pooled`` step is known. That mean is computed first, by a
+  banded pass over the whole image of the steps before it (float64 sums, one band at a time). Shortcut: when
+  the step before it is a 3x3 convolution (RCAB's conv2), the pass stops short of it and sums its input over
+  the image, its first and last rows and columns and its corners; the mean of the convolution's output
+  follows exactly, because each of its taps sees the whole input except one edge row and/or column (zero
+  padding). The rows a band still needs from above (already overwritten) are kept in a copy;
+- a ``Residual`` holding residuals (the ``Block`` around its residual blocks) runs its steps into a new map,
+  then adds its input;
+- a network that declares a step of unknown radius has no banded form: ``inference.exact_forward`` runs it whole.
 
 Cost for RCAB: about 1.5x its convolutions of a whole-image pass; memory: one feature map plus band buffers.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.exactness import GlobalPooling, declared_pooling, declared_radius
+from models.exactness import Local, Pooled, Residual, Step, has_banded_steps, steps_halo
 from models.rcan import Block, MultiBlockNet
 
 DEFAULT_BAND = 64
@@ -40,46 +42,50 @@ def blocks_of(model: nn.Module) -> list[Block] | None:
 
 
 def has_banded_form(model: nn.Module) -> bool:
-    """True for a Block or MultiBlockNet whose every residual block declares a receptive radius or a global
-    pooling (``models.exactness``)."""
+    """True for a Block or MultiBlockNet whose every residual block declares its layer order or a receptive
+    radius (``models.exactness``)."""
     blocks = blocks_of(model)
-    return blocks is not None and all(declared_radius(unit) is not None or declared_pooling(unit) is not None
-                                      for block in blocks for unit in block.body)
+    return blocks is not None and all(has_banded_steps(block.layer_order()) for block in blocks)
 
 
-def map_rows(fn: Callable[[Tensor], Tensor], src: Tensor, dst: Tensor, halo: int, band: int) -> None:
+def map_rows(fn: Callable[[Tensor], Tensor], src: Tensor, dst: Tensor | None, halo: int, band: int,
+             reuse: bool = False) -> Tensor:
     """``dst = fn(src)`` band by band, for a zero-padded stack of convolutions of total radius ``halo``.
 
     ``dst`` may be ``src`` itself (same shape): the rows above a band, already overwritten, are then read
-    from a saved copy of their old values.
+    from a saved copy of their old values. ``dst=None``: a new map, as wide in channels as ``fn``'s output,
+    or ``src`` itself when ``reuse`` and ``fn`` keeps its shape.
     """
-    height = src.shape[2]
+    n, channels, height, width = src.shape
     band = max(band, halo)  # the saved copy must hold every overwritten row a later band reads
-    in_place = dst is src
     saved: Tensor | None = None
     for start in range(0, height, band):
         stop = min(height, start + band)
         top, bottom = max(0, start - halo), min(height, stop + halo)
-        if in_place and saved is not None:
-            window = torch.cat([saved, src[:, :, start:bottom]], dim=2)
-        else:
-            window = src[:, :, top:bottom]
-        if in_place:
+        window = src[:, :, top:bottom] if saved is None else torch.cat([saved, src[:, :, start:bottom]], dim=2)
+        rows = fn(window)[:, :, start - top:start - top + stop - start]
+        if dst is None:
+            same = reuse and rows.shape[1] == channels and rows.dtype == src.dtype
+            dst = src if same else rows.new_empty(n, rows.shape[1], height, width)
+        if dst is src:
             saved = src[:, :, max(0, stop - halo):stop].clone()
-        dst[:, :, start:stop] = fn(window)[:, :, start - top:start - top + stop - start]
+        dst[:, :, start:stop] = rows
+    return dst
 
 
 class _BorderSums:
     """Per-image, per-channel float64 sums of a feature map: the whole, its first and last rows and columns,
     and its four corners (``rows[..., 0]`` = first row, ``corners[..., row, col]``)."""
 
-    def __init__(self, n: int, channels: int, device: torch.device) -> None:
-        def zeros(*shape: int) -> Tensor:
-            return torch.zeros(n, channels, *shape, dtype=torch.float64, device=device)
-
-        self.total, self.rows, self.cols, self.corners = zeros(), zeros(2), zeros(2), zeros(2, 2)
+    def __init__(self) -> None:
+        self.total = self.rows = self.cols = self.corners = None
 
     def add_band(self, z: Tensor, first: bool, last: bool) -> None:
+        z = z.double()
+        if self.total is None:
+            n, c = z.shape[:2]
+            self.total, self.rows = z.new_zeros(n, c), z.new_zeros(n, c, 2)
+            self.cols, self.corners = z.new_zeros(n, c, 2), z.new_zeros(n, c, 2, 2)
         self.total += z.sum(dim=(2, 3))
         self.cols[:, :, 0] += z[:, :, :, 0].sum(dim=2)
         self.cols[:, :, 1] += z[:, :, :, -1].sum(dim=2)
@@ -105,67 +111,79 @@ class _BorderSums:
         return s
 
 
-def _pre_sums(pooling: GlobalPooling, h: Tensor, band: int) -> _BorderSums:
-    """The border sums of ``z = pooling.pre(h)``, computed band by band."""
-    n, _c, height, _w = h.shape
-    sums = _BorderSums(n, pooling.last.in_channels, h.device)
-    halo = pooling.pre_radius
+def _is_plain_3x3(fn: Callable) -> bool:
+    """A 3x3 convolution, stride 1, zero padding 1, no dilation or groups: the shortcut's condition."""
+    return isinstance(fn, nn.Conv2d) and (fn.kernel_size, fn.stride, fn.padding, fn.dilation, fn.groups,
+                                          fn.padding_mode) == ((3, 3), (1, 1), (1, 1), (1, 1), 1, "zeros")
+
+
+def _run_window(steps: Sequence[Step], scales: list[Tensor], window: Tensor) -> Tensor:
+    """Local and pooled ``steps`` on a band (with its context rows), each pooled step multiplying by its
+    scale, already computed over the whole image."""
+    scale = iter(scales)
+    for step in steps:
+        window = window * next(scale) if isinstance(step, Pooled) else step.fn(window)
+    return window
+
+
+def _band_sums(fn: Callable[[Tensor], Tensor], h: Tensor, halo: int, band: int) -> _BorderSums:
+    """The border sums of ``fn(h)``, computed band by band."""
+    height = h.shape[2]
+    sums = _BorderSums()
     for start in range(0, height, band):
         stop = min(height, start + band)
         top, bottom = max(0, start - halo), min(height, stop + halo)
-        z = pooling.pre(h[:, :, top:bottom])[:, :, start - top:start - top + stop - start].double()
-        sums.add_band(z, first=start == 0, last=stop == height)
+        sums.add_band(fn(h[:, :, top:bottom])[:, :, start - top:start - top + stop - start],
+                      first=start == 0, last=stop == height)
     return sums
 
 
-def pooled_mean(pooling: GlobalPooling, h: Tensor, band: int) -> Tensor:
-    """Exact per-image, per-channel mean of ``last(pre(h))``: what the block's global pooling averages."""
-    last = pooling.last
-    if (last.kernel_size, last.stride, last.padding, last.dilation, last.groups, last.padding_mode) != \
-            ((3, 3), (1, 1), (1, 1), (1, 1), 1, "zeros"):
-        raise ValueError(f"GlobalPooling.last must be a 3x3 convolution, stride 1, zero padding 1, not {last}")
-    sums = _pre_sums(pooling, h, band)
+def pooled_mean(prefix: Sequence[Step], scales: list[Tensor], h: Tensor, band: int) -> Tensor:
+    """Exact per-image, per-channel mean over the image of ``prefix`` (local and pooled steps, ``scales`` the
+    pooled ones') applied to ``h``: what the pooled step after ``prefix`` averages. (N, C)."""
+    pixels = h.shape[2] * h.shape[3]
+    last = prefix[-1].fn if prefix and isinstance(prefix[-1], Local) else None
+    if not _is_plain_3x3(last):
+        sums = _band_sums(lambda window: _run_window(prefix, scales, window), h, steps_halo(prefix), band)
+        return (sums.total / pixels).to(h.dtype)
+    pre = prefix[:-1]
+    sums = _band_sums(lambda window: _run_window(pre, scales, window), h, steps_halo(pre), band)
     weight = last.weight.double()
     summed = sum(sums.seen_by_tap(dy, dx) @ weight[:, :, dy, dx].T for dy in range(3) for dx in range(3))
-    mean = summed / (h.shape[2] * h.shape[3])
+    mean = summed / pixels
     if last.bias is not None:
         mean += last.bias.double()
     return mean.to(h.dtype)
 
 
-def pooled_in_place(pooling: GlobalPooling, h: Tensor, band: int) -> None:
-    """``h = h + last(pre(h)) * gate(mean(last(pre(h))))``, band by band, with the exact global mean."""
-    scale = pooling.gate(pooled_mean(pooling, h, band)[:, :, None, None])
+def _fused(steps: Sequence[Step], h: Tensor, band: int, owned: bool, residual: bool) -> Tensor:
+    """``steps(h)`` (plus ``h`` when ``residual``) for local and pooled steps: each pooled step's scale from its
+    exact mean over the image, then one band pass, in place when ``h`` is ours to overwrite."""
+    scales = []
+    for i, step in enumerate(steps):
+        if isinstance(step, Pooled):
+            scales.append(step.gate(pooled_mean(steps[:i], scales, h, band)[:, :, None, None]))
 
     def body(window: Tensor) -> Tensor:
-        return window + pooling.last(pooling.pre(window)) * scale
+        out = _run_window(steps, scales, window)
+        return window + out if residual else out
 
-    map_rows(body, h, h, halo=pooling.pre_radius + 1, band=band)
-
-
-def unit_in_place(unit: nn.Module, h: Tensor, band: int) -> None:
-    """``h = unit(h)``, band by band, as ``unit`` declares it can be computed exactly (a radius, else a pooling)."""
-    radius = declared_radius(unit)
-    if radius is not None:
-        map_rows(unit, h, h, halo=radius, band=band)
-    else:
-        pooled_in_place(declared_pooling(unit), h, band)
+    return map_rows(body, h, None, halo=steps_halo(steps), band=band, reuse=owned)
 
 
-def block_forward(block: Block, x: Tensor, band: int = DEFAULT_BAND) -> Tensor:
-    """``block(x)`` computed band by band: equal to the whole-image pass up to float rounding."""
-    n, _c, height, width = x.shape
-    h = x.new_empty(n, block.head.out_channels, height, width)
-    map_rows(block.head, x, h, halo=1, band=band)
-    for unit in block.body:
-        unit_in_place(unit, h, band)
-    if isinstance(block.end, nn.Conv2d):
-        map_rows(block.end, h, h, halo=1, band=band)
-    out = torch.empty_like(x)
-    map_rows(lambda window: F.conv2d(window, block.tail.weight, block.tail.bias, padding=1), h, out, 1, band)
-    del h
-    out += x
-    return out.clamp_(0.0, 1.0) if block.clamp else out
+def run_banded(steps: Sequence[Step], h: Tensor, band: int, owned: bool) -> Tensor:
+    """The steps applied to ``h`` band by band; ``owned``: ``h`` may be overwritten (else it is kept)."""
+    for step in steps:
+        if not isinstance(step, Residual):
+            h = _fused((step,), h, band, owned, residual=False)
+        elif any(isinstance(inner, Residual) for inner in step.steps):
+            out = run_banded(step.steps, h, band, owned=False)
+            out += h
+            h = out
+        else:
+            h = _fused(step.steps, h, band, owned, residual=True)
+        owned = True
+    return h
 
 
 @torch.inference_mode()
@@ -173,7 +191,7 @@ def banded_forward(model: nn.Module, x: Tensor, band: int = DEFAULT_BAND) -> Ten
     """Exact inference of a ``Block`` or ``MultiBlockNet`` with one feature map of memory."""
     if not has_banded_form(model):
         raise TypeError(f"banded_forward handles a Block or MultiBlockNet whose residual blocks declare "
-                        f"receptive_radius or global_pooling (models.exactness), not this {type(model).__name__}")
-    for block in blocks_of(model):
-        x = block_forward(block, x, band)
+                        f"layer_order or receptive_radius (models.exactness), not this {type(model).__name__}")
+    for i, block in enumerate(blocks_of(model)):
+        x = run_banded(block.layer_order(), x, band, owned=i > 0)
     return x

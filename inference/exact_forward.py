@@ -5,8 +5,8 @@ where they do not.
 On the CPU the banded pass is kept (bounded memory, within 1e-5 of whole-image; docs/benchmarks.md);
 on a GPU the whole-image pass is several times faster, because the bands' small convolutions leave the
 GPU idle. Both are exact: the global pooling sees the whole image either way. A network without a banded
-form (one that declares neither a receptive radius nor a global pooling, ``models.exactness``) runs whole on
-any device, and is refused with one line when the GPU cannot hold it: never tiled, never banded.
+form (a residual block of it declares no layer order, or a step of unknown radius, ``models.exactness``) runs
+whole on any device, and is refused with one line when the GPU cannot hold it: never tiled, never banded.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def exact_forward(model: nn.Module, x: Tensor) -> Tensor:
             torch.cuda.empty_cache()
             if not banded:
                 raise UserError(f"{type(model).__name__} runs only whole (it, or a residual block of it, declares "
-                                "neither receptive_radius nor global_pooling: models/exactness.py), and a "
+                                "no layer_order or receptive_radius: models/exactness.py), and a "
                                 f"{x.shape[-2]}x{x.shape[-1]} image does not fit in the memory of {x.device}; "
                                 "use smaller images or --device cpu") from None
     return banded_forward(model, x)

@@ -1,12 +1,10 @@
-"""Models: ESPCN, and the multiblock channel-attention network (RCAB, Block, MultiBlockNet), toy block."""
+"""Models: ESPCN, and the multiblock channel-attention network (Block, MultiBlockNet; its residual blocks, one
+file each, in models/blocks/), toy block."""
+from models.blocks import RCAB, RESBLOCKS, ChannelAttention, NAFBlock, ResBlock
 from models.espcn import ESPCN, espcn_param_groups
 from models.rcan import (
-    RCAB,
-    RESBLOCKS,
     Block,
-    ChannelAttention,
     MultiBlockNet,
-    ResBlock,
     normal_init_,
     orthogonal_init_,
     receptive_field_radius,
@@ -20,6 +18,7 @@ __all__ = [
     "Block",
     "ChannelAttention",
     "MultiBlockNet",
+    "NAFBlock",
     "ResBlock",
     "ToyBlock",
     "espcn_param_groups",

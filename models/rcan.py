@@ -1,138 +1,73 @@
-"""The multiblock channel-attention network: RCAB, one block N_i (or N_i^+), and N = N_k(...N_1(x)).
+"""The multiblock channel-attention network: one block N_i (or N_i^+), and N = N_k(...N_1(x)).
 
 Layout follows the report (section 3.2, Fig 6) and its original code: head conv3x3(3->C), R residual
 channel-attention blocks, an end conv3x3(C->C), a tail conv3x3(C->3), plus the block's input (global
 residual). There is no long skip around the RCAB body, unlike RCAN's residual groups.
 
-The residual block is a swappable part: ``RESBLOCKS`` names the designs a Block can repeat (the run-wide
-setting ``RESBLOCK``); each declares what exact inference needs (``models.exactness``).
+The residual block is a swappable part: ``models.blocks.RESBLOCKS`` names the designs a Block can repeat (the
+run-wide setting ``RESBLOCK``), one file each in ``models/blocks/``. The Block declares its layer order as the
+blocks do (``models.exactness``): its forward pass runs it, and so does exact banded inference.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from models.exactness import GlobalPooling
-
-
-def conv3x3(c_in: int, c_out: int) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, 3, padding=1)
-
-
-class _ChannelMeanFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.shape = x.shape
-        return x.mean((2, 3), keepdim=True)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return (grad / (ctx.shape[2] * ctx.shape[3])).expand(ctx.shape)
-
-
-class ChannelMean(nn.Module):
-    """``nn.AdaptiveAvgPool2d(1)`` with the same values and gradients, and a faster backward.
-
-    Autograd's own gradient of a mean is the broadcast gradient divided by H*W, written out as a
-    contiguous (NCHW) map; adding it to the channels-last gradient of the attention's product then takes
-    the slow mixed-layout path (10% of a bf16 block training step on the CPU, docs/benchmarks.md). Here the
-    division is done on the (N, C, 1, 1) gradient and the result stays a broadcast view, which autograd adds
-    to the other gradient in place: the same numbers (the same division of the same values), in any layout.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ChannelMeanFn.apply(x)
-
-
-class ChannelAttention(nn.Module):
-    """Squeeze-and-excitation: global average pool -> 1x1 conv C->C/r -> ReLU -> 1x1 conv -> sigmoid."""
-
-    def __init__(self, n_feats: int, reduction: int = 4) -> None:
-        super().__init__()
-        self.pool = ChannelMean()
-        self.down = nn.Conv2d(n_feats, n_feats // reduction, 1)
-        self.up = nn.Conv2d(n_feats // reduction, n_feats, 1)
-
-    def gate(self, pooled: torch.Tensor) -> torch.Tensor:
-        """(N, C, 1, 1) channel means -> (N, C, 1, 1) scales in (0, 1)."""
-        return torch.sigmoid(self.up(torch.relu(self.down(pooled))))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(self.pool(x))
-
-
-class RCAB(nn.Module):
-    """Residual channel-attention block: x + CA(conv3x3(ReLU(conv3x3(x))))."""
-
-    def __init__(self, n_feats: int, reduction: int = 4) -> None:
-        super().__init__()
-        self.conv1 = conv3x3(n_feats, n_feats)
-        self.conv2 = conv3x3(n_feats, n_feats)
-        self.attention = ChannelAttention(n_feats, reduction)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.attention(self.conv2(torch.relu(self.conv1(x))))
-
-    def global_pooling(self) -> GlobalPooling:
-        """The attention pools ``conv2(relu(conv1(x)))`` over the image: all banded inference needs."""
-        return GlobalPooling(pre=lambda x: torch.relu(self.conv1(x)), pre_radius=1, last=self.conv2,
-                             gate=self.attention.gate)
-
-
-class ResBlock(nn.Module):
-    """Residual block without attention (as in EDSR): x + conv3x3(ReLU(conv3x3(x)))."""
-
-    receptive_radius = 2  # two 3x3 convolutions: local (models.exactness)
-
-    def __init__(self, n_feats: int) -> None:
-        super().__init__()
-        self.conv1 = conv3x3(n_feats, n_feats)
-        self.conv2 = conv3x3(n_feats, n_feats)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(torch.relu(self.conv1(x)))
-
-
-# The residual blocks a Block can repeat, by the name the RESBLOCK setting gives: each entry builds one from
-# (n_feats, reduction). A new design: its class (declaring receptive_radius or global_pooling, see
-# models.exactness), and one line here.
-RESBLOCKS: dict[str, Callable[[int, int], nn.Module]] = {
-    "rcab": RCAB,  # the report's: conv3x3, ReLU, conv3x3, channel attention, + input
-    "rb": lambda n_feats, _reduction: ResBlock(n_feats),  # the same without channel attention
-}
+from models.blocks import RESBLOCKS, block_settings
+from models.blocks.base import conv3x3
+from models.exactness import Local, Residual, Step, declared_steps, run_whole
 
 
 class Block(nn.Module):
     """One block N_i; with ``clamp = True`` (toggle at run time) it is N_i^+, its output clamped to [0, 1].
 
-    ``resblock`` names the residual block repeated ``n_resblocks`` times (``RESBLOCKS``). The report
-    squeezes 64 channels to 16 in the attention, hence ``reduction=4``.
+    ``resblock`` names the residual block repeated ``n_resblocks`` times (``models.blocks.RESBLOCKS``), and
+    ``options`` give its own settings by keyword (RCAB: ``reduction``, 4 in the report: 64 channels squeezed to
+    16), the declared default for each one left out; a keyword another registered block declares is ignored.
     """
 
     def __init__(
         self,
         n_feats: int = 64,
         n_resblocks: int = 16,
-        reduction: int = 4,
+        *,
         end_conv: bool = True,
         clamp: bool = False,
         in_channels: int = 3,
         resblock: str = "rcab",
+        **options: int | float | bool | str,
     ) -> None:
         super().__init__()
         if resblock not in RESBLOCKS:
-            raise ValueError(f"resblock {resblock!r}: expected one of {', '.join(RESBLOCKS)} (models.rcan.RESBLOCKS)")
+            raise ValueError(f"resblock {resblock!r}: expected one of {', '.join(RESBLOCKS)} (models.blocks)")
+        unknown = set(options) - {name.lower() for name in block_settings()}
+        if unknown:
+            raise TypeError(f"Block: no registered residual block declares {', '.join(sorted(unknown))}")
+        unit = RESBLOCKS[resblock]
+        own = {name.lower(): options[name.lower()] for name in unit.settings if name.lower() in options}
+        self.resblock = resblock
         self.clamp = clamp
         self.head = conv3x3(in_channels, n_feats)
-        self.body = nn.Sequential(*(RESBLOCKS[resblock](n_feats, reduction) for _ in range(n_resblocks)))
+        self.body = nn.Sequential(*(unit(n_feats, **own) for _ in range(n_resblocks)))
         self.end = conv3x3(n_feats, n_feats) if end_conv else nn.Identity()
         self.tail = conv3x3(n_feats, in_channels)
 
+    def layer_order(self) -> tuple[Step, ...]:
+        """x + tail(end(body(head(x)))), then the clamp of N_i^+; a residual block that declares no layer order
+        is one step that runs only whole."""
+        body = tuple(step for unit in self.body for step in declared_steps(unit))
+        end = (Local(self.end, 1),) if isinstance(self.end, nn.Conv2d) else ()
+        outer = Residual((Local(self.head, 1), *body, *end, Local(self.tail, 1)))
+        return (outer, Local(_clamp01, 0)) if self.clamp else (outer,)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x + self.tail(self.end(self.body(self.head(x))))
-        return out.clamp(0.0, 1.0) if self.clamp else out
+        return run_whole(self.layer_order(), x)
+
+
+def _clamp01(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(0.0, 1.0)
 
 
 class MultiBlockNet(nn.Module):

@@ -67,8 +67,9 @@ def load_chain(weights: WeightsSpec) -> tuple[nn.Module, str]:
         blocks += list(net.blocks) if isinstance(net, MultiBlockNet) else [net]
     first = blocks[0]
     names = " -> ".join(path.name for path in paths)
+    units = len(first.body)
     summary = (f"{names}: {len(blocks)} block{'s' if len(blocks) > 1 else ''} of {first.head.out_channels} "
-               f"features, {len(first.body)} RCABs")
+               f"features, {units} {first.resblock} residual block{'s' if units != 1 else ''}")
     return (blocks[0] if len(blocks) == 1 else MultiBlockNet(blocks)).eval(), summary
 
 

@@ -9,12 +9,12 @@ from core.errors import UserError
 from core.settings import RunContext
 from engine.schedules import Constant
 from engine.trainer import Stage
+from models.blocks import block_kwargs
 from models.rcan import MultiBlockNet
 from pipelines.multiblock.rerun import prepare
 from pipelines.multiblock.run_folder import (
     TRAIN_SCRIPT,
     block_architecture,
-    block_kwargs,
     load_block,
     run_record,
 )

@@ -36,7 +36,7 @@ from core.settings import (
 from data.pair_layouts import LAYOUTS
 from engine.speed import SPEED_RULES
 from engine.weight_average import EMA_RULE
-from models.rcan import RESBLOCKS
+from models.blocks import block_settings, check_block_settings, network_rules, network_settings
 from pipelines.multiblock.run_record import find_record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,9 +44,10 @@ PHASE_SCRIPTS = ("phase1_1.py", "phase1_2.py", "phase2_1.py", "phase2_2.py", "ph
 FIRST_SCRIPT = "phase1_1.py"
 DEFAULT_OUT = "runs/multiblock"
 # The values that make one run one configuration: the data (checked by a fingerprint of its pairs, see
-# run_record), the block's architecture and initialisation, the validation split (with --seed), the preset.
-RUN_WIDE = ("PRESET", "DATASET", "CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "RESBLOCK", "REDUCTION", "END_CONV",
-            "TAIL_GAIN", "VAL_FRACTION", "VALIDATE_ON_TEST")
+# run_record), the block's architecture (models.blocks: the residual blocks declare theirs) and initialisation,
+# the validation split (with --seed), the preset.
+RUN_WIDE = ("PRESET", "DATASET", "CAMERA", "SCALE", *network_settings(), "TAIL_GAIN", "VAL_FRACTION",
+            "VALIDATE_ON_TEST")
 # Where the data is, not what it is: recorded by the first phase as the later ones' default, never enforced.
 LOCATION = ("DATASET_DIR",)
 # The settings.json section that --config replays for each script (a regeneration reads its block's).
@@ -91,12 +92,13 @@ def _script_block(name: str) -> tuple[tuple[str, SettingValue], ...]:
 
 
 def catalogue() -> dict[str, SettingValue]:
-    """Every phase setting with the default of the first script (in chain order) that has it."""
+    """Every phase setting with the default of the first script (in chain order) that has it, then the
+    residual blocks' own settings with their declared defaults (``models.blocks``)."""
     known: dict[str, SettingValue] = {}
     for name in PHASE_SCRIPTS:
         for key, value in script_block(name).items():
             known.setdefault(key, value)
-    return known
+    return {**{key: setting.default for key, setting in block_settings().items()}, **known}
 
 
 def phase_help(script: str, block: dict[str, SettingValue]) -> str:
@@ -110,7 +112,8 @@ def phase_help(script: str, block: dict[str, SettingValue]) -> str:
                   "here stops this script")
     parts = [settings_help(own, sources, title="settings of this script (override with --set NAME=VALUE):")
              if own else "settings of this script: none",
-             settings_help(run_wide, sources, title=f"run-wide settings ({where}; {LOCATION[0]} is only a default):"),
+             settings_help(run_wide, sources, title=f"run-wide settings ({where}; {LOCATION[0]} is only a default):",
+                           comments={key: setting.comment for key, setting in block_settings().items()}),
              presets_help(PRESETS, [*own, *run_wide])]
     ignored = [key for key in known if key not in own and key not in run_wide]
     if ignored:
@@ -192,7 +195,8 @@ def run_wide_values(ctx: RunContext, block: dict[str, Any], known: dict[str, Any
         elif key in PRESETS[name]:
             wide[key], origins[key] = PRESETS[name][key], f"preset {name}"
         else:
-            wide[key], origins[key] = known[key], f"{FIRST_SCRIPT}'s default"
+            where = "models/blocks" if key in block_settings() else FIRST_SCRIPT
+            wide[key], origins[key] = known[key], f"{where}'s default"
     return wide, origins
 
 
@@ -209,25 +213,23 @@ def run_record_for(args: argparse.Namespace, script: str) -> tuple[dict[str, Any
 
 # What each phase setting may be (core.rules); INIT's choices depend on the script.
 RULES: dict[str, Rule] = {
-    "DATASET": one_of(*LAYOUTS), "SCALE": between(1, 8), "N_FEATS": at_least(1), "N_RESBLOCKS": at_least(0),
-    "RESBLOCK": one_of(*RESBLOCKS), "REDUCTION": at_least(1), "TAIL_GAIN": at_least(0), "VAL_FRACTION": fraction(),
+    "DATASET": one_of(*LAYOUTS), "SCALE": between(1, 8), "TAIL_GAIN": at_least(0), "VAL_FRACTION": fraction(),
     "PATCH_SIZE": at_least(2), "BATCH_SIZE": at_least(1), "ITERS_WARMUP": at_least(0),
     "WARMUP_OPTIMIZER": one_of("adadelta", "adam"), "LR_WARMUP": positive(), "ITERS_CLAMP_HIGH": at_least(0),
     "LR_CLAMP_HIGH": positive(), "ITERS_CLAMP_LOW": at_least(0), "LR_CLAMP_LOW": positive(),
     "LOSS": one_of("l1", "mse"), "GRAD_LOSS_WEIGHT": at_least(0), "EVAL_EVERY": at_least(1),
     "SELECT": one_of("best-val", "last"), "EMA": EMA_RULE, **SPEED_RULES, "ITERS_HIGH": at_least(0),
-    "LR_HIGH": positive(), "ITERS_LOW": at_least(0), "LR_LOW": positive(),
+    "LR_HIGH": positive(), "ITERS_LOW": at_least(0), "LR_LOW": positive(), **network_rules(),
 }
 INIT_CHOICES = {"phase4.py": ("blocks", "fresh")}  # elsewhere: inherit | fresh
 
 
 def check_phase_settings(settings: dict[str, Any], script: str) -> None:
-    """Every rule, the presets' names, INIT's choices for ``script``, and the squeeze: C / REDUCTION >= 1."""
+    """Every rule, the presets' names, INIT's choices for ``script``, and
+    the chosen residual block's own check across its settings."""
     rules = {**RULES, "PRESET": one_of(*PRESETS), "INIT": one_of(*INIT_CHOICES.get(script, ("inherit", "fresh")))}
     check_settings(settings, rules, catalogue())
-    if settings["N_FEATS"] < settings["REDUCTION"]:
-        raise UserError(f"REDUCTION={settings['REDUCTION']}: the channel attention squeezes N_FEATS="
-                        f"{settings['N_FEATS']} channels to N_FEATS // REDUCTION, which must be at least 1")
+    check_block_settings(settings)
 
 
 def settings_report(ctx: RunContext, script: str) -> str:

@@ -11,7 +11,8 @@ from core.runs import read_json, sha256, write_json
 from core.settings import RunContext
 from data.pair_layouts import PairSource, find_pairs, pair_set_name
 from data.paired import Pair, lr_level_dir, pairs_with_lr_folder
-from models.rcan import RESBLOCKS, Block
+from models.blocks import RESBLOCKS, recorded_block_kwargs
+from models.rcan import Block
 from pipelines.multiblock.phase_settings import LOCATION, RUN_WIDE
 from pipelines.multiblock.run_record import (
     check_data,
@@ -26,26 +27,22 @@ TRAIN_SCRIPT = {1: "phase1_1.py", 2: "phase2_1.py", 3: "phase3.py"}
 REGEN_SCRIPT = {1: "phase1_2.py", 2: "phase2_2.py", 3: "phase3.py"}
 LR_SPLITS = ("train", "test")
 ARCH = "multiblock-block"
-BLOCK_KEYS = ("n_feats", "n_resblocks", "reduction", "end_conv", "resblock")
-# What a checkpoint written before a key existed holds: RCAB blocks (RESBLOCK came later).
+# What a checkpoint written before a key existed holds: RCAB blocks (RESBLOCK came later). A residual block's
+# own setting added later takes its declared default (models.blocks.recorded_block_kwargs).
 RECORDED_BEFORE = {"resblock": "rcab"}
 
 
-def block_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
-    return {"n_feats": settings["N_FEATS"], "n_resblocks": settings["N_RESBLOCKS"],
-            "reduction": settings["REDUCTION"], "end_conv": settings["END_CONV"],
-            "resblock": str(settings["RESBLOCK"]).lower()}
-
-
 def block_architecture(recorded: dict[str, Any], path: Path) -> dict[str, Any]:
-    """The ``Block`` arguments (``BLOCK_KEYS``) that the checkpoint or weights file ``path`` records."""
+    """The ``Block`` arguments (``models.blocks.block_kwargs``) that the checkpoint or weights file ``path``
+    records."""
     found = {**RECORDED_BEFORE, **recorded}
-    if any(key not in found for key in BLOCK_KEYS):
-        raise UserError(f"{path} records no block architecture; it was not written by a phase script")
     if found["resblock"] not in RESBLOCKS:
-        raise UserError(f"{path} holds blocks of the design resblock={found['resblock']!r}, which models/rcan.py "
+        raise UserError(f"{path} holds blocks of the design resblock={found['resblock']!r}, which models/blocks/ "
                         f"does not register (RESBLOCKS: {', '.join(RESBLOCKS)}); add it there to load this file")
-    return {key: found[key] for key in BLOCK_KEYS}
+    try:
+        return recorded_block_kwargs(found)
+    except KeyError:
+        raise UserError(f"{path} records no block architecture; it was not written by a phase script") from None
 
 
 def pair_source(settings: dict[str, Any]) -> PairSource:

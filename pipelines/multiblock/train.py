@@ -32,13 +32,13 @@ from inference.exact_forward import exact_forward
 from inference.metrics import psnr_per_image
 from inference.scoring import score_pairs
 from inference.whole_image import run_model
+from models.blocks import block_kwargs
 from models.rcan import Block, orthogonal_init_
 from pipelines.multiblock.phase_settings import settings_report
 from pipelines.multiblock.rerun import prepare
 from pipelines.multiblock.run_folder import (
     ARCH,
     TRAIN_SCRIPT,
-    block_kwargs,
     dataset_pairs,
     level_inputs,
     require_lr_folder,

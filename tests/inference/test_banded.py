@@ -4,6 +4,7 @@ from torch import nn
 
 from inference.banded import banded_forward, has_banded_form, map_rows, pooled_mean
 from models.espcn import ESPCN
+from models.exactness import Pooled
 from models.rcan import Block, MultiBlockNet, orthogonal_init_
 
 
@@ -19,7 +20,7 @@ def trained_like_block(seed: int, **kwargs) -> Block:
 
 @pytest.mark.parametrize("band", [1, 2, 5, 64])
 @pytest.mark.parametrize("end_conv", [True, False])
-@pytest.mark.parametrize("resblock", ["rcab", "rb"])
+@pytest.mark.parametrize("resblock", ["rcab", "rb", "naf"])
 def test_banded_block_equals_whole_image(band: int, end_conv: bool, resblock: str):
     block = trained_like_block(0, end_conv=end_conv, resblock=resblock)
     x = torch.rand(2, 3, 23, 17)
@@ -28,7 +29,7 @@ def test_banded_block_equals_whole_image(band: int, end_conv: bool, resblock: st
     assert torch.allclose(banded_forward(block, x, band=band), expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("resblock", ["rcab", "rb"])
+@pytest.mark.parametrize("resblock", ["rcab", "rb", "naf"])
 def test_banded_multiblock_net_equals_whole_image_with_clamp(resblock: str):
     net = MultiBlockNet([trained_like_block(seed, clamp=True, resblock=resblock) for seed in (1, 2, 3)])
     x = torch.rand(1, 3, 40, 33)
@@ -67,14 +68,21 @@ def test_only_blocks_whose_residual_blocks_declare_themselves_have_a_banded_form
     assert not has_banded_form(undeclared) and not has_banded_form(MultiBlockNet([Block(8, 1), undeclared]))
     assert not has_banded_form(ESPCN())
     for model in (ESPCN(), undeclared):
-        with pytest.raises(TypeError, match="receptive_radius or global_pooling"):
+        with pytest.raises(TypeError, match="layer_order or receptive_radius"):
             banded_forward(model, torch.rand(1, 3, 8, 8))
 
 
 @pytest.mark.parametrize("band", [1, 3, 64])
-def test_pooled_mean_is_the_mean_of_conv2_output(band: int):
-    rcab = trained_like_block(4).double().body[1]
+@pytest.mark.parametrize("resblock", ["rcab", "naf"])
+def test_pooled_mean_is_the_mean_of_what_the_attention_pools(band: int, resblock: str):
+    """RCAB pools a 3x3 convolution's output (the border-sums shortcut), NAF a gate's (a banded pass of it)."""
+    unit = trained_like_block(4, resblock=resblock).double().body[1]
+    (residual,) = unit.layer_order()
+    at = next(i for i, step in enumerate(residual.steps) if isinstance(step, Pooled))
     h = torch.randn(2, 8, 13, 7, dtype=torch.float64)
     with torch.no_grad():
-        expected = rcab.conv2(torch.relu(rcab.conv1(h))).mean(dim=(2, 3))
-        torch.testing.assert_close(pooled_mean(rcab.global_pooling(), h, band), expected, atol=1e-12, rtol=0)
+        z = h
+        for step in residual.steps[:at]:
+            z = step.fn(z)
+        torch.testing.assert_close(pooled_mean(residual.steps[:at], [], h, band), z.mean(dim=(2, 3)), atol=1e-12,
+                                   rtol=0)

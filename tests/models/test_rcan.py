@@ -137,8 +137,8 @@ def test_rb_blocks_are_rcabs_without_attention() -> None:
     assert set(rcab.state_dict()) - set(rb.state_dict()) == {f"body.{i}.attention.{layer}.{p}" for i in range(2)
                                                            for layer in ("down", "up") for p in ("weight", "bias")}
     assert receptive_field_radius(rb) == receptive_field_radius(rcab)
-    assert set(RESBLOCKS) == {"rcab", "rb"}
-    with pytest.raises(ValueError, match="expected one of rcab, rb"):
+    assert set(RESBLOCKS) == {"rcab", "rb", "naf"}
+    with pytest.raises(ValueError, match="expected one of naf, rb, rcab"):
         Block(**TINY, resblock="rcan")
 
 

@@ -8,9 +8,10 @@ import torch
 
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.errors import UserError
-from models.rcan import RCAB, Block, ResBlock
+from models.blocks import RCAB, ResBlock, block_kwargs
+from models.rcan import Block
 from pipelines.multiblock.phase_settings import catalogue, check_phase_settings
-from pipelines.multiblock.run_folder import ARCH, block_kwargs, load_block
+from pipelines.multiblock.run_folder import ARCH, load_block
 from pipelines.multiblock.train import initial_block
 
 SETTINGS = {"N_FEATS": 8, "N_RESBLOCKS": 2, "RESBLOCK": "rcab", "REDUCTION": 4, "END_CONV": True, "INIT": "inherit",
@@ -88,6 +89,6 @@ def test_a_checkpoint_from_before_the_setting_holds_rcabs_and_an_unregistered_de
     assert all(isinstance(unit, RCAB) for unit in load_block(tmp_path / "old.pt", clamp=True).body)
     state["meta"]["resblock"] = "mine"
     save_checkpoint(tmp_path / "mine.pt", state)
-    with pytest.raises(UserError, match=r"resblock='mine', which models/rcan.py does not register") as refused:
+    with pytest.raises(UserError, match=r"resblock='mine', which models/blocks/ does not register") as refused:
         load_block(tmp_path / "mine.pt", clamp=True)
     assert "\n" not in str(refused.value)

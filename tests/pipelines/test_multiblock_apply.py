@@ -74,7 +74,7 @@ def test_chained_blocks_equal_n_and_the_whole_image_pass(weights: Path, tmp_path
     image = photo(tmp_path / "a.png")
     chained, summary = load_chain(f"{weights / 'N1.pt'},{weights / 'N2.pt'}")
     combined, _ = load_chain(weights / "N.pt")
-    assert summary == "N1.pt -> N2.pt: 2 blocks of 8 features, 1 RCABs"
+    assert summary == "N1.pt -> N2.pt: 2 blocks of 8 features, 1 rcab residual block"
     out = sharpen_array(chained, image, CPU)  # on a CPU: banded, exact
     assert np.array_equal(out, sharpen_array(combined, image, CPU))
     assert np.abs(out - whole_pass(combined, image)).max() < 1e-5

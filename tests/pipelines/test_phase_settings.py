@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import UserError
+from models.blocks import block_settings
 from pipelines.multiblock.phase_settings import (
     FIRST_SCRIPT,
     LOCATION,
@@ -21,15 +22,18 @@ from pipelines.multiblock.run_record import write_record
 from tests.scripts.helpers import load_script
 
 
-def test_the_catalogue_is_the_union_of_the_six_blocks():
+def test_the_catalogue_is_the_union_of_the_six_blocks_and_the_residual_blocks_settings():
     known = catalogue()
-    assert set(known) == {name for script in PHASE_SCRIPTS for name in script_block(script)}
+    declared = block_settings()
+    assert set(known) == {name for script in PHASE_SCRIPTS for name in script_block(script)} | set(declared)
+    assert {"REDUCTION", "NAF_EXPANSION"} <= set(declared) and known["REDUCTION"] == declared["REDUCTION"].default
     assert known["INIT"] == "inherit" and script_block("phase4.py")["INIT"] == "blocks"
     assert script_block("phase1_2.py") == {} == script_block("phase2_2.py")
 
 
-def test_run_wide_settings_live_in_the_first_script_only():
-    assert set(RUN_WIDE) | set(LOCATION) <= set(script_block(FIRST_SCRIPT))
+def test_run_wide_settings_live_in_the_first_script_only_or_in_the_residual_blocks():
+    assert set(RUN_WIDE) | set(LOCATION) <= set(script_block(FIRST_SCRIPT)) | set(block_settings())
+    assert set(block_settings()) <= set(RUN_WIDE)
     for script in PHASE_SCRIPTS[1:]:
         assert not set(script_block(script)) & (set(RUN_WIDE) | set(LOCATION)), script
 

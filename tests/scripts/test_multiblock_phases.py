@@ -3,7 +3,7 @@
 The pairs are made with numpy/scipy from scikit-image photos (HR: 64x64 crops; LR: the HR blurred, same
 size), not with ``data.synth``, as a user with their own pairs would. The chain runs as ``make phases`` with
 one settings list for all six scripts; the other checks run a script through its ``main(argv)``, as a real
-subprocess, or through ``cli_entry``. A second chain, in-process, swaps the residual block (``RESBLOCK=rb``).
+subprocess, or through ``cli_entry``. Two more chains, in-process, swap the residual block (``RESBLOCK=rb``, ``naf``).
 """
 from __future__ import annotations
 
@@ -191,6 +191,22 @@ def test_a_later_phase_given_the_other_block_design_stops(rb_chain, tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert err[0].startswith("error: RESBLOCK='rcab' (--set) differs from RESBLOCK='rb' recorded"), err
+
+
+def test_the_nafnet_style_block_trains_through_the_six_phases(one_thread, tmp_path):
+    """The block added in one file (models/blocks/naf.py) with a setting of its own, on the tiny chain."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    make_pairs(data)
+    for script in PHASES:
+        run_phase(script, data, run, ["PRESET=tiny", "RESBLOCK=naf", "NAF_EXPANSION=3"])
+    assert json.loads((run / "run.json").read_text())["settings"]["NAF_EXPANSION"] == 3
+    for name in ("N1.pt", "N2.pt", "N3.pt", "N.pt"):
+        state = load_checkpoint(run / name)
+        assert (state["meta"]["resblock"], state["meta"]["naf_expansion"]) == ("naf", 3), name
+    results = json.loads((run / "results.json").read_text())
+    for phase in ("phase1", "phase2", "phase3", "phase4"):
+        scores = results[phase]["metrics"][TEST_SET]
+        assert scores["model"]["psnr_rgb_report"] > scores["identity"]["psnr_rgb_report"], (phase, scores)
 
 
 # ------------------------------------------------------------------------------ regeneration
