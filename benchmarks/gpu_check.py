@@ -59,7 +59,7 @@ from core.hardware import cpu_description  # noqa: E402
 from data.datasets import bundled_photos, load_named_set  # noqa: E402
 from data.synth import synthesise_realsr  # noqa: E402
 from engine.schedules import Constant  # noqa: E402
-from engine.speed import Speed  # noqa: E402
+from engine.speed import Speed, tf32_runs  # noqa: E402
 from engine.trainer import Stage, TrainConfig, Trainer  # noqa: E402
 from models.espcn import ESPCN  # noqa: E402
 from models.rcan import Block, orthogonal_init_  # noqa: E402
@@ -266,9 +266,12 @@ def timed_training(check: Check, speed: Speed, steps: int, warmup: int) -> float
 
 
 def block_step(check: Check) -> dict[str, Any]:
+    # Speed() is strict IEEE fp32 (TF32 off); PRECISION=fp32 on an Ampere-or-newer GPU runs TF32 convolutions
     variants = {"fp32 eager": Speed(), "fp32 channels_last": Speed(channels_last=True),
                 "bf16": Speed(precision="bf16"), "bf16 channels_last": Speed(precision="bf16", channels_last=True),
                 "bf16 channels_last compile": Speed(precision="bf16", channels_last=True, compile=True)}
+    if tf32_runs(check.device):
+        variants["fp32 (TF32 convolutions) channels_last"] = Speed(channels_last=True, tf32=True)
     if check.device.type == "cuda":
         variants["fp16 channels_last (scaler)"] = Speed(precision="fp16", channels_last=True)
         variants["fp32 channels_last compile"] = Speed(channels_last=True, compile=True)
