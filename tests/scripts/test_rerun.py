@@ -84,9 +84,9 @@ def test_redo_archives_the_phase_and_leaves_phase_1_untouched(run_a: Path, data:
 def test_a_branch_trains_only_its_phase_with_new_values(run_a: Path, data: Path, tmp_path: Path):
     before = snapshot(run_a)
     branch = tmp_path / "C"
-    run("phase2_1.py", data, branch, "--from", str(run_a), edits={"GRAD_LOSS_WEIGHT": 0.5})
+    run("phase2_1.py", data, branch, "--from", str(run_a), edits={"LOSS": "l1 + 0.5*grad"})
     assert snapshot(run_a) == before
-    assert json.loads((branch / "settings.json").read_text())["N2"]["GRAD_LOSS_WEIGHT"] == 0.5
+    assert json.loads((branch / "settings.json").read_text())["N2"]["LOSS"] == "l1 + 0.5*grad"
     assert set(json.loads((branch / "results.json").read_text())) == {"phase1", "phase2"}
     rows = [line for line in (branch.parent / "results.csv").read_text().splitlines()[1:] if str(branch) in line]
     assert len(rows) == 1 and ",phase2,phase2_1.py," in rows[0]  # one row: only phase 2 trained there
