@@ -33,9 +33,9 @@ TERMS: dict[str, LossFn] = {}  # name -> term, in the order registered
 
 
 def term(name: str) -> Callable[[LossFn], LossFn]:
-    """Registers the decorated ``(pred, target) -> loss`` function as the LOSS term ``name``."""
+    """Registers the decorated ``(pred, target) -> loss`` function as the LOSS term ``name`` (without case)."""
     def register(function: LossFn) -> LossFn:
-        TERMS[name] = function
+        TERMS[name.lower()] = function
         return function
 
     return register

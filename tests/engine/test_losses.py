@@ -68,7 +68,7 @@ def test_an_unknown_term_or_a_bad_weight_is_one_line_naming_the_setting_the_valu
 def test_a_new_term_is_one_registered_function(monkeypatch):
     monkeypatch.setattr(losses, "TERMS", dict(losses.TERMS))  # the registration ends with the test
 
-    @term("charbonnier")
+    @term("Charbonnier")  # names are without case
     def charbonnier(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return ((pred - target).square() + 1e-6).sqrt().mean()
 
