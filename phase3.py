@@ -19,8 +19,7 @@ ITERS_CLAMP_HIGH = 3000  # stage B: clamped N_3^+, Adam (report: 3000)
 LR_CLAMP_HIGH = 1e-4  # (report: 1e-4)
 ITERS_CLAMP_LOW = 10000  # stage C: clamped, Adam (report: 10000)
 LR_CLAMP_LOW = 1e-5  # (report: 1e-5)
-LOSS = "l1"  # l1 (report) | mse
-GRAD_LOSS_WEIGHT = 0.0  # weight of the first-order gradient-difference term added to the loss (report sec. 6)
+LOSS = "l1"  # terms [weight*]name joined by +, e.g. "l1 + 0.1*grad": l1 (report), mse, grad (report sec. 6), ssim
 EVAL_EVERY = 500  # iterations between evaluations and checkpoints (ours)
 SELECT = "best-val"  # best-val = weights of the best validation evaluation | last
 EMA = 0.0  # > 0: validate, select and save an average of the weights, decay per step, e.g. 0.999 (ours)

@@ -3,13 +3,14 @@
 A script's pipeline keeps one table, ``{NAME: Rule}``, beside its presets; ``check_settings`` runs it on the
 effective settings before anything is read at length or written. A failure is one line naming the setting,
 the value and what is allowed: ``BATCH_SIZE=0: expected an integer >= 1 (--set BATCH_SIZE=...)``. A list
-setting's rule applies to each of its items. Type errors never reach here: ``--set`` parses a value by the
-type of its default (``core.settings``).
+setting's rule applies to each of its items. A setting with a grammar of its own (``LOSS = "l1 + 0.1*grad"``)
+has a rule whose ``parse`` says what is wrong with a value. Type errors never reach here: ``--set`` parses a
+value by the type of its default (``core.settings``).
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,8 @@ from core.errors import UserError
 @dataclass(frozen=True)
 class Rule:
     """Numbers within [low, high] (an end left out when ``*_open``; None = unbounded), or one of ``choices``
-    (compared without case); ``nonempty`` for a list that needs an item; ``hint`` what the value means."""
+    (compared without case), or what ``parse`` accepts (it raises ValueError saying what is wrong and what is
+    expected); ``nonempty`` for a list that needs an item; ``hint`` what the value means."""
 
     low: float | None = None
     high: float | None = None
@@ -28,6 +30,19 @@ class Rule:
     choices: tuple[str, ...] = ()
     nonempty: bool = False
     hint: str = ""  # said after the range, e.g. "a decay per step, e.g. 0.9999; 0 = off"
+    parse: Callable[[Any], object] | None = None
+
+    def fault(self, value: Any, example: Any) -> str:
+        """What is wrong with ``value``, '' when nothing; ``example`` (the default) as for ``describe``."""
+        if self.parse is not None:
+            try:
+                self.parse(value)
+            except ValueError as err:
+                return str(err)
+            return ""
+        if self.allows(value):
+            return ""
+        return f"expected {self.describe(example)}{f': {self.hint}' if self.hint else ''}"
 
     def allows(self, value: Any) -> bool:
         if isinstance(value, (list, tuple)):
@@ -89,10 +104,9 @@ def one_of(*choices: str) -> Rule:
 def check_settings(settings: Mapping[str, Any], rules: Mapping[str, Rule], defaults: Mapping[str, Any]) -> None:
     """Every setting of ``settings`` that ``rules`` names, checked (``defaults`` tells integers from numbers)."""
     for name, rule in rules.items():
-        if name in settings and not rule.allows(settings[name]):
-            hint = f": {rule.hint}" if rule.hint else ""
-            raise UserError(f"{name}={_shown(settings[name])}: expected {rule.describe(defaults.get(name))}{hint} "
-                            f"(--set {name}=...)")
+        fault = rule.fault(settings[name], defaults.get(name)) if name in settings else ""
+        if fault:
+            raise UserError(f"{name}={_shown(settings[name])}: {fault} (--set {name}=...)")
 
 
 def _shown(value: Any) -> str:

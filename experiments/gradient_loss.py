@@ -3,10 +3,10 @@ against L1 alone.
 
 The report looked at the 4-neighbour first-order differences of the HR - LR residual, saw the image's
 structure in them, tried "this new loss (sum of 1st order derivative value)" and "the result can't
-converge". Here the term is ``engine.losses.gradient_difference``: the mean absolute difference between the
-horizontal and vertical neighbour differences of the output and of HR, added to L1 with weight
-GRAD_LOSS_WEIGHT (a setting of every training script). Each weight trains block N_1 with phase1_1.py,
-everything else equal; the test pairs are scored on PSNR and on the same gradient difference (edge error).
+converge". Here the term is ``engine.losses.gradient_difference`` (the LOSS term ``grad``): the mean absolute
+difference between the horizontal and vertical neighbour differences of the output and of HR. Each weight w
+trains block N_1 with phase1_1.py and LOSS = "l1 + w*grad" (w = 0: "l1"), everything else equal; the test
+pairs are scored on PSNR and on the same gradient difference (edge error).
 
 Writes <out>/table.md, <out>/results.json, <out>/gradient_loss.png and <out>/seed<S>/w<weight>/ run folders.
 """
@@ -96,9 +96,10 @@ def edge_error(block, test_pairs, device) -> tuple[float, float]:
 
 
 def train_weight(ctx: RunContext, data: Path, run: Path, weight: float, seed: int, test_pairs) -> dict:
-    """Block N_1 trained by phase1_1.py with GRAD_LOSS_WEIGHT=weight: its test metrics, edge error and wall."""
+    """Block N_1 trained by phase1_1.py with LOSS = "l1 + weight*grad": its test metrics, edge error and wall."""
     s = ctx.settings
-    settings = {**pick(s, _TRAIN_KEYS), **network_of(s), "LOSS": "l1", "GRAD_LOSS_WEIGHT": weight}
+    loss = f"l1 + {weight!r}*grad" if weight else "l1"
+    settings = {**pick(s, _TRAIN_KEYS), **network_of(s), "LOSS": loss}
     timed_phase(ctx, "phase1_1.py", data, run, settings, seed, "phase1_1.py")
     metrics = phase_metrics(run, "phase1")
     with torch.no_grad():

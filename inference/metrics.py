@@ -11,8 +11,9 @@ on the device the images are on.
 Inputs: torch tensors (C,H,W) or (N,C,H,W) on any device, or numpy HxWxC (or HxW) arrays (scored on the
 CPU); C = 3 or 1. A batch of N images gives the mean of the N per-image values. Training-time validation
 calls e.g. ``psnr(output, target, space="rgb", shave=0)`` on its NCHW device tensors in [0, 1].
-SSIM follows Wang et al. 2004 (MATLAB ssim_index.m, as BasicSR): 11x11 Gaussian window, sigma 1.5,
-K1 = 0.01, K2 = 0.03, 'valid' filtering, mean of the map, channel means averaged; no downsampling.
+SSIM follows Wang et al. 2004 (MATLAB ssim_index.m, as BasicSR; window and constants in ``data.ssim_window``,
+shared with the training loss): 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, 'valid' filtering,
+mean of the map, channel means averaged; no downsampling.
 
 Precision: everything is float64, as the scipy reference this replaced (``tests/inference/metrics_reference.py``,
 equal within 1e-9 in the tests). SSIM's variances are differences of nearly equal filtered maps: float32
@@ -33,6 +34,7 @@ import torch
 
 from core.errors import UserError
 from data.color import rgb_to_y, y_affine
+from data.ssim_window import K1, K2, WINDOW_RADIUS, gaussian_window
 from inference import ssim_kernel
 
 PROTOCOLS = {
@@ -41,8 +43,6 @@ PROTOCOLS = {
     "report": "RGB, no shave, top-left crop of at most 1500x1500 (the multiblock report)",
     "realsr": "Y (BT.601), no shave (RealSR same-size pairs)",
 }
-WINDOW_RADIUS = 5
-SIGMA = 1.5
 STRIP_ROWS = 32  # SSIM output rows per strip on a CPU (measured: 3x faster than the whole map at 480x500)
 
 
@@ -130,7 +130,7 @@ def _ssim_and_mse(scored: _Scored) -> tuple[torch.Tensor, torch.Tensor]:
     (``inference.ssim_kernel``) both come from one pass; elsewhere from the eager ``_ssim_torch``."""
     if min(n - 2 * WINDOW_RADIUS for n in scored.a.shape[-2:]) <= 0:
         raise ValueError(f"ssim needs images larger than 11x11 after shave/crop, got {tuple(scored.a.shape[-2:])}")
-    c1, c2 = 2 * (0.01 * scored.peak) ** 2, 2 * (0.03 * scored.peak) ** 2  # doubled, as the terms below
+    c1, c2 = 2 * (K1 * scored.peak) ** 2, 2 * (K2 * scored.peak) ** 2  # doubled, as the terms below
     if scored.kernel:
         planes, sse = ssim_kernel.ssim_and_sse(scored.a, scored.b, _WINDOW, c1, c2, scored.luma)
         return planes.mean(dim=1), scored.mse(sse)
@@ -176,14 +176,8 @@ def to_floats(values: dict[str, torch.Tensor]) -> dict[str, float]:
     return {key: float(x) for key, x in zip(values, numbers, strict=True)}
 
 
-def _make_gaussian_window() -> torch.Tensor:
-    x = torch.arange(-WINDOW_RADIUS, WINDOW_RADIUS + 1, dtype=torch.float64)
-    g = torch.exp(-(x**2) / (2 * SIGMA**2))
-    return g / g.sum()
-
-
 # Made once, on the CPU, at import: the C kernel takes the tensor, the PyTorch path its taps as numbers
-_WINDOW = _make_gaussian_window()
+_WINDOW = gaussian_window()
 _TAPS = _WINDOW.tolist()
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from core.errors import UserError
 from core.rules import Rule, at_least, between, check_settings, fraction, one_of, positive
+from engine.losses import LOSS_RULE
 from engine.speed import SPEED_RULES
 from engine.weight_average import EMA_RULE
 from inference.video import X264_PRESETS
@@ -17,7 +18,7 @@ RULES: dict[str, Rule] = {
     "BATCH_SIZE": at_least(1), "OPTIMIZER": one_of("adam", "sgd"), "MOMENTUM": fraction(),
     "SCHEDULE": one_of("cosine", "plateau"), "LR_START": positive(), "LR_END": positive(), "MU": at_least(0),
     "LR_FACTOR": Rule(low=1, low_open=True), "COOLDOWN": at_least(0), "PATIENCE": at_least(1),
-    "LAST_LAYER_LR": positive(), "LOSS": one_of("mse", "l1"), "EMA": EMA_RULE, **SPEED_RULES,
+    "LAST_LAYER_LR": positive(), "LOSS": LOSS_RULE, "EMA": EMA_RULE, **SPEED_RULES,
     "EVAL_TILE": at_least(8), "INFERENCE": one_of("auto", "strips", "channels_last", "compile", "eager"),
     "UPSCALE_PRECISION": one_of("auto", "fp32", "bf16", "fp16"),
     "PNG_LEVEL": between(0, 9), "VIDEO_CRF": between(0, 51), "VIDEO_PRESET": one_of(*X264_PRESETS),

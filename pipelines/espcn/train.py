@@ -27,7 +27,7 @@ from core.settings import RunContext
 from data.degrade import modcrop
 from data.io import to_float
 from data.splits import hold_out
-from engine.losses import make_loss
+from engine.losses import comparable_loss, make_loss
 from engine.optimizers import adam
 from engine.plots import plot_curves
 from engine.report import metrics_table
@@ -122,7 +122,8 @@ def check_resumed_settings(ctx: RunContext, latest: Path) -> None:
     """``--resume`` continues the training that ``settings.json`` records: refuse, in one line naming each
     difference, settings (or a seed) other than those it started with."""
     names = [key for key in (*ctx.settings, "seed") if key not in NOT_COMPARED_ON_RESUME]
-    diff = setting_differences(read_json(ctx.out / "settings.json"), {**ctx.settings, "seed": ctx.seed}, names)
+    diff = setting_differences(comparable_loss(read_json(ctx.out / "settings.json")),
+                               comparable_loss({**ctx.settings, "seed": ctx.seed}), names)
     if diff:
         raise UserError(f"--resume continues the run in {latest}, which started with other settings: "
                         f"{describe_differences(diff)}; resume with those values, or choose another --out")

@@ -34,6 +34,7 @@ from core.settings import (
     settings_help,
 )
 from data.pair_layouts import LAYOUTS
+from engine.losses import LOSS_RULE
 from engine.speed import SPEED_RULES
 from engine.weight_average import EMA_RULE
 from models.blocks import block_settings, check_block_settings, network_rules, network_settings
@@ -217,7 +218,7 @@ RULES: dict[str, Rule] = {
     "PATCH_SIZE": at_least(2), "BATCH_SIZE": at_least(1), "ITERS_WARMUP": at_least(0),
     "WARMUP_OPTIMIZER": one_of("adadelta", "adam"), "LR_WARMUP": positive(), "ITERS_CLAMP_HIGH": at_least(0),
     "LR_CLAMP_HIGH": positive(), "ITERS_CLAMP_LOW": at_least(0), "LR_CLAMP_LOW": positive(),
-    "LOSS": one_of("l1", "mse"), "GRAD_LOSS_WEIGHT": at_least(0), "EVAL_EVERY": at_least(1),
+    "LOSS": LOSS_RULE, "EVAL_EVERY": at_least(1),
     "SELECT": one_of("best-val", "last"), "EMA": EMA_RULE, **SPEED_RULES, "ITERS_HIGH": at_least(0),
     "LR_HIGH": positive(), "ITERS_LOW": at_least(0), "LR_LOW": positive(), **network_rules(),
 }

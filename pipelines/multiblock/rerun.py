@@ -33,6 +33,7 @@ from core.runs import (
     write_json,
 )
 from core.settings import RunContext
+from engine.losses import comparable_loss
 from pipelines.multiblock.phase_settings import (
     CONFIG_SECTION,
     LOCATION,
@@ -82,7 +83,7 @@ def own_settings(script: str) -> list[str]:
 def differences(ctx: RunContext, script: str, recorded: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """``{NAME: (recorded, now)}`` for this script's own settings (and the seed) that differ from ``recorded``."""
     names = [key for key in (*own_settings(script), "seed") if key not in NOT_COMPARED]
-    return setting_differences(recorded, {**ctx.settings, "seed": ctx.seed}, names)
+    return setting_differences(comparable_loss(recorded), comparable_loss({**ctx.settings, "seed": ctx.seed}), names)
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,7 @@ def make_trainer(ctx: RunContext, job: NetworkJob, images: PhaseImages, dist_inf
         speed=speed_from_settings(s, device),
         tensorboard_dir=run_dir / "tensorboard" / name if s.get("TENSORBOARD") else None,
         preview=functools.partial(preview_crop, pair=images.val.arrays[0], device=device), ema_decay=s["EMA"])
-    loss = make_loss(s["LOSS"], s["GRAD_LOSS_WEIGHT"])
+    loss = make_loss(s["LOSS"])
     return Trainer(job.net, job.stages, sampler.batch, loss, evaluate, config, device, dist_info)  # moves it there
 
 

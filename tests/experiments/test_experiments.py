@@ -112,7 +112,7 @@ def test_gradient_loss(tmp_path):
     rows = table_rows(run("gradient_loss", out, [*DATA_AND_ARCH, *BLOCK, "GRAD_WEIGHTS=0,1"]))
     assert rows[:3] == ["identity (the LR input)", "L1 alone", "L1 + 1 x gradient"]
     settings = json.loads((out / "seed0" / "w1" / "settings.json").read_text())["N1"]
-    assert settings["GRAD_LOSS_WEIGHT"] == 1.0
+    assert settings["LOSS"] == "l1 + 1.0*grad"
 
 
 def test_a_misspelt_choice_stops_before_any_work(tmp_path):

@@ -16,6 +16,7 @@ from pipelines.multiblock.phase_settings import FIRST_SCRIPT, PHASE_SCRIPTS, RUL
 from tests.scripts.helpers import load_script
 
 ESPCN = collect_settings(vars(load_script("espcn.py")))
+LOSS_FORM = "expected terms [weight*]name joined by '+', e.g. 'l1 + 0.1*grad'; terms: l1, mse, grad, ssim"
 
 
 def is_number(value) -> bool:
@@ -58,7 +59,7 @@ def test_every_numeric_setting_of_every_script_has_a_range():
         assert set(numeric(block)) <= set(RULES), script
     assert set(numeric(ESPCN)) <= set(ESPCN_RULES)
     tried = {name for _script, name, _value in PHASE_CASES} | {name for name, _value in ESPCN_CASES}
-    ranged = {name for name in {*RULES, *ESPCN_RULES} if not {**RULES, **ESPCN_RULES}[name].choices}
+    ranged = {name for name, rule in {**RULES, **ESPCN_RULES}.items() if not rule.choices and rule.parse is None}
     assert ranged <= tried  # every range is tried from outside at least once
 
 
@@ -88,7 +89,9 @@ def test_a_bad_espcn_setting_is_one_line_before_anything_is_written(tmp_path: Pa
     ("phase2_1.py", "LR_CLAMP_HIGH=-0.1", "LR_CLAMP_HIGH=-0.1: expected a number > 0 (--set LR_CLAMP_HIGH=...)"),
     ("phase1_1.py", "VAL_FRACTION=1.5", "VAL_FRACTION=1.5: expected a number in [0, 1) (--set VAL_FRACTION=...)"),
     ("phase4.py", "INIT=inherit", "INIT='inherit': expected one of blocks, fresh (--set INIT=...)"),
-    ("phase3.py", "LOSS=huber", "LOSS='huber': expected one of l1, mse (--set LOSS=...)"),
+    ("phase3.py", "LOSS=huber", f"LOSS='huber': unknown term 'huber'; {LOSS_FORM} (--set LOSS=...)"),
+    ("phase2_1.py", "LOSS=l1 + -0.1*ssim",
+     f"LOSS='l1 + -0.1*ssim': the weight of 'ssim' must be a number > 0, got '-0.1'; {LOSS_FORM} (--set LOSS=...)"),
     ("phase1_1.py", "PRECISION=fp8",
      "PRECISION='fp8': expected one of auto, fp32, fp32_strict, bf16, fp16 (--set PRECISION=...)"),
 ])
@@ -106,6 +109,7 @@ def test_espcn_cross_checks_and_the_issues_examples(tmp_path: Path):
         ("VAL_FRACTION=1.5", "VAL_FRACTION=1.5: expected a number in [0, 1) (--set VAL_FRACTION=...)"),
         ("FEATURES=64,32,16", "FEATURES=64,32,16: expected two widths, e.g. 64,32 (the first two layers)"),
         ("LR_END=0.5", "LR_END=0.5 is above LR_START=0.003: the rate decays from LR_START to LR_END"),
+        ("LOSS=mse+ssmi", f"LOSS='mse+ssmi': unknown term 'ssmi'; {LOSS_FORM} (--set LOSS=...)"),
     ]:
         with pytest.raises(UserError) as refused:
             load_script("espcn.py").main(["train", "--out", str(tmp_path / "run"), "--set", setting])
@@ -117,3 +121,9 @@ def test_the_squeeze_must_leave_a_channel(tmp_path: Path):
     with pytest.raises(UserError, match=r"^REDUCTION=32: the channel attention squeezes N_FEATS=16 channels"):
         parse_phase_cli(vars(load_script("phase1_1.py")), ["--out", str(tmp_path), "--set", "N_FEATS=16",
                                                            "--set", "REDUCTION=32"], "phase1_1.py")
+
+
+def test_a_sum_of_loss_terms_is_a_phase_setting(tmp_path: Path):
+    ctx = parse_phase_cli(vars(load_script("phase2_1.py")), ["--out", str(tmp_path / "run"), "--set",
+                                                            "LOSS=l1 + 0.1*grad + 0.2*ssim"], "phase2_1.py")
+    assert ctx.settings["LOSS"] == "l1 + 0.1*grad + 0.2*ssim"

@@ -4,6 +4,7 @@ new run folder from another's finished phases; --dry-run prints and writes nothi
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,36 @@ def test_equal_settings_are_already_done_and_other_settings_are_one_line(run_a: 
     assert snapshot(run_a) == before
 
 
+def test_a_run_recorded_with_grad_loss_weight_compares_as_its_loss_term(run_a: Path, data: Path, tmp_path: Path,
+                                                                       capsys):
+    """Run folders from before LOSS had terms record GRAD_LOSS_WEIGHT beside LOSS: 0 is LOSS alone, w adds w*grad."""
+    old = tmp_path / "old"
+    shutil.copytree(run_a, old)
+
+    def record(weight: float) -> None:
+        settings = json.loads((old / "settings.json").read_text())
+        settings["N2"].update(LOSS="l1", GRAD_LOSS_WEIGHT=weight)
+        (old / "settings.json").write_text(json.dumps(settings))
+
+    record(0.0)
+    run("phase2_1.py", data, old)
+    assert "phase2_1.py: already done in" in capsys.readouterr().out
+    record(0.5)
+    run("phase2_1.py", data, old, edits={"LOSS": "L1+0.5*grad"})
+    assert "phase2_1.py: already done in" in capsys.readouterr().out
+    with pytest.raises(UserError) as refused:
+        run("phase2_1.py", data, old)
+    assert "with other settings: LOSS='l1 + 0.5*grad' there, 'l1' now; pass --redo" in str(refused.value)
+    (old / "N2.pt").unlink()  # interrupted: N2_latest.pt only
+    with pytest.raises(UserError) as refused:
+        run("phase2_1.py", data, old, "--resume")
+    assert str(refused.value).startswith(f"--resume continues the run in {old / 'N2_latest.pt'}, which started with "
+                                         "other settings: LOSS='l1 + 0.5*grad' there, 'l1' now;")
+    run("phase2_1.py", data, old, "--resume", edits={"LOSS": "l1 + 0.5*grad"})
+    assert (old / "N2.pt").exists()
+    assert json.loads((old / "settings.json").read_text())["N2"]["LOSS"] == "l1 + 0.5*grad"
+
+
 def test_redo_archives_the_phase_and_leaves_phase_1_untouched(run_a: Path, data: Path, tmp_path: Path):
     run_b = tmp_path / "B"  # first a branch of the run as it is: it keeps phase 2 trained with l1
     run("phase2_2.py", data, run_b, "--from", str(run_a), edits={})
@@ -84,9 +115,9 @@ def test_redo_archives_the_phase_and_leaves_phase_1_untouched(run_a: Path, data:
 def test_a_branch_trains_only_its_phase_with_new_values(run_a: Path, data: Path, tmp_path: Path):
     before = snapshot(run_a)
     branch = tmp_path / "C"
-    run("phase2_1.py", data, branch, "--from", str(run_a), edits={"GRAD_LOSS_WEIGHT": 0.5})
+    run("phase2_1.py", data, branch, "--from", str(run_a), edits={"LOSS": "l1 + 0.5*grad"})
     assert snapshot(run_a) == before
-    assert json.loads((branch / "settings.json").read_text())["N2"]["GRAD_LOSS_WEIGHT"] == 0.5
+    assert json.loads((branch / "settings.json").read_text())["N2"]["LOSS"] == "l1 + 0.5*grad"
     assert set(json.loads((branch / "results.json").read_text())) == {"phase1", "phase2"}
     rows = [line for line in (branch.parent / "results.csv").read_text().splitlines()[1:] if str(branch) in line]
     assert len(rows) == 1 and ",phase2,phase2_1.py," in rows[0]  # one row: only phase 2 trained there
