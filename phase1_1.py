@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     from pipelines.multiblock.phase_settings import parse_phase_cli
     from pipelines.multiblock.train import train_block
 
-    train_block(parse_phase_cli(globals(), argv, "phase1_1.py"), index=1)
+    train_block(parse_phase_cli(globals(), argv, "phase1_1.py"), "phase1_1.py")
 
 
 if __name__ == "__main__":

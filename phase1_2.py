@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     from pipelines.multiblock.phase_settings import parse_phase_cli
     from pipelines.multiblock.regenerate import regenerate
 
-    regenerate(parse_phase_cli(globals(), argv, "phase1_2.py"), index=1)
+    regenerate(parse_phase_cli(globals(), argv, "phase1_2.py"), "phase1_2.py")
 
 
 if __name__ == "__main__":

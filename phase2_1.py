@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     from pipelines.multiblock.phase_settings import parse_phase_cli
     from pipelines.multiblock.train import train_block
 
-    train_block(parse_phase_cli(globals(), argv, "phase2_1.py"), index=2)
+    train_block(parse_phase_cli(globals(), argv, "phase2_1.py"), "phase2_1.py")
 
 
 if __name__ == "__main__":

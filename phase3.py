@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     from pipelines.multiblock.train import train_block
 
     ctx = parse_phase_cli(globals(), argv, "phase3.py")
-    train_block(ctx, index=3)
-    regenerate(ctx, index=3, started=True)
+    train_block(ctx, "phase3.py")
+    regenerate(ctx, "phase3.py", started=True)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ from experiments.common import (
     write_outputs,
 )
 from inference.whole_image import image_to_tensor, run_model
+from pipelines.multiblock.chain import FIRST
 from pipelines.multiblock.run_folder import load_block
 
 _NAME = "gradient_loss"
@@ -97,15 +98,16 @@ def edge_error(block, test_pairs, device) -> tuple[float, float]:
 def train_weight(ctx: RunContext, data: Path, run: Path, weight: float, seed: int, test_pairs) -> dict:
     """Block N_1 trained by phase1_1.py with GRAD_LOSS_WEIGHT=weight: its test metrics, edge error and wall."""
     s = ctx.settings
-    timed_phase(ctx, "phase1_1.py", data, run, {**pick(s, _TRAIN_KEYS), "LOSS": "l1", "GRAD_LOSS_WEIGHT": weight},
-                seed, "phase1_1.py")
-    metrics = phase_metrics(run, "phase1")
+    timed_phase(ctx, FIRST.script, data, run, {**pick(s, _TRAIN_KEYS), "LOSS": "l1", "GRAD_LOSS_WEIGHT": weight},
+                seed, FIRST.script)
+    metrics = phase_metrics(run, FIRST.result)
     with torch.no_grad():
-        edge, edge_identity = edge_error(load_block(run / "N1.pt", clamp=True).eval(), test_pairs, ctx.device)
-    log = read_log(run / "log_N1.csv")
+        block = load_block(run / f"{FIRST.network}.pt", clamp=True).eval()
+        edge, edge_identity = edge_error(block, test_pairs, ctx.device)
+    log = read_log(run / f"log_{FIRST.network}.csv")
     return {**metrics["model"], "identity": metrics["identity"], "edge_error": edge,
             "edge_error_identity": edge_identity, "best_curve": max(r["test_psnr"] for r in log),
-            "wall": read_json(run / "wall_seconds.json")["phase1_1.py"]}
+            "wall": read_json(run / "wall_seconds.json")[FIRST.script]}
 
 
 def comparison_table(runs: list[dict[float, dict]], weights: list[float]) -> str:

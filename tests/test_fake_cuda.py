@@ -40,6 +40,7 @@ from inference.metrics import psnr_per_image, ssim_per_image  # noqa: E402
 from models.rcan import Block, MultiBlockNet  # noqa: E402
 from pipelines.espcn.train import make_trainer as espcn_trainer  # noqa: E402
 from pipelines.espcn.training_data import training_sampler  # noqa: E402
+from pipelines.multiblock.chain import FIRST  # noqa: E402
 from pipelines.multiblock.phase_settings import PRESETS, catalogue  # noqa: E402
 from pipelines.multiblock.train import NetworkJob, PhaseImages, block_stages, initial_block, make_trainer  # noqa: E402
 from tests.scripts.helpers import load_script  # noqa: E402
@@ -105,7 +106,7 @@ def test_a_block_trains_on_the_device_with_its_data_there(fake_cuda, tmp_path: P
     s = phase_settings(PRECISION=precision)
     ctx = RunContext(s, tmp_path, tmp_path, CUDA, 0, False, None)
     images = tiny_pairs()
-    job = NetworkJob(initial_block(s, tmp_path, 1, 0), "N1", block_stages(s), 0, "phase1", "phase1_1.py", {})
+    job = NetworkJob(initial_block(s, tmp_path, FIRST, 0), "N1", block_stages(s), 0, "phase1", "phase1_1.py", {})
     with fake_cuda["mode"]:
         trainer = make_trainer(ctx, job, PhaseImages(images, images, images, images), DistInfo(device=CUDA), CUDA)
         fake_cuda["params"] = list(trainer.net.parameters())
@@ -157,7 +158,7 @@ def test_a_tensor_moved_to_the_cpu_by_hand_is_caught(fake_cuda, tmp_path: Path, 
 
     s = phase_settings(PRECISION="fp32")
     images = tiny_pairs()
-    job = NetworkJob(initial_block(s, tmp_path, 1, 0), "N1", block_stages(s), 0, "phase1", "phase1_1.py", {})
+    job = NetworkJob(initial_block(s, tmp_path, FIRST, 0), "N1", block_stages(s), 0, "phase1", "phase1_1.py", {})
     original = trainer_module.train_step
     monkeypatch.setattr(trainer_module, "train_step",
                         lambda module, inputs, targets, *rest: original(module, inputs, targets.cpu(), *rest))

@@ -10,14 +10,9 @@ from core.settings import RunContext
 from engine.schedules import Constant
 from engine.trainer import Stage
 from models.rcan import MultiBlockNet
+from pipelines.multiblock import chain
 from pipelines.multiblock.rerun import prepare
-from pipelines.multiblock.run_folder import (
-    TRAIN_SCRIPT,
-    block_architecture,
-    block_kwargs,
-    load_block,
-    run_record,
-)
+from pipelines.multiblock.run_folder import block_architecture, block_kwargs, load_block, run_record
 from pipelines.multiblock.train import NetworkJob, initial_block, optimizer_factory, set_clamp, train_network
 
 
@@ -26,23 +21,25 @@ def train_combined(ctx: RunContext) -> None:
 
     ``INIT=fresh`` builds N from three new blocks (``initial_block``: orthogonal init, TAIL_GAIN) instead:
     the single-backpropagation baseline of the report's Fig. 7, which needs no N<i>.pt."""
-    s = ctx.settings
+    s, phase = ctx.settings, chain.LAST
     init = str(s["INIT"]).lower()  # blocks | fresh, checked with every setting (phase_settings.RULES)
-    paths = [ctx.out / f"N{i}.pt" for i in (1, 2, 3)]
+    paths = [ctx.out / f"{name}.pt" for name in phase.needs]
 
     def check_inputs() -> None:
-        missing = [index for index, path in enumerate(paths, 1) if not path.exists()]
+        missing = [name for name, path in zip(phase.needs, paths, strict=True) if not path.exists()]
         if missing and init == "blocks":
-            scripts = TRAIN_SCRIPT[3] if missing[0] == 3 else f"the phases from {TRAIN_SCRIPT[missing[0]]} to phase3.py"
-            raise UserError(f"phase4.py needs {', '.join(paths[i - 1].name for i in missing)} in {ctx.out}; run "
+            first, last = chain.trainer(missing[0]).script, chain.trainer(phase.needs[-1]).script
+            scripts = last if first == last else f"the phases from {first} to {last}"
+            raise UserError(f"{phase.script} needs {', '.join(f'{name}.pt' for name in missing)} in {ctx.out}; run "
                             f"{scripts} first with the same --out, or set INIT=fresh")
 
     dist_info, device = init_distributed(ctx.device)
-    if not prepare(ctx, "phase4.py", dist_info, check_inputs):
+    if not prepare(ctx, phase.script, dist_info, check_inputs):
         return
-    record = run_record(ctx, "phase4.py")
-    if init == "fresh":  # three new blocks, seeded seed, seed+1, seed+2 (initial_block seeds torch itself)
-        blocks = [initial_block({**s, "INIT": "fresh"}, ctx.out, i, ctx.seed + i - 1) for i in (1, 2, 3)]
+    record = run_record(ctx, phase.script)
+    if init == "fresh":  # new blocks, seeded seed, seed+1, ... (initial_block seeds torch itself)
+        blocks = [initial_block({**s, "INIT": "fresh"}, ctx.out, chain.trainer(name), ctx.seed + i)
+                  for i, name in enumerate(phase.needs)]
         for block in blocks:
             block.clamp = True
         net, block_meta = MultiBlockNet(blocks), block_kwargs(s)
@@ -56,6 +53,7 @@ def train_combined(ctx: RunContext) -> None:
         Stage("low", s["ITERS_LOW"], optimizer_factory("adam", s["LR_LOW"]), Constant(s["LR_LOW"]),
               set_clamp(True)),
     ]
-    meta = {"arch": "multiblock-net", "blocks": 3, **block_meta, "run": record}
-    job = NetworkJob(net, "N", [st for st in stages if st.steps > 0], 0, "phase4", "phase4.py", meta)
+    meta = {"arch": "multiblock-net", "blocks": len(phase.needs), **block_meta, "run": record}
+    job = NetworkJob(net, phase.network, [st for st in stages if st.steps > 0], phase.reads, phase.result,
+                     phase.script, meta)
     train_network(ctx, job, dist_info, device)

@@ -37,11 +37,11 @@ from data.pair_layouts import LAYOUTS
 from engine.speed import SPEED_RULES
 from engine.weight_average import EMA_RULE
 from models.rcan import RESBLOCKS
+from pipelines.multiblock import chain
 from pipelines.multiblock.run_record import find_record
 
 REPO = Path(__file__).resolve().parents[2]
-PHASE_SCRIPTS = ("phase1_1.py", "phase1_2.py", "phase2_1.py", "phase2_2.py", "phase3.py", "phase4.py")
-FIRST_SCRIPT = "phase1_1.py"
+FIRST_SCRIPT = chain.FIRST.script
 DEFAULT_OUT = "runs/multiblock"
 # The values that make one run one configuration: the data (checked by a fingerprint of its pairs, see
 # run_record), the block's architecture and initialisation, the validation split (with --seed), the preset.
@@ -49,9 +49,6 @@ RUN_WIDE = ("PRESET", "DATASET", "CAMERA", "SCALE", "N_FEATS", "N_RESBLOCKS", "R
             "TAIL_GAIN", "VAL_FRACTION", "VALIDATE_ON_TEST")
 # Where the data is, not what it is: recorded by the first phase as the later ones' default, never enforced.
 LOCATION = ("DATASET_DIR",)
-# The settings.json section that --config replays for each script (a regeneration reads its block's).
-CONFIG_SECTION = {"phase1_1.py": "N1", "phase1_2.py": "N1", "phase2_1.py": "N2", "phase2_2.py": "N2",
-                  "phase3.py": "N3", "phase4.py": "N"}
 
 _FAST_WARMUP = {"WARMUP_OPTIMIZER": "adam"}  # the report's Adadelta at lr=1 needs thousands of iterations
 PRESETS: dict[str, dict[str, SettingValue]] = {
@@ -93,7 +90,7 @@ def _script_block(name: str) -> tuple[tuple[str, SettingValue], ...]:
 def catalogue() -> dict[str, SettingValue]:
     """Every phase setting with the default of the first script (in chain order) that has it."""
     known: dict[str, SettingValue] = {}
-    for name in PHASE_SCRIPTS:
+    for name in chain.SCRIPTS:
         for key, value in script_block(name).items():
             known.setdefault(key, value)
     return known
@@ -108,7 +105,7 @@ def _preset(name: SettingValue) -> dict[str, SettingValue]:
 def phase_help(script: str, block: dict[str, SettingValue]) -> str:
     """--help: this script's settings, the run-wide ones, what the presets set, and the names it ignores."""
     known = catalogue()
-    sources = [REPO / script, *(REPO / name for name in PHASE_SCRIPTS)]  # this script's comments first
+    sources = [REPO / script, *(REPO / name for name in chain.SCRIPTS)]  # this script's comments first
     own = {key: value for key, value in block.items() if key not in (*RUN_WIDE, *LOCATION)}
     run_wide = {key: known[key] for key in (*RUN_WIDE, *LOCATION)}
     where = ("recorded in the run folder's run.json; the later phases read them from there" if script == FIRST_SCRIPT
@@ -155,7 +152,7 @@ def parse_phase_cli(namespace: dict[str, Any], argv: list[str] | None, script: s
     record, source = run_record_for(args, script)
     recorded = {key: value for key, value in {**record.get("settings", {}), **record.get("location", {})}.items()
                 if key in known}
-    ctx = context_from_args(namespace, args, PRESETS, accepted=known, section=CONFIG_SECTION[script])
+    ctx = context_from_args(namespace, args, PRESETS, accepted=known, section=chain.phase(script).section)
     wide, origins = run_wide_values(ctx, block, known)
     if record:
         by = record.get("recorded_by", FIRST_SCRIPT)
@@ -224,7 +221,7 @@ RULES: dict[str, Rule] = {
     "SELECT": one_of("best-val", "last"), "EMA": EMA_RULE, **SPEED_RULES, "ITERS_HIGH": at_least(0),
     "LR_HIGH": positive(), "ITERS_LOW": at_least(0), "LR_LOW": positive(),
 }
-INIT_CHOICES = {"phase4.py": ("blocks", "fresh")}  # elsewhere: inherit | fresh
+INIT_CHOICES = {chain.LAST.script: ("blocks", "fresh")}  # elsewhere: inherit | fresh
 
 
 def check_phase_settings(settings: dict[str, Any], script: str) -> None:

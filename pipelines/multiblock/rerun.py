@@ -33,14 +33,9 @@ from core.runs import (
     write_json,
 )
 from core.settings import RunContext
-from pipelines.multiblock.phase_settings import (
-    CONFIG_SECTION,
-    LOCATION,
-    PHASE_SCRIPTS,
-    RUN_WIDE,
-    script_block,
-    settings_report,
-)
+from pipelines.multiblock import chain
+from pipelines.multiblock.chain import Phase
+from pipelines.multiblock.phase_settings import LOCATION, RUN_WIDE, script_block, settings_report
 from pipelines.multiblock.run_record import check_recorded_with, read_record, record_path
 
 ARCHIVE = "archive"
@@ -48,30 +43,17 @@ NOT_COMPARED = ("TENSORBOARD",)  # how a run is watched, not what it computes
 RUN_FILES = ("run.json", "settings.json", "results.json", "phases.png")
 
 
-@dataclass(frozen=True)
-class Step:
-    """One phase script's outputs: the network it trains (``name``, its results key) and/or the LR level it
-    writes."""
-
-    script: str
-    name: str | None = None  # N1, N2, N3, N
-    result: str | None = None  # its results.json entry
-    level: int | None = None  # LR_<level>/
-
-    def paths(self, run: Path) -> list[Path]:
-        found = []
-        if self.name:
-            found += [run / f"{self.name}{suffix}.pt" for suffix in ("", "_latest", "_best")]
-            found += [run / f"log_{self.name}.csv", run / f"curves_{self.name}.png", run / f"train_{self.name}.log",
-                      run / "tensorboard" / self.name]
-        if self.level:
-            found.append(run / f"LR_{self.level}")
-        return [path for path in found if path.exists()]
-
-
-STEPS = (Step("phase1_1.py", "N1", "phase1"), Step("phase1_2.py", level=1), Step("phase2_1.py", "N2", "phase2"),
-         Step("phase2_2.py", level=2), Step("phase3.py", "N3", "phase3", level=3), Step("phase4.py", "N", "phase4"))
-STEP = {step.script: step for step in STEPS}
+def outputs(phase: Phase, run: Path) -> list[Path]:
+    """The files and folders of ``run`` that ``phase`` wrote: its network's and its LR folder."""
+    found = []
+    if phase.network:
+        name = phase.network
+        found += [run / f"{name}{suffix}.pt" for suffix in ("", "_latest", "_best")]
+        found += [run / f"log_{name}.csv", run / f"curves_{name}.png", run / f"train_{name}.log",
+                  run / "tensorboard" / name]
+    if phase.writes:
+        found.append(run / f"LR_{phase.writes}")
+    return [path for path in found if path.exists()]
 
 
 def own_settings(script: str) -> list[str]:
@@ -98,26 +80,26 @@ class Plan:
 
 def plan(ctx: RunContext, script: str) -> Plan:
     """Decide, before any data is read, what ``script`` does on ``ctx.out`` (see the module docstring)."""
-    step, run = STEP[script], ctx.out
+    step, run = chain.phase(script), ctx.out
     redo = ctx.args.redo
-    later = [s for s in STEPS[PHASE_SCRIPTS.index(script):] if s.paths(run)]
+    later = [row for row in chain.from_here(script) if outputs(row, run)]
     if redo:
         return Plan("run", archive=bool(later), message=f"--redo: archiving {script}'s outputs and later ones"
                     if later else f"--redo: {script} has no outputs in {run} yet")
-    if step.name is None:  # a regeneration: LR_<level>/manifest.json decides (regenerate skips a current one)
+    if step.network is None:  # a regeneration: LR_<level>/manifest.json decides (regenerate skips a current one)
         return Plan("run")
-    recorded = read_json(run / "settings.json").get(CONFIG_SECTION[script], {})
-    done = (run / f"{step.name}.pt").exists() and step.result in read_json(run / "results.json")
+    recorded = read_json(run / "settings.json").get(step.section, {})
+    done = (run / f"{step.network}.pt").exists() and step.result in read_json(run / "results.json")
     diff = differences(ctx, script, recorded)
     if done and not diff:
-        return Plan("skip", message=f"{script}: already done in {run} ({step.name}.pt, results.json['{step.result}']) "
-                                    "with these settings; nothing to do")
+        return Plan("skip", message=f"{script}: already done in {run} ({step.network}.pt, "
+                                    f"results.json['{step.result}']) with these settings; nothing to do")
     changes = describe_differences(diff)
     if done:
         raise UserError(f"{script} already finished in {run} with other settings: {changes}; pass --redo to "
                         f"archive its outputs and everything made from them into {run / ARCHIVE}/ and run it again, "
                         f"or try the new values in a new folder with --out NEW --from {run}")
-    latest = run / f"{step.name}_latest.pt"
+    latest = run / f"{step.network}_latest.pt"
     if latest.exists() and ctx.resume and diff:
         raise UserError(f"--resume continues the run in {latest}, which started with other settings: {changes};"
                         " resume with those values, or pass --redo to start this phase again with the new ones")
@@ -128,8 +110,7 @@ def archive(run: Path, script: str, reason: str) -> Path:
     """Move ``script``'s outputs and every later phase's into ``<run>/archive/<time>-<script>/`` with their
     results.json entries and settings.json sections (the run's record copied; moved when phase 1-1 is redone);
     returns that folder."""
-    index = PHASE_SCRIPTS.index(script)
-    steps = STEPS[index:]
+    steps = chain.from_here(script)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = run / ARCHIVE / f"{stamp}-{script.removesuffix('.py')}"
     suffix = 1
@@ -138,14 +119,14 @@ def archive(run: Path, script: str, reason: str) -> Path:
         folder = run / ARCHIVE / f"{stamp}-{script.removesuffix('.py')}-{suffix}"
     (folder / "tensorboard").mkdir(parents=True)
     for step in steps:
-        for path in step.paths(run):
+        for path in outputs(step, run):
             os.replace(path, folder / path.relative_to(run))
     _split_json(run / "results.json", folder / "results.json", {s.result for s in steps if s.result})
-    _split_json(run / "settings.json", folder / "settings.json", {CONFIG_SECTION[s.script] for s in steps if s.name})
+    _split_json(run / "settings.json", folder / "settings.json", {s.section for s in steps if s.network})
     if (run / "phases.png").exists():
         os.replace(run / "phases.png", folder / "phases.png")
     if record_path(run).exists():
-        (os.replace if index == 0 else shutil.copy2)(record_path(run), folder / "run.json")
+        (os.replace if script == chain.FIRST.script else shutil.copy2)(record_path(run), folder / "run.json")
     if not any((folder / "tensorboard").iterdir()):
         (folder / "tensorboard").rmdir()
     write_json(folder / "archive.json", {"archived_from": str(run), "redone_by": script, "reason": reason,
@@ -168,7 +149,6 @@ def branch_sources(ctx: RunContext, script: str) -> list[Path] | None:
     checked (present, complete, made by the networks beside it, of SOURCE's run record); None when
     ``ctx.out`` is a branch of SOURCE already. Nothing is written."""
     source, run = Path(ctx.args.branch_from), ctx.out
-    index = PHASE_SCRIPTS.index(script)
     record = read_record(source)
     if not record:
         raise UserError(f"--from {source}: no run there (no run.json); name a run folder the phase scripts wrote")
@@ -178,20 +158,20 @@ def branch_sources(ctx: RunContext, script: str) -> list[Path] | None:
             raise UserError(f"--from {source}: {run} already holds a run of its own ({record_path(run)}); "
                             "--from starts a new folder: choose another --out")
         return None
-    if index == 0:
-        raise UserError("--from with phase1_1.py: phase 1-1 is the first phase, there is nothing to reuse; "
+    if script == chain.FIRST.script:
+        raise UserError(f"--from with {script}: it is the first phase, there is nothing to reuse; "
                         "start it in a new --out without --from")
-    return _checked_sources(source, list(STEPS[:index]), record)
+    return _checked_sources(source, chain.before(script), record)
 
 
 def branch(ctx: RunContext, script: str, checked: list[Path]) -> None:
     """Link (or copy) ``checked`` (``branch_sources``) into ``ctx.out`` with the run record, their settings.json
     sections and results.json entries; the record notes where the branch came from."""
     source, run = Path(ctx.args.branch_from), ctx.out
-    needed = STEPS[:PHASE_SCRIPTS.index(script)]
+    needed = chain.before(script)
     for path in checked:
         _link_tree(path, run / path.relative_to(source))
-    names = {CONFIG_SECTION[step.script] for step in needed if step.name}
+    names = {step.section for step in needed if step.network}
     write_json(run / "settings.json", {k: v for k, v in read_json(source / "settings.json").items() if k in names})
     write_json(run / "results.json", {k: v for k, v in read_json(source / "results.json").items()
                                       if k in {step.result for step in needed}})
@@ -201,28 +181,28 @@ def branch(ctx: RunContext, script: str, checked: list[Path]) -> None:
     print(f"branched {run} from {source}: reusing {', '.join(p.name for p in checked)}", flush=True)
 
 
-def _checked_sources(source: Path, steps: list[Step], record: dict[str, Any]) -> list[Path]:
+def _checked_sources(source: Path, steps: tuple[Phase, ...], record: dict[str, Any]) -> list[Path]:
     """The files and folders of ``steps`` in ``source`` that a branch links: each network ``N<i>.pt`` (with
     its log and curves) and complete LR folder, checked to belong to ``record`` and to each other."""
     paths: list[Path] = []
     for step in steps:
-        if step.name:
-            weights = source / f"{step.name}.pt"
+        if step.network:
+            weights = source / f"{step.network}.pt"
             if not weights.exists():
                 raise UserError(f"--from {source}: {weights.name} is missing; run {step.script} there first, or "
                                 f"branch from an earlier phase")
             check_recorded_with(weights, load_checkpoint(weights).get("meta", {}), record, source)
-            paths += [p for p in (weights, source / f"log_{step.name}.csv", source / f"curves_{step.name}.png",
-                                  source / f"train_{step.name}.log") if p.exists()]
-        if step.level:
-            folder = source / f"LR_{step.level}"
+            paths += [p for p in (weights, source / f"log_{step.network}.csv", source / f"curves_{step.network}.png",
+                                  source / f"train_{step.network}.log") if p.exists()]
+        if step.writes:
+            folder = source / f"LR_{step.writes}"
             manifest = read_json(folder / "manifest.json")
             if not manifest.get("complete"):
-                raise UserError(f"--from {source}: LR_{step.level}/ is missing or incomplete; run {step.script} "
+                raise UserError(f"--from {source}: LR_{step.writes}/ is missing or incomplete; run {step.script} "
                                 f"there first")
-            made_by = source / manifest.get("checkpoint", f"N{step.level}.pt")
+            made_by = source / manifest.get("checkpoint", f"{step.lr_maker}.pt")
             if not made_by.exists() or manifest.get("checkpoint_sha256") != sha256(made_by):
-                raise UserError(f"--from {source}: LR_{step.level}/ was not made by the {made_by.name} beside it; "
+                raise UserError(f"--from {source}: LR_{step.writes}/ was not made by the {made_by.name} beside it; "
                                 f"rerun {step.script} there first")
             check_recorded_with(folder / "manifest.json", manifest, record, source)
             paths.append(folder)

@@ -12,6 +12,7 @@ from core.settings import RunContext
 from data.pair_layouts import PairSource, find_pairs, pair_set_name
 from data.paired import Pair, lr_level_dir, pairs_with_lr_folder
 from models.rcan import RESBLOCKS, Block
+from pipelines.multiblock import chain
 from pipelines.multiblock.phase_settings import LOCATION, RUN_WIDE
 from pipelines.multiblock.run_record import (
     check_data,
@@ -22,8 +23,6 @@ from pipelines.multiblock.run_record import (
     write_record,
 )
 
-TRAIN_SCRIPT = {1: "phase1_1.py", 2: "phase2_1.py", 3: "phase3.py"}
-REGEN_SCRIPT = {1: "phase1_2.py", 2: "phase2_2.py", 3: "phase3.py"}
 LR_SPLITS = ("train", "test")
 ARCH = "multiblock-block"
 BLOCK_KEYS = ("n_feats", "n_resblocks", "reduction", "end_conv", "resblock")
@@ -91,18 +90,19 @@ def level_inputs(ctx: RunContext, level: int, split: str, needed_by: str):
 
 def require_lr_folder(run_dir: Path, level: int, needed_by: str) -> None:
     """LR_<level>/ complete, made by the current N<level>.pt, for the run recorded in run.json."""
-    weights = run_dir / f"N{level}.pt"
+    writer = chain.writer(level)
+    weights = run_dir / f"{writer.lr_maker}.pt"
     manifest = read_json(run_dir / f"LR_{level}" / "manifest.json")
-    first = " and ".join(dict.fromkeys([TRAIN_SCRIPT[level], REGEN_SCRIPT[level]]))
+    first = " and ".join(chain.makers(level))
     if not weights.exists():
         raise UserError(f"{needed_by} needs {weights} and LR_{level}/ in {run_dir}; run {first} first "
                         f"with the same --out")
     if not manifest.get("complete"):
-        raise UserError(f"{needed_by} needs a complete LR_{level}/ in {run_dir}; run {REGEN_SCRIPT[level]} "
+        raise UserError(f"{needed_by} needs a complete LR_{level}/ in {run_dir}; run {writer.script} "
                         "first with the same --out")
     if manifest.get("checkpoint_sha256") != sha256(weights):
-        raise UserError(f"LR_{level}/ in {run_dir} was made by an older N{level}.pt; rerun "
-                        f"{REGEN_SCRIPT[level]} to regenerate it")
+        raise UserError(f"LR_{level}/ in {run_dir} was made by an older {weights.name}; rerun "
+                        f"{writer.script} to regenerate it")
     check_recorded_with(run_dir / f"LR_{level}" / "manifest.json", manifest, read_record(run_dir), run_dir)
 
 

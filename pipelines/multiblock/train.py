@@ -33,11 +33,12 @@ from inference.metrics import psnr_per_image
 from inference.scoring import score_pairs
 from inference.whole_image import run_model
 from models.rcan import Block, orthogonal_init_
+from pipelines.multiblock import chain
+from pipelines.multiblock.chain import Phase
 from pipelines.multiblock.phase_settings import settings_report
 from pipelines.multiblock.rerun import prepare
 from pipelines.multiblock.run_folder import (
     ARCH,
-    TRAIN_SCRIPT,
     block_kwargs,
     dataset_pairs,
     level_inputs,
@@ -50,22 +51,22 @@ from pipelines.multiblock.run_folder import (
 from pipelines.multiblock.run_record import check_recorded_with
 
 
-def initial_block(settings: dict[str, Any], run_dir: Path, index: int, seed: int,
+def initial_block(settings: dict[str, Any], run_dir: Path, phase: Phase, seed: int,
                   record: dict[str, Any] | None = None) -> Block:
-    """Block N_<index> before training: orthogonal init (report 4.1; the tail conv with gain TAIL_GAIN), or
-    N_<index-1>'s weights when
-    ``INIT=inherit`` (report 4.2; block 1 has no parent and is always fresh)."""
+    """The block ``phase`` trains, before training: orthogonal init (report 4.1; the tail conv with gain
+    TAIL_GAIN), or the weights of the block it needs (N_<i-1>) when ``INIT=inherit`` (report 4.2; block 1 has
+    no parent and is always fresh)."""
     torch.manual_seed(seed)
     block = Block(**block_kwargs(settings))
     orthogonal_init_(block)
     # The report's gain 1 everywhere starts the block far from identity (~0 dB); a small tail gain keeps
     # its residual small at the start, which is the report's stated aim (sec. 4.1).
     torch.nn.init.orthogonal_(block.tail.weight, gain=settings["TAIL_GAIN"])
-    if index > 1 and settings["INIT"] == "inherit":
-        parent = run_dir / f"N{index - 1}.pt"
+    if phase.needs and settings["INIT"] == "inherit":
+        parent = run_dir / f"{phase.needs[-1]}.pt"
         if not parent.exists():
-            raise UserError(f"{TRAIN_SCRIPT[index]} with INIT=inherit needs {parent}; run {TRAIN_SCRIPT[index - 1]} "
-                            "first with the same --out, or set INIT=fresh")
+            raise UserError(f"{phase.script} with INIT=inherit needs {parent}; run "
+                            f"{chain.trainer(phase.needs[-1]).script} first with the same --out, or set INIT=fresh")
         state = load_checkpoint(parent)
         check_meta(state, parent, arch=ARCH)
         if record:
@@ -238,7 +239,7 @@ def score_and_record(ctx: RunContext, job: NetworkJob, images: PhaseImages, resu
                     "shave, top-left crop of at most 1500x1500 (the report's); identity = the dataset LR",
     }})
     plot_curves(run_dir / f"log_{name}.csv", run_dir / f"curves_{name}.png", title=f"{name} ({job.script})")
-    plot_phases(run_dir)
+    plot_phases(run_dir, chain.NETWORKS)
     entry = read_json(run_dir / "results.json")[job.phase_key]
     append_results_row(run_dir.parent / "results.csv", results_row(
         run_dir, s, ctx.seed, entry["metrics"], phase=job.phase_key, script=job.script,
@@ -250,21 +251,20 @@ def named_pairs(images: PairedImages) -> list[tuple[str, np.ndarray, np.ndarray]
     return [(pair.name, lr, hr) for pair, (lr, hr) in zip(images.pairs, images.arrays, strict=True)]
 
 
-def train_block(ctx: RunContext, index: int) -> None:
-    """Phases 1-1, 2-1 and the training half of 3: block N_<index> on (LR_<index-1>, HR)."""
-    s = ctx.settings
-    script = TRAIN_SCRIPT[index]
+def train_block(ctx: RunContext, script: str) -> None:
+    """Phases 1-1, 2-1 and the training half of 3: the block ``script`` trains, on (LR_<reads>, HR)."""
+    s, phase = ctx.settings, chain.phase(script)
     dist_info, device = init_distributed(ctx.device)
 
     def check_inputs() -> None:  # before anything is written: a script run too early names the scripts to run first
-        if index > 1:
-            require_lr_folder(ctx.out, index - 1, script)
+        if phase.reads:
+            require_lr_folder(ctx.out, phase.reads, script)
 
     if not prepare(ctx, script, dist_info, check_inputs):
         return
     record = run_record(ctx, script)
-    block = initial_block(s, ctx.out, index, ctx.seed, record)
-    meta = {"arch": ARCH, "block": index, **block_kwargs(s), "run": record}
-    job = NetworkJob(block, f"N{index}", block_stages(s), index - 1, f"phase{index}", script, meta)
+    block = initial_block(s, ctx.out, phase, ctx.seed, record)
+    meta = {"arch": ARCH, "block": chain.BLOCKS.index(phase.network) + 1, **block_kwargs(s), "run": record}
+    job = NetworkJob(block, phase.network, block_stages(s), phase.reads, phase.result, script, meta)
     train_network(ctx, job, dist_info, device)
-    barrier(dist_info)  # N<index>.pt is written by rank 0; phase3.py's other ranks read it next
+    barrier(dist_info)  # <network>.pt is written by rank 0; phase3.py's other ranks read it next

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from core.errors import UserError
+from pipelines.multiblock.chain import SCRIPTS as PHASE_SCRIPTS
 from pipelines.multiblock.phase_settings import (
     FIRST_SCRIPT,
     LOCATION,
-    PHASE_SCRIPTS,
     PRESETS,
     RUN_WIDE,
     catalogue,

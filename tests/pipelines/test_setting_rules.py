@@ -11,7 +11,8 @@ from core.rules import Rule
 from core.settings import collect_settings
 from pipelines.espcn.cli import UPSCALE_ONLY
 from pipelines.espcn.rules import RULES as ESPCN_RULES
-from pipelines.multiblock.phase_settings import PHASE_SCRIPTS, RULES, parse_phase_cli
+from pipelines.multiblock.chain import SCRIPTS as PHASE_SCRIPTS
+from pipelines.multiblock.phase_settings import RULES, parse_phase_cli
 from tests.scripts.helpers import load_script
 
 ESPCN = collect_settings(vars(load_script("espcn.py")))
