@@ -10,36 +10,30 @@
   systems) of its networks and LR folders, their SHA-256 and run record checked, so that this phase alone
   runs there with new values while RUN keeps its results.
 - ``--resume`` of an interrupted phase needs the settings it started with.
+
+What a script does is decided, before anything is written, by ``resolve.decide`` (the run's ``Plan``);
+this module writes it: ``start`` branches and archives.
 """
 from __future__ import annotations
 
 import datetime
 import os
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.checkpoint import load_checkpoint
-from core.dist import DistInfo, barrier
+from core.dist import barrier
 from core.errors import UserError
-from core.runs import (
-    describe_differences,
-    read_json,
-    run_lock_of_all_ranks,
-    setting_differences,
-    sha256,
-    write_json,
-)
-from core.settings import RunContext
+from core.runs import read_json, run_lock_of_all_ranks, sha256, write_json
 from pipelines.multiblock import chain
 from pipelines.multiblock.chain import Phase
-from pipelines.multiblock.phase_settings import LOCATION, RUN_WIDE, script_block, settings_report
 from pipelines.multiblock.run_record import check_recorded_with, read_record, record_path
 
+if TYPE_CHECKING:
+    from pipelines.multiblock.resolve import Run
+
 ARCHIVE = "archive"
-NOT_COMPARED = ("TENSORBOARD",)  # how a run is watched, not what it computes
 RUN_FILES = ("run.json", "settings.json", "results.json", "phases.png")
 
 
@@ -54,56 +48,6 @@ def outputs(phase: Phase, run: Path) -> list[Path]:
     if phase.writes:
         found.append(run / f"LR_{phase.writes}")
     return [path for path in found if path.exists()]
-
-
-def own_settings(script: str) -> list[str]:
-    """The settings ``script`` itself uses (its block, less the run-wide ones)."""
-    return [key for key in script_block(script) if key not in (*RUN_WIDE, *LOCATION)]
-
-
-def differences(ctx: RunContext, script: str, recorded: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """``{NAME: (recorded, now)}`` for this script's own settings (and the seed) that differ from ``recorded``."""
-    names = [key for key in (*own_settings(script), "seed") if key not in NOT_COMPARED]
-    return setting_differences(recorded, {**ctx.settings, "seed": ctx.seed}, names)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a phase script will do on its run folder: ``run`` (train / regenerate), ``skip`` (already done),
-    with ``archive`` first when --redo finds outputs to move; ``diff`` what differs from the recorded run."""
-
-    action: str
-    archive: bool = False
-    diff: dict[str, tuple[Any, Any]] | None = None
-    message: str = ""
-
-
-def plan(ctx: RunContext, script: str) -> Plan:
-    """Decide, before any data is read, what ``script`` does on ``ctx.out`` (see the module docstring)."""
-    step, run = chain.phase(script), ctx.out
-    redo = ctx.args.redo
-    later = [row for row in chain.from_here(script) if outputs(row, run)]
-    if redo:
-        return Plan("run", archive=bool(later), message=f"--redo: archiving {script}'s outputs and later ones"
-                    if later else f"--redo: {script} has no outputs in {run} yet")
-    if step.network is None:  # a regeneration: LR_<level>/manifest.json decides (regenerate skips a current one)
-        return Plan("run")
-    recorded = read_json(run / "settings.json").get(step.section, {})
-    done = (run / f"{step.network}.pt").exists() and step.result in read_json(run / "results.json")
-    diff = differences(ctx, script, recorded)
-    if done and not diff:
-        return Plan("skip", message=f"{script}: already done in {run} ({step.network}.pt, "
-                                    f"results.json['{step.result}']) with these settings; nothing to do")
-    changes = describe_differences(diff)
-    if done:
-        raise UserError(f"{script} already finished in {run} with other settings: {changes}; pass --redo to "
-                        f"archive its outputs and everything made from them into {run / ARCHIVE}/ and run it again, "
-                        f"or try the new values in a new folder with --out NEW --from {run}")
-    latest = run / f"{step.network}_latest.pt"
-    if latest.exists() and ctx.resume and diff:
-        raise UserError(f"--resume continues the run in {latest}, which started with other settings: {changes};"
-                        " resume with those values, or pass --redo to start this phase again with the new ones")
-    return Plan("run", diff=diff)
 
 
 def archive(run: Path, script: str, reason: str) -> Path:
@@ -144,11 +88,10 @@ def _split_json(source: Path, target: Path, keys: set[str]) -> None:
         write_json(source, {key: value for key, value in whole.items() if key not in keys})
 
 
-def branch_sources(ctx: RunContext, script: str) -> list[Path] | None:
-    """``--from SOURCE``: the outputs of SOURCE's phases before ``script`` that the new run folder reuses, each
-    checked (present, complete, made by the networks beside it, of SOURCE's run record); None when
-    ``ctx.out`` is a branch of SOURCE already. Nothing is written."""
-    source, run = Path(ctx.args.branch_from), ctx.out
+def branch_sources(source: Path, run: Path, script: str) -> list[Path] | None:
+    """``--from SOURCE``: the outputs of SOURCE's phases before ``script`` that the new run folder ``run``
+    reuses, each checked (present, complete, made by the networks beside it, of SOURCE's run record); None
+    when ``run`` is a branch of SOURCE already. Nothing is written."""
     record = read_record(source)
     if not record:
         raise UserError(f"--from {source}: no run there (no run.json); name a run folder the phase scripts wrote")
@@ -164,10 +107,9 @@ def branch_sources(ctx: RunContext, script: str) -> list[Path] | None:
     return _checked_sources(source, chain.before(script), record)
 
 
-def branch(ctx: RunContext, script: str, checked: list[Path]) -> None:
-    """Link (or copy) ``checked`` (``branch_sources``) into ``ctx.out`` with the run record, their settings.json
+def branch(source: Path, run: Path, script: str, checked: tuple[Path, ...]) -> None:
+    """Link (or copy) ``checked`` (``branch_sources``) into ``run`` with the run record, their settings.json
     sections and results.json entries; the record notes where the branch came from."""
-    source, run = Path(ctx.args.branch_from), ctx.out
     needed = chain.before(script)
     for path in checked:
         _link_tree(path, run / path.relative_to(source))
@@ -224,34 +166,25 @@ def _link_tree(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def prepare(ctx: RunContext, script: str, dist_info: DistInfo, check_inputs: Callable[[], None]) -> bool:
-    """The start of every phase script: print the settings and where they came from (``--dry-run``: and what
-    would happen, then stop); ``--from``: branch; ``check_inputs()`` (nothing archived is needed there);
-    plan; ``--redo``: archive. False when there is nothing to do (already done, or a dry run)."""
-    if dist_info.is_main:
-        print(settings_report(ctx, script), flush=True)
-    if ctx.args.dry_run:
-        if ctx.args.branch_from:
-            print(f"dry run: would start {ctx.out} from {ctx.args.branch_from}'s outputs before {script}, then run it")
-        else:
-            decided = plan(ctx, script)
-            print(f"dry run: {decided.message or 'would run ' + script} (nothing was written)", flush=True)
+def start(run: Run) -> bool:
+    """The start of every phase script, as ``run.plan`` says: print the settings and where they came from
+    (``--dry-run``: and what would happen, then stop); ``--from``: branch; ``--redo``: archive. False when
+    there is nothing to train (already done, or a dry run)."""
+    plan, info = run.plan, run.dist
+    if info.is_main:
+        print(run.report(), flush=True)
+    if plan.action == "dry-run":
+        print(plan.message, flush=True)
         return False
-    reused = branch_sources(ctx, script) if ctx.args.branch_from else None
-    if reused is not None:
-        with run_lock_of_all_ranks(ctx.out, dist_info):
-            if dist_info.is_main:
-                branch(ctx, script, reused)
-            barrier(dist_info)
-    check_inputs()
-    decided = plan(ctx, script)
-    if decided.archive:
-        with run_lock_of_all_ranks(ctx.out, dist_info):
-            if dist_info.is_main:
-                archive(ctx.out, script, decided.message)
-            barrier(dist_info)
-    if decided.action == "skip":
-        if dist_info.is_main:
-            print(decided.message, flush=True)
+    for due, write in ((plan.branch is not None, lambda: branch(run.branch_from, run.out, run.script, plan.branch)),
+                       (plan.archive, lambda: archive(run.out, run.script, plan.message))):
+        if due:
+            with run_lock_of_all_ranks(run.out, info):
+                if info.is_main:
+                    write()
+                barrier(info)
+    if plan.action == "skip":
+        if info.is_main:
+            print(plan.message, flush=True)
         return False
     return True

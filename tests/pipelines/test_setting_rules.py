@@ -12,7 +12,8 @@ from core.settings import collect_settings
 from pipelines.espcn.cli import UPSCALE_ONLY
 from pipelines.espcn.rules import RULES as ESPCN_RULES
 from pipelines.multiblock.chain import SCRIPTS as PHASE_SCRIPTS
-from pipelines.multiblock.phase_settings import RULES, parse_phase_cli
+from pipelines.multiblock.phase_settings import RULES
+from pipelines.multiblock.resolve import resolve_run
 from tests.scripts.helpers import load_script
 
 ESPCN = collect_settings(vars(load_script("espcn.py")))
@@ -64,7 +65,7 @@ def test_every_numeric_setting_of_every_script_has_a_range():
 def test_a_bad_phase_setting_is_one_line_before_anything_is_written(tmp_path: Path, script, name, value):
     run = tmp_path / "run"
     with pytest.raises(UserError) as refused:
-        parse_phase_cli(vars(load_script(script)), ["--out", str(run), "--set", f"{name}={text(value)}"], script)
+        resolve_run(vars(load_script(script)), ["--out", str(run), "--set", f"{name}={text(value)}"], script)
     message = str(refused.value)
     assert message.startswith(f"{name}={text(value)}: expected ") and "\n" not in message
     assert not run.exists()
@@ -92,7 +93,7 @@ def test_a_bad_espcn_setting_is_one_line_before_anything_is_written(tmp_path: Pa
 ])
 def test_choices_and_the_issues_examples_are_named_with_what_is_allowed(tmp_path: Path, script, setting, message):
     with pytest.raises(UserError) as refused:
-        parse_phase_cli(vars(load_script(script)), ["--out", str(tmp_path / "run"), "--set", setting], script)
+        resolve_run(vars(load_script(script)), ["--out", str(tmp_path / "run"), "--set", setting], script)
     assert str(refused.value) == message
 
 
@@ -113,5 +114,5 @@ def test_espcn_cross_checks_and_the_issues_examples(tmp_path: Path):
 
 def test_the_squeeze_must_leave_a_channel(tmp_path: Path):
     with pytest.raises(UserError, match=r"^REDUCTION=32: the channel attention squeezes N_FEATS=16 channels"):
-        parse_phase_cli(vars(load_script("phase1_1.py")), ["--out", str(tmp_path), "--set", "N_FEATS=16",
+        resolve_run(vars(load_script("phase1_1.py")), ["--out", str(tmp_path), "--set", "N_FEATS=16",
                                                            "--set", "REDUCTION=32"], "phase1_1.py")
