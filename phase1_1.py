@@ -49,10 +49,14 @@ from core.entry import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipelines.multiblock.phase_settings import parse_phase_cli
-    from pipelines.multiblock.train import train_block
+    from pipelines.multiblock.rerun import start
+    from pipelines.multiblock.resolve import resolve_run
 
-    train_block(parse_phase_cli(globals(), argv, "phase1_1.py"), index=1)
+    run = resolve_run(globals(), argv, "phase1_1.py")  # every value and input checked; nothing written yet
+    if start(run):  # settings printed, --from / --redo done; False: already done, or a dry run
+        from pipelines.multiblock.train import train_block
+
+        train_block(run)
 
 
 if __name__ == "__main__":

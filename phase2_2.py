@@ -16,10 +16,14 @@ from core.entry import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipelines.multiblock.phase_settings import parse_phase_cli
-    from pipelines.multiblock.regenerate import regenerate
+    from pipelines.multiblock.rerun import start
+    from pipelines.multiblock.resolve import resolve_run
 
-    regenerate(parse_phase_cli(globals(), argv, "phase2_2.py"), index=2)
+    run = resolve_run(globals(), argv, "phase2_2.py")  # every value and input checked; nothing written yet
+    if start(run):  # settings printed, --from / --redo done; False: a dry run
+        from pipelines.multiblock.regenerate import regenerate
+
+        regenerate(run)
 
 
 if __name__ == "__main__":

@@ -37,13 +37,17 @@ from core.entry import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipelines.multiblock.phase_settings import parse_phase_cli
+    from pipelines.multiblock.rerun import start
+    from pipelines.multiblock.resolve import resolve_run
+
+    run = resolve_run(globals(), argv, "phase3.py")  # every value and input checked; nothing written yet
     from pipelines.multiblock.regenerate import regenerate
     from pipelines.multiblock.train import train_block
 
-    ctx = parse_phase_cli(globals(), argv, "phase3.py")
-    train_block(ctx, index=3)
-    regenerate(ctx, index=3, started=True)
+    if start(run):  # settings printed, --from / --redo done; False: N3 already done, or a dry run
+        train_block(run)
+    if run.plan.action != "dry-run":
+        regenerate(run)  # LR_3/ from N3.pt, also when N3 was done before (kept when current)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,14 @@ from core.entry import cli_entry
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipelines.multiblock.combined import train_combined
-    from pipelines.multiblock.phase_settings import parse_phase_cli
+    from pipelines.multiblock.rerun import start
+    from pipelines.multiblock.resolve import resolve_run
 
-    train_combined(parse_phase_cli(globals(), argv, "phase4.py"))
+    run = resolve_run(globals(), argv, "phase4.py")  # every value and input checked; nothing written yet
+    if start(run):  # settings printed, --from / --redo done; False: already done, or a dry run
+        from pipelines.multiblock.combined import train_combined
+
+        train_combined(run)
 
 
 if __name__ == "__main__":

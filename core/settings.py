@@ -181,20 +181,21 @@ class RunContext:
         """The settings ``names`` with their values, and beside each value that is not the file's own, where
         it came from: what a script prints (and logs) before it starts."""
         names = [name for name in names if name in self.settings]
-        width = max((len(name) + len(_shown(self.settings[name])) for name in names), default=0) + 3
+        width = max((len(name) + len(shown(self.settings[name])) for name in names), default=0) + 3
         lines = [title]
         for name in [*names, "seed"]:
             value = self.seed if name == "seed" else self.settings[name]
-            text = f"{name} = {_shown(value) if value != '' else repr('')}"
+            text = f"{name} = {shown(value) if value != '' else repr('')}"
             origin = self.origins.get(name)
             lines.append(f"  {text:<{width}}  <- {origin}" if origin else f"  {text}")
         return "\n".join(lines)
 
 
-def _shown(value: SettingValue) -> str:
+def shown(value: SettingValue) -> str:
+    """A value as --set takes it: true/false, comma-separated lists."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return ",".join(map(_shown, value)) if isinstance(value, (list, tuple)) else str(value)
+    return ",".join(map(shown, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def settings_help(settings: dict[str, SettingValue], source_file: str | Path | list,
@@ -208,7 +209,7 @@ def settings_help(settings: dict[str, SettingValue], source_file: str | Path | l
         comments = {**setting_comments(path), **comments}
     lines = [title]
     for name, value in settings.items():
-        lines.append(f"  {name}={_shown(value)}  {comments.get(name, '')}".rstrip())
+        lines.append(f"  {name}={shown(value)}  {comments.get(name, '')}".rstrip())
     if presets:
         lines.append(presets_help(presets, settings))
     return "\n".join(lines)
@@ -219,8 +220,8 @@ def presets_help(presets: dict[str, dict[str, SettingValue]], names: Iterable[st
     names = set(names)
     lines = ["presets (--set PRESET=NAME; --set wins over a preset):"]
     for name, values in presets.items():
-        shown = [f"{key}={_shown(value)}" for key, value in values.items() if key in names]
-        lines.append(f"  {name}: {' '.join(shown) if shown else '(the settings as written)'}")
+        values_set = [f"{key}={shown(value)}" for key, value in values.items() if key in names]
+        lines.append(f"  {name}: {' '.join(values_set) if values_set else '(the settings as written)'}")
     return "\n".join(lines)
 
 

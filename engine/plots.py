@@ -34,12 +34,13 @@ def plot_curves(log_path: Path, out_path: Path, x: str = "step", title: str = ""
     save_figure(fig, out_path, dpi=100)
 
 
-def plot_phases(run_dir: Path) -> None:
-    """The report's Fig. 8: test (or validation) PSNR against iteration, one line per phase."""
+def plot_phases(run_dir: Path, networks: tuple[str, ...]) -> None:
+    """The report's Fig. 8: test (or validation) PSNR against iteration, one line per phase: the logs
+    ``log_<network>.csv`` of ``networks`` in training order."""
     from engine.csv_log import read_log
     from engine.plots import plt
 
-    logs = [(name, run_dir / f"log_{name}.csv") for name in ("N1", "N2", "N3", "N")]
+    logs = [(name, run_dir / f"log_{name}.csv") for name in networks]
     logs = [(name, path) for name, path in logs if path.exists()]
     if not logs:
         return

@@ -32,6 +32,7 @@ from data.pair_layouts import PairSource, find_pairs
 from data.paired import find_realsr_root
 from data.synth import synthesise_realsr
 from models.blocks import network_settings
+from pipelines.multiblock import chain
 from pipelines.multiblock.phase_settings import catalogue
 
 REPO = Path(__file__).resolve().parents[1]
@@ -234,9 +235,10 @@ def run_phased(ctx: RunContext, data: Path, run: Path, seed: int) -> dict[str, f
     s = ctx.settings
     block, regen = {**pick(s, BLOCK_KEYS), **network_of(s)}, pick(s, ("DATASET", "CAMERA", "SCALE"))
     later = {**block, "INIT": s["BLOCK_INIT"]}
-    for script, settings in (("phase1_1.py", block), ("phase1_2.py", regen), ("phase2_1.py", later),
-                             ("phase2_2.py", regen), ("phase3.py", later), ("phase4.py", pick(s, COMBINED_KEYS))):
-        timed_phase(ctx, script, data, run, settings, seed, script)
+    for phase in chain.PHASES:
+        settings = (pick(s, COMBINED_KEYS) if phase is chain.LAST else block if phase is chain.FIRST
+                    else later if phase.network else regen)
+        timed_phase(ctx, phase.script, data, run, settings, seed, phase.script)
     return read_json(run / "wall_seconds.json")
 
 

@@ -76,6 +76,7 @@ from experiments.common import (
     write_outputs,
 )
 from inference.whole_image import image_to_tensor, run_model
+from pipelines.multiblock.chain import FIRST
 from pipelines.multiblock.run_folder import load_block
 
 _NAME = "gradient_loss"
@@ -100,14 +101,15 @@ def train_weight(ctx: RunContext, data: Path, run: Path, weight: float, seed: in
     s = ctx.settings
     loss = f"l1 + {weight!r}*grad" if weight else "l1"
     settings = {**pick(s, _TRAIN_KEYS), **network_of(s), "LOSS": loss}
-    timed_phase(ctx, "phase1_1.py", data, run, settings, seed, "phase1_1.py")
-    metrics = phase_metrics(run, "phase1")
+    timed_phase(ctx, FIRST.script, data, run, settings, seed, FIRST.script)
+    metrics = phase_metrics(run, FIRST.result)
     with torch.no_grad():
-        edge, edge_identity = edge_error(load_block(run / "N1.pt", clamp=True).eval(), test_pairs, ctx.device)
-    log = read_log(run / "log_N1.csv")
+        block = load_block(run / f"{FIRST.network}.pt", clamp=True).eval()
+        edge, edge_identity = edge_error(block, test_pairs, ctx.device)
+    log = read_log(run / f"log_{FIRST.network}.csv")
     return {**metrics["model"], "identity": metrics["identity"], "edge_error": edge,
             "edge_error_identity": edge_identity, "best_curve": max(r["test_psnr"] for r in log),
-            "wall": read_json(run / "wall_seconds.json")["phase1_1.py"]}
+            "wall": read_json(run / "wall_seconds.json")[FIRST.script]}
 
 
 def comparison_table(runs: list[dict[float, dict]], weights: list[float]) -> str:

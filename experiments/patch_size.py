@@ -69,6 +69,7 @@ from experiments.common import (
 )
 from models.blocks import block_kwargs
 from models.rcan import Block, receptive_field_radius
+from pipelines.multiblock.chain import FIRST
 
 _NAME = "patch_size"
 
@@ -82,12 +83,12 @@ def batch_for(s: dict, patch: int) -> int:
 def train_patch(ctx: RunContext, data: Path, run: Path, patch: int, seed: int, common: dict) -> dict:
     """Block N_1 trained by phase1_1.py on ``patch``-pixel patches: its test metrics, best curve point, wall."""
     s = ctx.settings
-    timed_phase(ctx, "phase1_1.py", data, run, {**common, "PATCH_SIZE": patch, "BATCH_SIZE": batch_for(s, patch)},
-                seed, "phase1_1.py")
-    metrics = phase_metrics(run, "phase1")
-    log = read_log(run / "log_N1.csv")
+    timed_phase(ctx, FIRST.script, data, run, {**common, "PATCH_SIZE": patch, "BATCH_SIZE": batch_for(s, patch)},
+                seed, FIRST.script)
+    metrics = phase_metrics(run, FIRST.result)
+    log = read_log(run / f"log_{FIRST.network}.csv")
     return {**metrics["model"], "identity": metrics["identity"], "best_curve": max(r["test_psnr"] for r in log),
-            "wall": read_json(run / "wall_seconds.json")["phase1_1.py"]}
+            "wall": read_json(run / "wall_seconds.json")[FIRST.script]}
 
 
 def comparison_table(runs: list[dict[int, dict]], s: dict, sizes: list[int]) -> str:
@@ -111,7 +112,7 @@ def plot_curves(out: Path, per_seed: dict[int, dict], s: dict, sizes: list[int],
     colors = dict(zip(sizes, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"), strict=False))
     for number, seed in enumerate(per_seed):
         for patch in sizes:
-            log = read_log(out / f"seed{seed}" / f"patch{patch}" / "log_N1.csv")
+            log = read_log(out / f"seed{seed}" / f"patch{patch}" / f"log_{FIRST.network}.csv")
             ax.plot([r["step"] for r in log], [r["test_psnr"] for r in log], color=colors.get(patch),
                     alpha=1.0 if number == 0 else 0.4, marker=".",
                     label=f"{patch}x{patch}, batch {batch_for(s, patch)}" if number == 0 else None)

@@ -90,10 +90,11 @@ from experiments.common import (
 from inference.scoring import mean_metrics, pair_metrics
 from inference.whole_image import run_model
 from models.rcan import Block, MultiBlockNet
+from pipelines.multiblock import chain
 from pipelines.multiblock.run_folder import block_architecture, load_block
 
 _NAME = "phase_curves_and_inverse"
-_PHASES = ("phase1", "phase2", "phase3", "phase4")
+_PHASES = chain.RESULTS
 
 
 def blocks_of_n(path: Path) -> list[Block]:
@@ -144,9 +145,10 @@ def phase_run(ctx: RunContext) -> tuple[Path, Path, dict]:
         run_phased(ctx, data, run, ctx.seed)
         return run, data, data_record
     run = Path(s["PHASED_RUN"])
-    recorded = read_json(run / "settings.json").get("N")
-    if not (run / "N.pt").exists() or not recorded:
-        raise UserError(f"PHASED_RUN={run} holds no finished phase run (N.pt and settings.json from phase4.py); "
+    recorded = read_json(run / "settings.json").get(chain.LAST.section)
+    if not (run / f"{chain.LAST.network}.pt").exists() or not recorded:
+        raise UserError(f"PHASED_RUN={run} holds no finished phase run ({chain.LAST.network}.pt and settings.json "
+                        f"from {chain.LAST.script}); "
                         "run the phase scripts into it first, or leave PHASED_RUN empty")
     s.update({key: recorded[key] for key in ("DATASET", "CAMERA", "SCALE", "DATASET_DIR") if key in recorded})
     data = Path(recorded["data"])
@@ -155,7 +157,7 @@ def phase_run(ctx: RunContext) -> tuple[Path, Path, dict]:
 
 def fig8_table(phases: dict[str, dict]) -> str:
     """Test PSNR after each phase and its gain over the previous one (report Fig. 8)."""
-    identity = phases["phase1"]["identity"]
+    identity = phases[chain.FIRST.result]["identity"]
     rows = [["identity (the LR input)", f"{identity['psnr_rgb_report']:.3f}", "", f"{identity['psnr_y']:.3f}",
              f"{identity['ssim_y']:.4f}", ""]]
     previous = identity["psnr_rgb_report"]
@@ -170,8 +172,9 @@ def fig8_table(phases: dict[str, dict]) -> str:
 def inverse_analysis(run: Path, test, strip_index: int, device: torch.device) -> tuple[dict, dict]:
     """(mean metrics after each block of each chain, the images of the Fig. 9 strip): N's blocks, and the
     blocks as phases 1-3 left them, applied one after another to every test pair (report Fig. 9)."""
-    chains = {"from N (after phase 4)": blocks_of_n(run / "N.pt"),
-              "N1.pt..N3.pt (before phase 4)": [load_block(run / f"N{i}.pt", clamp=True).eval() for i in (1, 2, 3)]}
+    chains = {"from N (after phase 4)": blocks_of_n(run / f"{chain.LAST.network}.pt"),
+              "N1.pt..N3.pt (before phase 4)": [load_block(run / f"{name}.pt", clamp=True).eval()
+                                                for name in chain.BLOCKS]}
     per_block: dict[str, list[list[dict]]] = {name: [[], [], []] for name in chains}
     strip = {}
     with torch.no_grad():
@@ -254,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     write_outputs(ctx, "PSNR after each phase (report Fig. 8) and inverse analysis (Fig. 9)", sections,
                   {"phases": phases, "inverse": inverse, "run": str(run), "data": data_record,
                    "report_db": REPORT_DB}, command_line(f"{_NAME}.py", argv))
-    identity = phases["phase1"]["identity"]
+    identity = phases[chain.FIRST.result]["identity"]
     plot_phases_and_inverse(run, identity, inverse, ctx.out / f"{_NAME}.png")
     plot_strip(strip, s["STRIP_CROP"], strip_index + 1, ctx.out / "inverse_strip.png")
 

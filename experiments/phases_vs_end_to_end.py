@@ -99,9 +99,9 @@ from experiments.common import (
     timed_phase,
     write_outputs,
 )
+from pipelines.multiblock import chain
 
 _NAME = "phases_vs_end_to_end"  # (not upper case: not a setting)
-_WALL_SCRIPTS = ("phase1_1.py", "phase1_2.py", "phase2_1.py", "phase2_2.py", "phase3.py", "phase4.py")
 
 
 def budget(s: dict) -> dict[str, int]:
@@ -128,17 +128,19 @@ def run_seed(ctx: RunContext, data: Path, seed: int, e2e_settings: dict) -> dict
     """Both paths for one seed: each network's test metrics and the wall seconds up to it."""
     base = ctx.out / f"seed{seed}"
     phased_wall = run_phased(ctx, data, base / "phased", seed)
-    timed_phase(ctx, "phase4.py", data, base / "end_to_end", e2e_settings, seed, "phase4.py")
+    last = chain.LAST
+    timed_phase(ctx, last.script, data, base / "end_to_end", e2e_settings, seed, last.script)
     e2e_wall = sum(read_json(base / "end_to_end" / "wall_seconds.json").values())
+    blocks = [phase for phase in chain.PHASES if phase.result and phase is not last]  # phases 1-3
     return {
-        **{f"phase{k}": phase_metrics(base / "phased", f"phase{k}")["model"] for k in (1, 2, 3)},
-        "phased": phase_metrics(base / "phased", "phase4")["model"],
-        "end_to_end": phase_metrics(base / "end_to_end", "phase4")["model"],
-        "identity": phase_metrics(base / "phased", "phase1")["identity"],
+        **{phase.result: phase_metrics(base / "phased", phase.result)["model"] for phase in blocks},
+        "phased": phase_metrics(base / "phased", last.result)["model"],
+        "end_to_end": phase_metrics(base / "end_to_end", last.result)["model"],
+        "identity": phase_metrics(base / "phased", chain.FIRST.result)["identity"],
         "wall_end_to_end": e2e_wall,
-        **{f"wall_{key}": sum(phased_wall.get(script, 0.0) for script in scripts) for key, scripts in (
-            ("phase1", _WALL_SCRIPTS[:1]), ("phase2", _WALL_SCRIPTS[:3]), ("phase3", _WALL_SCRIPTS[:5]),
-            ("phased", _WALL_SCRIPTS))},
+        **{f"wall_{phase.result}": sum(phased_wall.get(row.script, 0.0) for row in chain.before(phase.script))
+           + phased_wall.get(phase.script, 0.0) for phase in blocks},
+        "wall_phased": sum(phased_wall.get(script, 0.0) for script in chain.SCRIPTS),
     }
 
 

@@ -35,13 +35,16 @@ from core.dist import DistInfo  # noqa: E402
 from core.settings import RunContext, collect_settings  # noqa: E402
 from data.paired import Pair, PairedImages  # noqa: E402
 from engine.optimizers import adam, load_optimizer_state  # noqa: E402
+from engine.speed import speed_from_settings  # noqa: E402
 from engine.trainer import LossWatch  # noqa: E402
 from inference.exact_forward import exact_forward  # noqa: E402
 from inference.metrics import psnr_per_image, ssim_per_image  # noqa: E402
 from models.rcan import Block, MultiBlockNet  # noqa: E402
 from pipelines.espcn.train import make_trainer as espcn_trainer  # noqa: E402
 from pipelines.espcn.training_data import training_sampler  # noqa: E402
+from pipelines.multiblock.chain import FIRST  # noqa: E402
 from pipelines.multiblock.phase_settings import PRESETS, catalogue  # noqa: E402
+from pipelines.multiblock.resolve import Plan, Run  # noqa: E402
 from pipelines.multiblock.train import NetworkJob, PhaseImages, block_stages, initial_block, make_trainer  # noqa: E402
 from tests.scripts.helpers import load_script  # noqa: E402
 
@@ -101,14 +104,20 @@ def on_cuda(*tensors: torch.Tensor) -> bool:
     return all(t.device.type == "cuda" for t in tensors)
 
 
+def cuda_run(settings: dict, out: Path) -> Run:
+    """Phase 1-1 resolved for the (fake) GPU: its speed resolved there, as ``resolve_run`` does."""
+    return Run(FIRST, settings, {}, 0, out, out, CUDA, DistInfo(device=CUDA), False, "", Plan("run"),
+               speed=speed_from_settings(settings, CUDA))
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_a_block_trains_on_the_device_with_its_data_there(fake_cuda, tmp_path: Path, precision: str):
     s = phase_settings(PRECISION=precision)
-    ctx = RunContext(s, tmp_path, tmp_path, CUDA, 0, False, None)
     images = tiny_pairs()
-    job = NetworkJob(initial_block(s, tmp_path, 1, 0), "N1", block_stages(s), 0, "phase1", "phase1_1.py", {})
+    job = NetworkJob(initial_block(s, tmp_path, FIRST, 0), "N1", block_stages(s), 0, "phase1", "phase1_1.py", {})
     with fake_cuda["mode"]:
-        trainer = make_trainer(ctx, job, PhaseImages(images, images, images, images), DistInfo(device=CUDA), CUDA)
+        trainer = make_trainer(cuda_run(s, tmp_path), job, PhaseImages(images, images, images, images),
+                               DistInfo(device=CUDA), CUDA)
         fake_cuda["params"] = list(trainer.net.parameters())
         assert trainer.speed.precision == precision and (trainer.speed.grad_scaler(CUDA) is not None) == (
             precision == "fp16")
@@ -158,13 +167,13 @@ def test_a_tensor_moved_to_the_cpu_by_hand_is_caught(fake_cuda, tmp_path: Path, 
 
     s = phase_settings(PRECISION="fp32")
     images = tiny_pairs()
-    job = NetworkJob(initial_block(s, tmp_path, 1, 0), "N1", block_stages(s), 0, "phase1", "phase1_1.py", {})
+    job = NetworkJob(initial_block(s, tmp_path, FIRST, 0), "N1", block_stages(s), 0, "phase1", "phase1_1.py", {})
     original = trainer_module.train_step
     monkeypatch.setattr(trainer_module, "train_step",
                         lambda module, inputs, targets, *rest: original(module, inputs, targets.cpu(), *rest))
     with fake_cuda["mode"]:
-        trainer = make_trainer(RunContext(s, tmp_path, tmp_path, CUDA, 0, False, None), job,
-                               PhaseImages(images, images, images, images), DistInfo(device=CUDA), CUDA)
+        trainer = make_trainer(cuda_run(s, tmp_path), job, PhaseImages(images, images, images, images),
+                               DistInfo(device=CUDA), CUDA)
         fake_cuda["params"] = list(trainer.net.parameters())
         with pytest.raises(fake_tensor.FakeTensorDeviceMismatchError):
             one_step(trainer)

@@ -1,61 +1,47 @@
 """Phase 4: the combined network N = N_3^+(N_2^+(N_1^+(x))), trained end to end."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from core.checkpoint import load_checkpoint
-from core.dist import init_distributed
-from core.errors import UserError
-from core.settings import RunContext
 from engine.schedules import Constant
 from engine.trainer import Stage
 from models.blocks import block_kwargs
 from models.rcan import MultiBlockNet
-from pipelines.multiblock.rerun import prepare
-from pipelines.multiblock.run_folder import (
-    TRAIN_SCRIPT,
-    block_architecture,
-    load_block,
-    run_record,
-)
+from pipelines.multiblock import chain
+from pipelines.multiblock.run_folder import block_architecture, load_block
 from pipelines.multiblock.train import NetworkJob, initial_block, optimizer_factory, set_clamp, train_network
 
+if TYPE_CHECKING:
+    from pipelines.multiblock.resolve import Run
 
-def train_combined(ctx: RunContext) -> None:
+
+def train_combined(run: Run) -> None:
     """Phase 4: N = N_3^+(N_2^+(N_1^+(x))) from the three blocks, trained end to end on (LR, HR).
 
     ``INIT=fresh`` builds N from three new blocks (``initial_block``: orthogonal init, TAIL_GAIN) instead:
     the single-backpropagation baseline of the report's Fig. 7, which needs no N<i>.pt."""
-    s = ctx.settings
-    init = str(s["INIT"]).lower()  # blocks | fresh, checked with every setting (phase_settings.RULES)
-    paths = [ctx.out / f"N{i}.pt" for i in (1, 2, 3)]
-
-    def check_inputs() -> None:
-        missing = [index for index, path in enumerate(paths, 1) if not path.exists()]
-        if missing and init == "blocks":
-            scripts = TRAIN_SCRIPT[3] if missing[0] == 3 else f"the phases from {TRAIN_SCRIPT[missing[0]]} to phase3.py"
-            raise UserError(f"phase4.py needs {', '.join(paths[i - 1].name for i in missing)} in {ctx.out}; run "
-                            f"{scripts} first with the same --out, or set INIT=fresh")
-
-    dist_info, device = init_distributed(ctx.device)
-    if not prepare(ctx, "phase4.py", dist_info, check_inputs):
-        return
-    record = run_record(ctx, "phase4.py")
-    if init == "fresh":  # three new blocks, seeded seed, seed+1, seed+2 (initial_block seeds torch itself)
-        blocks = [initial_block({**s, "INIT": "fresh"}, ctx.out, i, ctx.seed + i - 1) for i in (1, 2, 3)]
+    s, phase, record = run.settings, run.phase, run.record
+    paths = [run.out / f"{name}.pt" for name in phase.needs]
+    if str(s["INIT"]).lower() == "fresh":  # new blocks, seeded seed, seed+1, ... (initial_block seeds torch)
+        blocks = [initial_block({**s, "INIT": "fresh"}, run.out, chain.trainer(name), run.seed + i)
+                  for i, name in enumerate(phase.needs)]
         for block in blocks:
             block.clamp = True
         net, block_meta = MultiBlockNet(blocks), block_kwargs(s)
     else:
         net = MultiBlockNet([load_block(path, clamp=True, record=record) for path in paths])
         block_meta = block_architecture(load_checkpoint(paths[0])["meta"], paths[0])
-    torch.manual_seed(ctx.seed)
+    torch.manual_seed(run.seed)
     stages = [
         Stage("high", s["ITERS_HIGH"], optimizer_factory("adam", s["LR_HIGH"]), Constant(s["LR_HIGH"]),
               set_clamp(True)),
         Stage("low", s["ITERS_LOW"], optimizer_factory("adam", s["LR_LOW"]), Constant(s["LR_LOW"]),
               set_clamp(True)),
     ]
-    meta = {"arch": "multiblock-net", "blocks": 3, **block_meta, "run": record}
-    job = NetworkJob(net, "N", [st for st in stages if st.steps > 0], 0, "phase4", "phase4.py", meta)
-    train_network(ctx, job, dist_info, device)
+    meta = {"arch": "multiblock-net", "blocks": len(phase.needs), **block_meta, "run": record}
+    job = NetworkJob(net, phase.network, [st for st in stages if st.steps > 0], phase.reads, phase.result,
+                     phase.script, meta)
+    train_network(run, job)

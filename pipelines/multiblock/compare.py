@@ -18,8 +18,9 @@ from typing import Any
 from core.entry import cli_entry
 from core.errors import UserError
 from core.runs import read_json
+from pipelines.multiblock import chain
 
-PHASES = ("phase1", "phase2", "phase3", "phase4")
+PHASES = chain.RESULTS
 METRICS = ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y", "psnr_rgb_report")
 
 
@@ -44,11 +45,12 @@ def table(runs: list[Path], metric: str) -> tuple[str, list[dict[str, Any]]]:
     for run in runs:
         scores, identity, test_set = phase_scores(run, metric)
         rows.append({"run": str(run), "test_set": test_set, "identity": identity, **scores})
-    header = ["run", "test set", *PHASES, "identity", "phase 4 - identity"]
+    header = ["run", "test set", *PHASES, "identity", f"{chain.LAST.result} - identity"]
     lines = [" | ".join(header), " | ".join("---" for _ in header)]
     for row in rows:
         cells = [row["run"], row["test_set"] or "", *(_cell(row.get(p)) for p in PHASES), _cell(row["identity"])]
-        gain = row.get("phase4") - row["identity"] if row.get("phase4") is not None else None
+        last = row.get(chain.LAST.result)
+        gain = last - row["identity"] if last is not None else None
         lines.append(" | ".join([*cells, _cell(gain, signed=True)]))
     return "\n".join(f"| {line} |" for line in lines), rows
 
@@ -68,7 +70,7 @@ def plot(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
         line = ax.plot([PHASES.index(p) + 1 for p in done], [row[p] for p in done], marker="o", label=row["run"])
         if row["identity"] is not None:
             ax.axhline(row["identity"], color=line[0].get_color(), linestyle=":", linewidth=1)
-    ax.set(xticks=range(1, 5), xlabel="after phase", ylabel=f"test {metric}",
+    ax.set(xticks=range(1, len(PHASES) + 1), xlabel="after phase", ylabel=f"test {metric}",
            title=f"test {metric} per phase (dotted: identity, the LR images as they are)")
     ax.legend(fontsize=7)
     fig.tight_layout()

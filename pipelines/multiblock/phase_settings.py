@@ -1,4 +1,4 @@
-"""The command line shared by the six phase scripts: one list of settings, presets, run-wide values.
+"""What the six phase scripts accept: one list of settings, presets, run-wide values, their rules and --help.
 
 Each phase script's settings block holds the settings that script uses, with their comments. The catalogue
 of phase settings is the union of the six blocks, read from the scripts themselves (literal assignments,
@@ -9,40 +9,27 @@ ignores what it does not use, and a name that no phase script has is still an er
 Run-wide settings (``RUN_WIDE``) must agree across the phases. They are set in ``phase1_1.py``'s block and
 recorded in the run folder (``run.json``, see ``run_record``); a later script reads them from there, and a
 value given to it (``--set``, ``--config``) or written in its block that differs from the recorded one stops it
-before any work. A script's own settings are what its file says, unless this command line changes them
-(a preset, ``--config``, ``--set``): a preset recorded by an earlier phase never replaces them.
+before any work (``resolve``, which turns a command line into a checked run).
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import functools
-import sys
 from pathlib import Path
 from typing import Any
 
-from core.errors import UserError
 from core.rules import Rule, at_least, between, check_settings, fraction, one_of, positive
-from core.settings import (
-    CliParser,
-    RunContext,
-    SettingValue,
-    add_common_args,
-    collect_settings,
-    context_from_args,
-    presets_help,
-    settings_help,
-)
+from core.settings import SettingValue, presets_help, settings_help
 from data.pair_layouts import LAYOUTS
 from engine.losses import LOSS_RULE
 from engine.speed import SPEED_RULES
 from engine.weight_average import EMA_RULE
 from models.blocks import block_settings, check_block_settings, network_rules, network_settings
-from pipelines.multiblock.run_record import find_record
+from pipelines.multiblock import chain
 
 REPO = Path(__file__).resolve().parents[2]
-PHASE_SCRIPTS = ("phase1_1.py", "phase1_2.py", "phase2_1.py", "phase2_2.py", "phase3.py", "phase4.py")
-FIRST_SCRIPT = "phase1_1.py"
+FIRST_SCRIPT = chain.FIRST.script
 DEFAULT_OUT = "runs/multiblock"
 # The values that make one run one configuration: the data (checked by a fingerprint of its pairs, see
 # run_record), the block's architecture (models.blocks: the residual blocks declare theirs) and initialisation,
@@ -51,9 +38,6 @@ RUN_WIDE = ("PRESET", "DATASET", "CAMERA", "SCALE", *network_settings(), "TAIL_G
             "VALIDATE_ON_TEST")
 # Where the data is, not what it is: recorded by the first phase as the later ones' default, never enforced.
 LOCATION = ("DATASET_DIR",)
-# The settings.json section that --config replays for each script (a regeneration reads its block's).
-CONFIG_SECTION = {"phase1_1.py": "N1", "phase1_2.py": "N1", "phase2_1.py": "N2", "phase2_2.py": "N2",
-                  "phase3.py": "N3", "phase4.py": "N"}
 
 _FAST_WARMUP = {"WARMUP_OPTIMIZER": "adam"}  # the report's Adadelta at lr=1 needs thousands of iterations
 PRESETS: dict[str, dict[str, SettingValue]] = {
@@ -96,7 +80,7 @@ def catalogue() -> dict[str, SettingValue]:
     """Every phase setting with the default of the first script (in chain order) that has it, then the
     residual blocks' own settings with their declared defaults (``models.blocks``)."""
     known: dict[str, SettingValue] = {}
-    for name in PHASE_SCRIPTS:
+    for name in chain.SCRIPTS:
         for key, value in script_block(name).items():
             known.setdefault(key, value)
     return {**{key: setting.default for key, setting in block_settings().items()}, **known}
@@ -105,7 +89,7 @@ def catalogue() -> dict[str, SettingValue]:
 def phase_help(script: str, block: dict[str, SettingValue]) -> str:
     """--help: this script's settings, the run-wide ones, what the presets set, and the names it ignores."""
     known = catalogue()
-    sources = [REPO / script, *(REPO / name for name in PHASE_SCRIPTS)]  # this script's comments first
+    sources = [REPO / script, *(REPO / name for name in chain.SCRIPTS)]  # this script's comments first
     own = {key: value for key, value in block.items() if key not in (*RUN_WIDE, *LOCATION)}
     run_wide = {key: known[key] for key in (*RUN_WIDE, *LOCATION)}
     where = ("recorded in the run folder's run.json; the later phases read them from there" if script == FIRST_SCRIPT
@@ -136,82 +120,6 @@ def add_phase_args(parser: argparse.ArgumentParser) -> None:
                              "would do; then exit")
 
 
-def parse_phase_cli(namespace: dict[str, Any], argv: list[str] | None, script: str) -> RunContext:
-    """A phase script's command line. This script's own settings: its block < a preset given here (--set
-    PRESET, --config, or the block's own PRESET in phase1_1.py) < --config (its section) < --set; a preset
-    recorded by an earlier phase does not replace what the file says. Run-wide settings: from the run
-    folder's record when there is one (a value given or written here that differs stops this script),
-    else as for own settings. Every value is then checked (``RULES``) and its origin kept in ``ctx.origins``."""
-    block = collect_settings(namespace)
-    parser = CliParser(description=namespace["__doc__"], epilog=phase_help(script, block),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(parser, DEFAULT_OUT)
-    add_phase_args(parser)
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the command settings.json records
-    known = catalogue()
-    record, source = run_record_for(args, script)
-    recorded = {key: value for key, value in {**record.get("settings", {}), **record.get("location", {})}.items()
-                if key in known}
-    ctx = context_from_args(namespace, args, PRESETS, accepted=known, section=CONFIG_SECTION[script])
-    wide, origins = run_wide_values(ctx, block, known)
-    if record:
-        by = record.get("recorded_by", FIRST_SCRIPT)
-        for key in RUN_WIDE:
-            stated = key in block or key in ctx.given  # written in this file, preset by it, or given
-            if stated and key in recorded and wide[key] != recorded[key]:
-                where = origins.get(key) or f"written in {script}"
-                raise UserError(f"{key}={wide[key]!r} ({where}) differs from {key}={recorded[key]!r} recorded in "
-                                f"{source} by {by}; a run is one configuration: use the recorded value, start a new "
-                                f"run with another --out, or restart this one with {FIRST_SCRIPT} --redo (its "
-                                "phases are archived)")
-            if key in recorded:
-                wide[key], origins[key] = recorded[key], f"{source.name} ({by})"
-        if ctx.seed_given and ctx.seed != record.get("seed", ctx.seed):
-            raise UserError(f"--seed {ctx.seed} differs from seed {record['seed']} recorded in "
-                            f"{source}; drop --seed or start a new run with another --out")
-        if "seed" in record and not ctx.seed_given:
-            ctx.seed, origins["seed"] = record["seed"], f"{source.name} ({by})"
-    location = {}
-    for key in LOCATION:
-        if key in ctx.given or key not in recorded:
-            location[key] = ctx.given.get(key, ctx.settings.get(key, known[key]))
-        else:
-            location[key], origins[key] = recorded[key], f"{source.name} (a default)"
-    ctx.settings = {**ctx.settings, **wide, **location}
-    ctx.origins = origins
-    check_phase_settings(ctx.settings, script)
-    return ctx
-
-
-def run_wide_values(ctx: RunContext, block: dict[str, Any], known: dict[str, Any]
-                    ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The run-wide values this command line and this file state, else the preset's, else phase1_1.py's
-    defaults (a later script's block holds none of them), with their origins."""
-    wide, origins = {}, dict(ctx.origins)
-    name = ctx.given.get("PRESET", block.get("PRESET", known["PRESET"]))
-    for key in RUN_WIDE:
-        if key in block or key in ctx.given:
-            wide[key] = ctx.given.get(key, ctx.settings.get(key))
-        elif key in PRESETS[name]:
-            wide[key], origins[key] = PRESETS[name][key], f"preset {name}"
-        else:
-            where = "models/blocks" if key in block_settings() else FIRST_SCRIPT
-            wide[key], origins[key] = known[key], f"{where}'s default"
-    return wide, origins
-
-
-def run_record_for(args: argparse.Namespace, script: str) -> tuple[dict[str, Any], Path]:
-    """The record the run-wide settings come from: the run folder's; for ``--from``, the source run's; none
-    when phase 1-1 is redone (its record is archived with everything else)."""
-    if args.redo and script == FIRST_SCRIPT:
-        return {}, Path(args.out) / "run.json"
-    record, source = find_record(Path(args.out))
-    if not record and args.branch_from:
-        return find_record(Path(args.branch_from))
-    return record, source
-
-
 # What each phase setting may be (core.rules); INIT's choices depend on the script.
 RULES: dict[str, Rule] = {
     "DATASET": one_of(*LAYOUTS), "SCALE": between(1, 8), "TAIL_GAIN": at_least(0), "VAL_FRACTION": fraction(),
@@ -222,20 +130,12 @@ RULES: dict[str, Rule] = {
     "SELECT": one_of("best-val", "last"), "EMA": EMA_RULE, **SPEED_RULES, "ITERS_HIGH": at_least(0),
     "LR_HIGH": positive(), "ITERS_LOW": at_least(0), "LR_LOW": positive(), **network_rules(),
 }
-INIT_CHOICES = {"phase4.py": ("blocks", "fresh")}  # elsewhere: inherit | fresh
+INIT_CHOICES = {chain.LAST.script: ("blocks", "fresh")}  # elsewhere: inherit | fresh
 
 
 def check_phase_settings(settings: dict[str, Any], script: str) -> None:
-    """Every rule, the presets' names, INIT's choices for ``script``, and
-    the chosen residual block's own check across its settings."""
-    rules = {**RULES, "PRESET": one_of(*PRESETS), "INIT": one_of(*INIT_CHOICES.get(script, ("inherit", "fresh")))}
+    """Every rule, INIT's choices for ``script``, and the chosen residual block's own check across its
+    settings."""
+    rules = {**RULES, "INIT": one_of(*INIT_CHOICES.get(script, ("inherit", "fresh")))}  # PRESET: resolve.layered
     check_settings(settings, rules, catalogue())
     check_block_settings(settings)
-
-
-def settings_report(ctx: RunContext, script: str) -> str:
-    """What ``script`` prints (and logs) before it starts: its own settings, then the run-wide ones, each
-    beside where it came from when that is not this file."""
-    block = script_block(script)
-    own = [key for key in block if key not in (*RUN_WIDE, *LOCATION)]
-    return ctx.report([*own, *RUN_WIDE, *LOCATION], f"{script} settings (own, then run-wide):")

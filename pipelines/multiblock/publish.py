@@ -19,6 +19,7 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.entry import cli_entry
 from core.errors import UserError
 from core.runs import read_json, write_json
+from pipelines.multiblock import chain
 from pipelines.multiblock.run_record import read_record
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
@@ -27,9 +28,11 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 def publish(run_dir: Path, name: str, command: str = "", out_dir: Path = WEIGHTS) -> Path:
     results, settings, record = (read_json(run_dir / "results.json"), read_json(run_dir / "settings.json"),
                                  read_record(run_dir))
-    if "phase4" not in results or not (run_dir / "N.pt").exists():
-        raise UserError(f"{run_dir} holds no finished phase 4 (N.pt, results.json['phase4']); run phase4.py first")
-    state = load_checkpoint(run_dir / "N.pt")
+    last, weights = chain.LAST, run_dir / f"{chain.LAST.network}.pt"
+    if last.result not in results or not weights.exists():
+        raise UserError(f"{run_dir} holds no finished {last.script} ({weights.name}, results.json['{last.result}']); "
+                        f"run {last.script} first")
+    state = load_checkpoint(weights)
     target = out_dir / f"{name}.pt"
     save_checkpoint(target, {"model": state["model"], "meta": state["meta"]})
     wide = record.get("settings", {})
@@ -42,7 +45,7 @@ def publish(run_dir: Path, name: str, command: str = "", out_dir: Path = WEIGHTS
         "phase_commands": {section: values.get("command") for section, values in settings.items()},
         "settings": {section: {k: v for k, v in values.items() if k.isupper()} for section, values in settings.items()},
         "selected_steps": {phase: entry.get("selected_step") for phase, entry in results.items()},
-        "protocol": results["phase4"].get("protocol"),
+        "protocol": results[last.result].get("protocol"),
         "metrics": {phase: entry["metrics"] for phase, entry in results.items()},
     })
     return target

@@ -10,127 +10,51 @@
   systems) of its networks and LR folders, their SHA-256 and run record checked, so that this phase alone
   runs there with new values while RUN keeps its results.
 - ``--resume`` of an interrupted phase needs the settings it started with.
+
+What a script does is decided, before anything is written, by ``resolve.decide`` (the run's ``Plan``);
+this module writes it: ``start`` branches and archives.
 """
 from __future__ import annotations
 
 import datetime
 import os
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.checkpoint import load_checkpoint
-from core.dist import DistInfo, barrier
+from core.dist import barrier
 from core.errors import UserError
-from core.runs import (
-    describe_differences,
-    read_json,
-    run_lock_of_all_ranks,
-    setting_differences,
-    sha256,
-    write_json,
-)
-from core.settings import RunContext
-from engine.losses import comparable_loss
-from pipelines.multiblock.phase_settings import (
-    CONFIG_SECTION,
-    LOCATION,
-    PHASE_SCRIPTS,
-    RUN_WIDE,
-    script_block,
-    settings_report,
-)
+from core.runs import read_json, run_lock_of_all_ranks, sha256, write_json
+from pipelines.multiblock import chain
+from pipelines.multiblock.chain import Phase
 from pipelines.multiblock.run_record import check_recorded_with, read_record, record_path
 
+if TYPE_CHECKING:
+    from pipelines.multiblock.resolve import Run
+
 ARCHIVE = "archive"
-NOT_COMPARED = ("TENSORBOARD",)  # how a run is watched, not what it computes
 RUN_FILES = ("run.json", "settings.json", "results.json", "phases.png")
 
 
-@dataclass(frozen=True)
-class Step:
-    """One phase script's outputs: the network it trains (``name``, its results key) and/or the LR level it
-    writes."""
-
-    script: str
-    name: str | None = None  # N1, N2, N3, N
-    result: str | None = None  # its results.json entry
-    level: int | None = None  # LR_<level>/
-
-    def paths(self, run: Path) -> list[Path]:
-        found = []
-        if self.name:
-            found += [run / f"{self.name}{suffix}.pt" for suffix in ("", "_latest", "_best")]
-            found += [run / f"log_{self.name}.csv", run / f"curves_{self.name}.png", run / f"train_{self.name}.log",
-                      run / "tensorboard" / self.name]
-        if self.level:
-            found.append(run / f"LR_{self.level}")
-        return [path for path in found if path.exists()]
-
-
-STEPS = (Step("phase1_1.py", "N1", "phase1"), Step("phase1_2.py", level=1), Step("phase2_1.py", "N2", "phase2"),
-         Step("phase2_2.py", level=2), Step("phase3.py", "N3", "phase3", level=3), Step("phase4.py", "N", "phase4"))
-STEP = {step.script: step for step in STEPS}
-
-
-def own_settings(script: str) -> list[str]:
-    """The settings ``script`` itself uses (its block, less the run-wide ones)."""
-    return [key for key in script_block(script) if key not in (*RUN_WIDE, *LOCATION)]
-
-
-def differences(ctx: RunContext, script: str, recorded: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """``{NAME: (recorded, now)}`` for this script's own settings (and the seed) that differ from ``recorded``."""
-    names = [key for key in (*own_settings(script), "seed") if key not in NOT_COMPARED]
-    return setting_differences(comparable_loss(recorded), comparable_loss({**ctx.settings, "seed": ctx.seed}), names)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a phase script will do on its run folder: ``run`` (train / regenerate), ``skip`` (already done),
-    with ``archive`` first when --redo finds outputs to move; ``diff`` what differs from the recorded run."""
-
-    action: str
-    archive: bool = False
-    diff: dict[str, tuple[Any, Any]] | None = None
-    message: str = ""
-
-
-def plan(ctx: RunContext, script: str) -> Plan:
-    """Decide, before any data is read, what ``script`` does on ``ctx.out`` (see the module docstring)."""
-    step, run = STEP[script], ctx.out
-    redo = ctx.args.redo
-    later = [s for s in STEPS[PHASE_SCRIPTS.index(script):] if s.paths(run)]
-    if redo:
-        return Plan("run", archive=bool(later), message=f"--redo: archiving {script}'s outputs and later ones"
-                    if later else f"--redo: {script} has no outputs in {run} yet")
-    if step.name is None:  # a regeneration: LR_<level>/manifest.json decides (regenerate skips a current one)
-        return Plan("run")
-    recorded = read_json(run / "settings.json").get(CONFIG_SECTION[script], {})
-    done = (run / f"{step.name}.pt").exists() and step.result in read_json(run / "results.json")
-    diff = differences(ctx, script, recorded)
-    if done and not diff:
-        return Plan("skip", message=f"{script}: already done in {run} ({step.name}.pt, results.json['{step.result}']) "
-                                    "with these settings; nothing to do")
-    changes = describe_differences(diff)
-    if done:
-        raise UserError(f"{script} already finished in {run} with other settings: {changes}; pass --redo to "
-                        f"archive its outputs and everything made from them into {run / ARCHIVE}/ and run it again, "
-                        f"or try the new values in a new folder with --out NEW --from {run}")
-    latest = run / f"{step.name}_latest.pt"
-    if latest.exists() and ctx.resume and diff:
-        raise UserError(f"--resume continues the run in {latest}, which started with other settings: {changes};"
-                        " resume with those values, or pass --redo to start this phase again with the new ones")
-    return Plan("run", diff=diff)
+def outputs(phase: Phase, run: Path) -> list[Path]:
+    """The files and folders of ``run`` that ``phase`` wrote: its network's and its LR folder."""
+    found = []
+    if phase.network:
+        name = phase.network
+        found += [run / f"{name}{suffix}.pt" for suffix in ("", "_latest", "_best")]
+        found += [run / f"log_{name}.csv", run / f"curves_{name}.png", run / f"train_{name}.log",
+                  run / "tensorboard" / name]
+    if phase.writes:
+        found.append(run / f"LR_{phase.writes}")
+    return [path for path in found if path.exists()]
 
 
 def archive(run: Path, script: str, reason: str) -> Path:
     """Move ``script``'s outputs and every later phase's into ``<run>/archive/<time>-<script>/`` with their
     results.json entries and settings.json sections (the run's record copied; moved when phase 1-1 is redone);
     returns that folder."""
-    index = PHASE_SCRIPTS.index(script)
-    steps = STEPS[index:]
+    steps = chain.from_here(script)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = run / ARCHIVE / f"{stamp}-{script.removesuffix('.py')}"
     suffix = 1
@@ -139,14 +63,14 @@ def archive(run: Path, script: str, reason: str) -> Path:
         folder = run / ARCHIVE / f"{stamp}-{script.removesuffix('.py')}-{suffix}"
     (folder / "tensorboard").mkdir(parents=True)
     for step in steps:
-        for path in step.paths(run):
+        for path in outputs(step, run):
             os.replace(path, folder / path.relative_to(run))
     _split_json(run / "results.json", folder / "results.json", {s.result for s in steps if s.result})
-    _split_json(run / "settings.json", folder / "settings.json", {CONFIG_SECTION[s.script] for s in steps if s.name})
+    _split_json(run / "settings.json", folder / "settings.json", {s.section for s in steps if s.network})
     if (run / "phases.png").exists():
         os.replace(run / "phases.png", folder / "phases.png")
     if record_path(run).exists():
-        (os.replace if index == 0 else shutil.copy2)(record_path(run), folder / "run.json")
+        (os.replace if script == chain.FIRST.script else shutil.copy2)(record_path(run), folder / "run.json")
     if not any((folder / "tensorboard").iterdir()):
         (folder / "tensorboard").rmdir()
     write_json(folder / "archive.json", {"archived_from": str(run), "redone_by": script, "reason": reason,
@@ -164,12 +88,10 @@ def _split_json(source: Path, target: Path, keys: set[str]) -> None:
         write_json(source, {key: value for key, value in whole.items() if key not in keys})
 
 
-def branch_sources(ctx: RunContext, script: str) -> list[Path] | None:
-    """``--from SOURCE``: the outputs of SOURCE's phases before ``script`` that the new run folder reuses, each
-    checked (present, complete, made by the networks beside it, of SOURCE's run record); None when
-    ``ctx.out`` is a branch of SOURCE already. Nothing is written."""
-    source, run = Path(ctx.args.branch_from), ctx.out
-    index = PHASE_SCRIPTS.index(script)
+def branch_sources(source: Path, run: Path, script: str) -> list[Path] | None:
+    """``--from SOURCE``: the outputs of SOURCE's phases before ``script`` that the new run folder ``run``
+    reuses, each checked (present, complete, made by the networks beside it, of SOURCE's run record); None
+    when ``run`` is a branch of SOURCE already. Nothing is written."""
     record = read_record(source)
     if not record:
         raise UserError(f"--from {source}: no run there (no run.json); name a run folder the phase scripts wrote")
@@ -179,20 +101,19 @@ def branch_sources(ctx: RunContext, script: str) -> list[Path] | None:
             raise UserError(f"--from {source}: {run} already holds a run of its own ({record_path(run)}); "
                             "--from starts a new folder: choose another --out")
         return None
-    if index == 0:
-        raise UserError("--from with phase1_1.py: phase 1-1 is the first phase, there is nothing to reuse; "
+    if script == chain.FIRST.script:
+        raise UserError(f"--from with {script}: it is the first phase, there is nothing to reuse; "
                         "start it in a new --out without --from")
-    return _checked_sources(source, list(STEPS[:index]), record)
+    return _checked_sources(source, chain.before(script), record)
 
 
-def branch(ctx: RunContext, script: str, checked: list[Path]) -> None:
-    """Link (or copy) ``checked`` (``branch_sources``) into ``ctx.out`` with the run record, their settings.json
+def branch(source: Path, run: Path, script: str, checked: tuple[Path, ...]) -> None:
+    """Link (or copy) ``checked`` (``branch_sources``) into ``run`` with the run record, their settings.json
     sections and results.json entries; the record notes where the branch came from."""
-    source, run = Path(ctx.args.branch_from), ctx.out
-    needed = STEPS[:PHASE_SCRIPTS.index(script)]
+    needed = chain.before(script)
     for path in checked:
         _link_tree(path, run / path.relative_to(source))
-    names = {CONFIG_SECTION[step.script] for step in needed if step.name}
+    names = {step.section for step in needed if step.network}
     write_json(run / "settings.json", {k: v for k, v in read_json(source / "settings.json").items() if k in names})
     write_json(run / "results.json", {k: v for k, v in read_json(source / "results.json").items()
                                       if k in {step.result for step in needed}})
@@ -202,28 +123,28 @@ def branch(ctx: RunContext, script: str, checked: list[Path]) -> None:
     print(f"branched {run} from {source}: reusing {', '.join(p.name for p in checked)}", flush=True)
 
 
-def _checked_sources(source: Path, steps: list[Step], record: dict[str, Any]) -> list[Path]:
+def _checked_sources(source: Path, steps: tuple[Phase, ...], record: dict[str, Any]) -> list[Path]:
     """The files and folders of ``steps`` in ``source`` that a branch links: each network ``N<i>.pt`` (with
     its log and curves) and complete LR folder, checked to belong to ``record`` and to each other."""
     paths: list[Path] = []
     for step in steps:
-        if step.name:
-            weights = source / f"{step.name}.pt"
+        if step.network:
+            weights = source / f"{step.network}.pt"
             if not weights.exists():
                 raise UserError(f"--from {source}: {weights.name} is missing; run {step.script} there first, or "
                                 f"branch from an earlier phase")
             check_recorded_with(weights, load_checkpoint(weights).get("meta", {}), record, source)
-            paths += [p for p in (weights, source / f"log_{step.name}.csv", source / f"curves_{step.name}.png",
-                                  source / f"train_{step.name}.log") if p.exists()]
-        if step.level:
-            folder = source / f"LR_{step.level}"
+            paths += [p for p in (weights, source / f"log_{step.network}.csv", source / f"curves_{step.network}.png",
+                                  source / f"train_{step.network}.log") if p.exists()]
+        if step.writes:
+            folder = source / f"LR_{step.writes}"
             manifest = read_json(folder / "manifest.json")
             if not manifest.get("complete"):
-                raise UserError(f"--from {source}: LR_{step.level}/ is missing or incomplete; run {step.script} "
+                raise UserError(f"--from {source}: LR_{step.writes}/ is missing or incomplete; run {step.script} "
                                 f"there first")
-            made_by = source / manifest.get("checkpoint", f"N{step.level}.pt")
+            made_by = source / manifest.get("checkpoint", f"{step.lr_maker}.pt")
             if not made_by.exists() or manifest.get("checkpoint_sha256") != sha256(made_by):
-                raise UserError(f"--from {source}: LR_{step.level}/ was not made by the {made_by.name} beside it; "
+                raise UserError(f"--from {source}: LR_{step.writes}/ was not made by the {made_by.name} beside it; "
                                 f"rerun {step.script} there first")
             check_recorded_with(folder / "manifest.json", manifest, record, source)
             paths.append(folder)
@@ -245,34 +166,25 @@ def _link_tree(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def prepare(ctx: RunContext, script: str, dist_info: DistInfo, check_inputs: Callable[[], None]) -> bool:
-    """The start of every phase script: print the settings and where they came from (``--dry-run``: and what
-    would happen, then stop); ``--from``: branch; ``check_inputs()`` (nothing archived is needed there);
-    plan; ``--redo``: archive. False when there is nothing to do (already done, or a dry run)."""
-    if dist_info.is_main:
-        print(settings_report(ctx, script), flush=True)
-    if ctx.args.dry_run:
-        if ctx.args.branch_from:
-            print(f"dry run: would start {ctx.out} from {ctx.args.branch_from}'s outputs before {script}, then run it")
-        else:
-            decided = plan(ctx, script)
-            print(f"dry run: {decided.message or 'would run ' + script} (nothing was written)", flush=True)
+def start(run: Run) -> bool:
+    """The start of every phase script, as ``run.plan`` says: print the settings and where they came from
+    (``--dry-run``: and what would happen, then stop); ``--from``: branch; ``--redo``: archive. False when
+    there is nothing to train (already done, or a dry run)."""
+    plan, info = run.plan, run.dist
+    if info.is_main:
+        print(run.report(), flush=True)
+    if plan.action == "dry-run":
+        print(plan.message, flush=True)
         return False
-    reused = branch_sources(ctx, script) if ctx.args.branch_from else None
-    if reused is not None:
-        with run_lock_of_all_ranks(ctx.out, dist_info):
-            if dist_info.is_main:
-                branch(ctx, script, reused)
-            barrier(dist_info)
-    check_inputs()
-    decided = plan(ctx, script)
-    if decided.archive:
-        with run_lock_of_all_ranks(ctx.out, dist_info):
-            if dist_info.is_main:
-                archive(ctx.out, script, decided.message)
-            barrier(dist_info)
-    if decided.action == "skip":
-        if dist_info.is_main:
-            print(decided.message, flush=True)
+    for due, write in ((plan.branch is not None, lambda: branch(run.branch_from, run.out, run.script, plan.branch)),
+                       (plan.archive, lambda: archive(run.out, run.script, plan.message))):
+        if due:
+            with run_lock_of_all_ranks(run.out, info):
+                if info.is_main:
+                    write()
+                barrier(info)
+    if plan.action == "skip":
+        if info.is_main:
+            print(plan.message, flush=True)
         return False
     return True

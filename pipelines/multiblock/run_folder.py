@@ -1,30 +1,23 @@
-"""The multiblock run folder: which script makes which file, LR_<i> folders and their checks, block records."""
+"""The multiblock run folder: LR_<i> folders and their checks, block records, settings.json."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.checkpoint import check_meta, load_checkpoint, load_weights
 from core.dist import DistInfo
 from core.errors import UserError
 from core.runs import read_json, sha256, write_json
-from core.settings import RunContext
-from data.pair_layouts import PairSource, find_pairs, pair_set_name
+from data.pair_layouts import PairSource, pair_set_name
 from data.paired import Pair, lr_level_dir, pairs_with_lr_folder
 from models.blocks import RESBLOCKS, recorded_block_kwargs
 from models.rcan import Block
-from pipelines.multiblock.phase_settings import LOCATION, RUN_WIDE
-from pipelines.multiblock.run_record import (
-    check_data,
-    check_recorded_with,
-    new_record,
-    read_record,
-    record_path,
-    write_record,
-)
+from pipelines.multiblock import chain
+from pipelines.multiblock.run_record import check_recorded_with, read_record, record_path, write_record
 
-TRAIN_SCRIPT = {1: "phase1_1.py", 2: "phase2_1.py", 3: "phase3.py"}
-REGEN_SCRIPT = {1: "phase1_2.py", 2: "phase2_2.py", 3: "phase3.py"}
+if TYPE_CHECKING:
+    from pipelines.multiblock.resolve import Run
+
 LR_SPLITS = ("train", "test")
 ARCH = "multiblock-block"
 # What a checkpoint written before a key existed holds: RCAB blocks (RESBLOCK came later). A residual block's
@@ -50,26 +43,9 @@ def pair_source(settings: dict[str, Any]) -> PairSource:
     return PairSource(str(settings["DATASET"]).lower(), settings["CAMERA"], settings["SCALE"], settings["DATASET_DIR"])
 
 
-def test_set_name(ctx: RunContext) -> str:
+def test_set_name(run: Run) -> str:
     """The test set's name in results.json, e.g. RealSR-Canon-x2-test or City100-iPhoneX-test."""
-    return f"{pair_set_name(ctx.data_root, pair_source(ctx.settings))}-test"
-
-
-def dataset_pairs(ctx: RunContext, split: str) -> list[Pair]:
-    """The dataset's ``split`` pairs (LR_0, HR), in the layout DATASET names."""
-    return find_pairs(ctx.data_root, pair_source(ctx.settings), split)
-
-
-def run_record(ctx: RunContext, script: str) -> dict[str, Any]:
-    """The run's record (run.json), its data checked against the pairs found now; a run without one (the
-    first phase) gets a new record of its settings, written by ``save_run_record`` once the run holds its
-    folder."""
-    pairs = {split: dataset_pairs(ctx, split) for split in LR_SPLITS}
-    record = read_record(ctx.out)
-    if record:
-        check_data(record, ctx.out, ctx.data_root, pairs)
-        return record
-    return new_record(ctx.settings, RUN_WIDE, LOCATION, ctx.seed, ctx.data_root, pairs, script)
+    return f"{pair_set_name(run.data_root, pair_source(run.settings))}-test"
 
 
 def save_run_record(run_dir: Path, record: dict[str, Any]) -> None:
@@ -77,29 +53,28 @@ def save_run_record(run_dir: Path, record: dict[str, Any]) -> None:
         write_record(run_dir, record)
 
 
-def level_inputs(ctx: RunContext, level: int, split: str, needed_by: str):
-    """Pairs whose LR side is LR_<level> (level 0: the dataset's LR), checked to be complete and current."""
-    pairs = dataset_pairs(ctx, split)
-    if level == 0:
-        return pairs
-    require_lr_folder(ctx.out, level, needed_by)
-    return pairs_with_lr_folder(pairs, lr_level_dir(ctx.out, level, split))
+def lr_inputs(run: Run, level: int, split: str) -> list[Pair]:
+    """The dataset's ``split`` pairs with LR_<level> as their LR side (level 0: the dataset's LR); the folder
+    was checked to be complete and current when the run was resolved."""
+    pairs = run.pairs[split]
+    return pairs_with_lr_folder(pairs, lr_level_dir(run.out, level, split)) if level else pairs
 
 
 def require_lr_folder(run_dir: Path, level: int, needed_by: str) -> None:
     """LR_<level>/ complete, made by the current N<level>.pt, for the run recorded in run.json."""
-    weights = run_dir / f"N{level}.pt"
+    writer = chain.writer(level)
+    weights = run_dir / f"{writer.lr_maker}.pt"
     manifest = read_json(run_dir / f"LR_{level}" / "manifest.json")
-    first = " and ".join(dict.fromkeys([TRAIN_SCRIPT[level], REGEN_SCRIPT[level]]))
+    first = " and ".join(chain.makers(level))
     if not weights.exists():
         raise UserError(f"{needed_by} needs {weights} and LR_{level}/ in {run_dir}; run {first} first "
                         f"with the same --out")
     if not manifest.get("complete"):
-        raise UserError(f"{needed_by} needs a complete LR_{level}/ in {run_dir}; run {REGEN_SCRIPT[level]} "
+        raise UserError(f"{needed_by} needs a complete LR_{level}/ in {run_dir}; run {writer.script} "
                         "first with the same --out")
     if manifest.get("checkpoint_sha256") != sha256(weights):
-        raise UserError(f"LR_{level}/ in {run_dir} was made by an older N{level}.pt; rerun "
-                        f"{REGEN_SCRIPT[level]} to regenerate it")
+        raise UserError(f"LR_{level}/ in {run_dir} was made by an older {weights.name}; rerun "
+                        f"{writer.script} to regenerate it")
     check_recorded_with(run_dir / f"LR_{level}" / "manifest.json", manifest, read_record(run_dir), run_dir)
 
 
@@ -114,10 +89,10 @@ def load_block(path: Path, clamp: bool, record: dict[str, Any] | None = None) ->
     return block
 
 
-def write_settings(ctx: RunContext, name: str, dist_info: DistInfo) -> None:
+def write_settings(run: Run, name: str, dist_info: DistInfo) -> None:
     if dist_info.is_main:
-        path = ctx.out / "settings.json"
+        path = run.out / "settings.json"
         everything = read_json(path)
-        everything[name] = {**ctx.settings, "seed": ctx.seed, "data": str(ctx.data_root),
-                            "world_size": dist_info.world_size, "command": ctx.command}
+        everything[name] = {**run.settings, "seed": run.seed, "data": str(run.data_root),
+                            "world_size": dist_info.world_size, "command": run.command}
         write_json(path, everything)

@@ -15,9 +15,10 @@ from core.checkpoint import load_checkpoint
 from core.errors import UserError
 from core.runs import read_json, write_json
 from data.paired import Pair
+from pipelines.multiblock import chain
 
 RECORD_NAME = "run.json"
-CHECKPOINTS = ("N1.pt", "N2.pt", "N3.pt", "N.pt")  # each carries the record too (meta["run"])
+CHECKPOINTS = tuple(f"{network}.pt" for network in chain.NETWORKS)  # each carries the record too (meta["run"])
 
 
 def record_path(run_dir: Path) -> Path:

@@ -1,4 +1,7 @@
-"""Training one network of the chain (block N_i, or N) on (LR_<i-1>, HR) and scoring it: phases 1-1, 2-1, 3."""
+"""Training one network of the chain (block N_i, or N) on (LR_<i-1>, HR) and scoring it: phases 1-1, 2-1, 3.
+
+Everything here receives the resolved run (``resolve.Run``): settings, seed, device, speed, pairs and record
+were checked there; nothing here reads the command line, settings files or run.json."""
 from __future__ import annotations
 
 import functools
@@ -6,17 +9,16 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from core.checkpoint import check_meta, keeps_checkpoint, load_checkpoint, load_weights, save_checkpoint
-from core.dist import DistInfo, barrier, init_distributed, mean_over_shards
+from core.dist import DistInfo, barrier, mean_over_shards
 from core.errors import UserError
 from core.hardware import device_has_room
 from core.runs import append_results_row, read_json, results_row, run_lock_of_all_ranks, update_results
-from core.settings import RunContext
 from data.io import to_float
 from data.paired import PairedImages, PatchSampler, decoded_on, load_pairs, peak
 from data.splits import hold_out
@@ -25,7 +27,6 @@ from engine.optimizers import adam
 from engine.plots import plot_curves, plot_phases
 from engine.report import metrics_table
 from engine.schedules import Constant
-from engine.speed import speed_from_settings
 from engine.tensorboard import fixed_crop
 from engine.trainer import Stage, TrainConfig, Trainer, TrainResult
 from inference.exact_forward import exact_forward
@@ -34,38 +35,37 @@ from inference.scoring import score_pairs
 from inference.whole_image import run_model
 from models.blocks import block_kwargs
 from models.rcan import Block, orthogonal_init_
-from pipelines.multiblock.phase_settings import settings_report
-from pipelines.multiblock.rerun import prepare
+from pipelines.multiblock import chain
+from pipelines.multiblock.chain import Phase
 from pipelines.multiblock.run_folder import (
     ARCH,
-    TRAIN_SCRIPT,
-    dataset_pairs,
-    level_inputs,
-    require_lr_folder,
-    run_record,
+    lr_inputs,
     save_run_record,
     test_set_name,
     write_settings,
 )
 from pipelines.multiblock.run_record import check_recorded_with
 
+if TYPE_CHECKING:
+    from pipelines.multiblock.resolve import Run
 
-def initial_block(settings: dict[str, Any], run_dir: Path, index: int, seed: int,
+
+def initial_block(settings: dict[str, Any], run_dir: Path, phase: Phase, seed: int,
                   record: dict[str, Any] | None = None) -> Block:
-    """Block N_<index> before training: orthogonal init (report 4.1; the tail conv with gain TAIL_GAIN), or
-    N_<index-1>'s weights when
-    ``INIT=inherit`` (report 4.2; block 1 has no parent and is always fresh)."""
+    """The block ``phase`` trains, before training: orthogonal init (report 4.1; the tail conv with gain
+    TAIL_GAIN), or the weights of the block it needs (N_<i-1>) when ``INIT=inherit`` (report 4.2; block 1 has
+    no parent and is always fresh)."""
     torch.manual_seed(seed)
     block = Block(**block_kwargs(settings))
     orthogonal_init_(block)
     # The report's gain 1 everywhere starts the block far from identity (~0 dB); a small tail gain keeps
     # its residual small at the start, which is the report's stated aim (sec. 4.1).
     torch.nn.init.orthogonal_(block.tail.weight, gain=settings["TAIL_GAIN"])
-    if index > 1 and settings["INIT"] == "inherit":
-        parent = run_dir / f"N{index - 1}.pt"
+    if phase.needs and settings["INIT"] == "inherit":
+        parent = run_dir / f"{phase.needs[-1]}.pt"
         if not parent.exists():
-            raise UserError(f"{TRAIN_SCRIPT[index]} with INIT=inherit needs {parent}; run {TRAIN_SCRIPT[index - 1]} "
-                            "first with the same --out, or set INIT=fresh")
+            raise UserError(f"{phase.script} with INIT=inherit needs {parent}; run "
+                            f"{chain.trainer(phase.needs[-1]).script} first with the same --out, or set INIT=fresh")
         state = load_checkpoint(parent)
         check_meta(state, parent, arch=ARCH)
         if record:
@@ -167,36 +167,36 @@ class PhaseImages:
     raw_test: PairedImages  # the test pairs with the dataset's LR: the identity baseline
 
 
-def load_phase_images(ctx: RunContext, job: NetworkJob) -> PhaseImages:
-    train = load_pairs(level_inputs(ctx, job.lr_level, "train", job.script))
-    test = load_pairs(level_inputs(ctx, job.lr_level, "test", job.script))
-    raw_test = load_pairs(dataset_pairs(ctx, "test")) if job.lr_level > 0 else test
-    train, val = split_validation(train, ctx.settings, ctx.seed)
+def load_phase_images(run: Run, job: NetworkJob) -> PhaseImages:
+    train = load_pairs(lr_inputs(run, job.lr_level, "train"))
+    test = load_pairs(lr_inputs(run, job.lr_level, "test"))
+    raw_test = load_pairs(run.pairs["test"]) if job.lr_level > 0 else test
+    train, val = split_validation(train, run.settings, run.seed)
     return PhaseImages(train, val if val is not None else test, test, raw_test)
 
 
-def train_network(ctx: RunContext, job: NetworkJob, dist_info: DistInfo, device: torch.device) -> None:
+def train_network(run: Run, job: NetworkJob) -> None:
     """Train ``job.net`` on (LR_<lr_level>, HR), score the test pairs, write ``<name>.pt`` and results."""
-    images = load_phase_images(ctx, job)
-    latest = ctx.out / f"{job.name}_latest.pt"
+    images, dist_info, device = load_phase_images(run, job), run.dist, run.device
+    latest = run.out / f"{job.name}_latest.pt"
     # Only now, with the inputs checked, is anything written, and only by the run holding the folder.
-    with run_lock_of_all_ranks(ctx.out, dist_info), keeps_checkpoint(latest):
-        if latest.exists() and not ctx.resume:  # checked before settings.json is touched (the trainer too)
+    with run_lock_of_all_ranks(run.out, dist_info), keeps_checkpoint(latest):
+        if latest.exists() and not run.resume:  # checked before settings.json is touched (the trainer too)
             raise UserError(f"{latest} already holds a run; pass --resume to continue it, --redo to start it "
                             "again (the old one archived), or choose another --out")
         if dist_info.is_main:
-            save_run_record(ctx.out, job.meta["run"])
-        write_settings(ctx, job.name, dist_info)
+            save_run_record(run.out, run.record)
+        write_settings(run, job.name, dist_info)
         started = time.perf_counter()
-        result = make_trainer(ctx, job, images, dist_info, device).fit(resume=ctx.resume)
+        result = make_trainer(run, job, images, dist_info, device).fit(resume=run.resume)
         if dist_info.is_main:
-            score_and_record(ctx, job, images, result, time.perf_counter() - started, device)
+            score_and_record(run, job, images, result, time.perf_counter() - started, device)
 
 
-def make_trainer(ctx: RunContext, job: NetworkJob, images: PhaseImages, dist_info: DistInfo,
+def make_trainer(run: Run, job: NetworkJob, images: PhaseImages, dist_info: DistInfo,
                  device: torch.device) -> Trainer:
-    s, run_dir, name = ctx.settings, ctx.out, job.name
-    sampler = PatchSampler(images.train, s["PATCH_SIZE"], s["BATCH_SIZE"], ctx.seed)
+    s, run_dir, name = run.settings, run.out, job.name
+    sampler = PatchSampler(images.train, s["PATCH_SIZE"], s["BATCH_SIZE"], run.seed)
     if device_has_room(device, images.train.nbytes * 2):  # 16-bit LR_<i> are kept as int32 there
         sampler.to(device)
     else:
@@ -211,18 +211,18 @@ def make_trainer(ctx: RunContext, job: NetworkJob, images: PhaseImages, dist_inf
     config = TrainConfig(
         run_dir=run_dir, latest_name=f"{name}_latest.pt", best_name=f"{name}_best.pt", log_name=f"log_{name}.csv",
         text_log_name=f"train_{name}.log", eval_every=s["EVAL_EVERY"], meta=job.meta,
-        header=settings_report(ctx, job.script),
-        speed=speed_from_settings(s, device),
+        header=run.report(),
+        speed=run.speed,
         tensorboard_dir=run_dir / "tensorboard" / name if s.get("TENSORBOARD") else None,
         preview=functools.partial(preview_crop, pair=images.val.arrays[0], device=device), ema_decay=s["EMA"])
     loss = make_loss(s["LOSS"])
     return Trainer(job.net, job.stages, sampler.batch, loss, evaluate, config, device, dist_info)  # moves it there
 
 
-def score_and_record(ctx: RunContext, job: NetworkJob, images: PhaseImages, result: TrainResult,
+def score_and_record(run: Run, job: NetworkJob, images: PhaseImages, result: TrainResult,
                      seconds: float, device: torch.device) -> None:
     """Write ``<name>.pt`` (the selected weights, clamped), score the test pairs, add the phase's results."""
-    s, run_dir, name = ctx.settings, ctx.out, job.name
+    s, run_dir, name, test_set = run.settings, run.out, job.name, test_set_name(run)
     chosen = run_dir / (f"{name}_best.pt" if s["SELECT"] == "best-val" else f"{name}_latest.pt")
     if not chosen.exists():  # no evaluation happened (every stage has 0 iterations): the starting weights
         chosen = run_dir / f"{name}_latest.pt"
@@ -236,7 +236,7 @@ def score_and_record(ctx: RunContext, job: NetworkJob, images: PhaseImages, resu
         metrics["input"] = metrics.pop("identity")
     metrics["identity"] = score_pairs(None, named_pairs(images.raw_test), device=device)["identity"]
     update_results(run_dir, {job.phase_key: {
-        "metrics": {test_set_name(ctx): metrics},
+        "metrics": {test_set: metrics},
         "network": name, "selected_step": state["step"],
         "best_val_psnr_rgb": result.best if math.isfinite(result.best) else None,
         "iterations": result.step, "train_seconds": round(seconds, 1),
@@ -244,33 +244,23 @@ def score_and_record(ctx: RunContext, job: NetworkJob, images: PhaseImages, resu
                     "shave, top-left crop of at most 1500x1500 (the report's); identity = the dataset LR",
     }})
     plot_curves(run_dir / f"log_{name}.csv", run_dir / f"curves_{name}.png", title=f"{name} ({job.script})")
-    plot_phases(run_dir)
+    plot_phases(run_dir, chain.NETWORKS)
     entry = read_json(run_dir / "results.json")[job.phase_key]
     append_results_row(run_dir.parent / "results.csv", results_row(
-        run_dir, s, ctx.seed, entry["metrics"], phase=job.phase_key, script=job.script,
+        run_dir, s, run.seed, entry["metrics"], phase=job.phase_key, script=job.script,
         selected_step=entry["selected_step"], iterations=entry["iterations"], train_seconds=entry["train_seconds"]))
-    print(metrics_table({test_set_name(ctx): metrics}))
+    print(metrics_table({test_set: metrics}))
 
 
 def named_pairs(images: PairedImages) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return [(pair.name, lr, hr) for pair, (lr, hr) in zip(images.pairs, images.arrays, strict=True)]
 
 
-def train_block(ctx: RunContext, index: int) -> None:
-    """Phases 1-1, 2-1 and the training half of 3: block N_<index> on (LR_<index-1>, HR)."""
-    s = ctx.settings
-    script = TRAIN_SCRIPT[index]
-    dist_info, device = init_distributed(ctx.device)
-
-    def check_inputs() -> None:  # before anything is written: a script run too early names the scripts to run first
-        if index > 1:
-            require_lr_folder(ctx.out, index - 1, script)
-
-    if not prepare(ctx, script, dist_info, check_inputs):
-        return
-    record = run_record(ctx, script)
-    block = initial_block(s, ctx.out, index, ctx.seed, record)
-    meta = {"arch": ARCH, "block": index, **block_kwargs(s), "run": record}
-    job = NetworkJob(block, f"N{index}", block_stages(s), index - 1, f"phase{index}", script, meta)
-    train_network(ctx, job, dist_info, device)
-    barrier(dist_info)  # N<index>.pt is written by rank 0; phase3.py's other ranks read it next
+def train_block(run: Run) -> None:
+    """Phases 1-1, 2-1 and the training half of 3: the block ``run.phase`` trains, on (LR_<reads>, HR)."""
+    s, phase = run.settings, run.phase
+    block = initial_block(s, run.out, phase, run.seed, run.record)
+    meta = {"arch": ARCH, "block": chain.BLOCKS.index(phase.network) + 1, **block_kwargs(s), "run": run.record}
+    job = NetworkJob(block, phase.network, block_stages(s), phase.reads, phase.result, phase.script, meta)
+    train_network(run, job)
+    barrier(run.dist)  # <network>.pt is written by rank 0; phase3.py's other ranks read it next

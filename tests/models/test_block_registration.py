@@ -42,14 +42,15 @@ def test_registering_a_block_defined_in_a_test_module_is_all_it_takes(tmp_path):
         register(ScaledBlock)
         from inference.banded import banded_forward
         from models.rcan import Block
-        from pipelines.multiblock.phase_settings import RUN_WIDE, parse_phase_cli
+        from pipelines.multiblock.phase_settings import RUN_WIDE
+        from pipelines.multiblock.resolve import resolve_run
         from tests.scripts.helpers import load_script
 
         def parse(*items):
             argv = ["--out", {str(tmp_path / "run")!r}]
             for item in ("PRESET=tiny", "RESBLOCK=scaled", *items):
                 argv += ["--set", item]
-            return parse_phase_cli(vars(load_script("phase1_1.py")), argv, "phase1_1.py").settings
+            return resolve_run(vars(load_script("phase1_1.py")), [*argv, "--dry-run"], "phase1_1.py").settings
 
         settings = parse("SCALED_GAIN=0.25")
         assert "SCALED_GAIN" in RUN_WIDE and settings["SCALED_GAIN"] == 0.25

@@ -9,7 +9,8 @@ import torch
 from core.errors import UserError
 from models.blocks import NAFBlock, block_kwargs, recorded_block_kwargs
 from models.rcan import Block
-from pipelines.multiblock.phase_settings import RUN_WIDE, parse_phase_cli
+from pipelines.multiblock.phase_settings import RUN_WIDE
+from pipelines.multiblock.resolve import resolve_run
 from tests.scripts.helpers import load_script
 
 
@@ -17,7 +18,7 @@ def phase1_settings(tmp_path: Path, *assignments: str) -> dict:
     argv = ["--out", str(tmp_path / "run")]
     for item in ("PRESET=tiny", *assignments):
         argv += ["--set", item]
-    return parse_phase_cli(vars(load_script("phase1_1.py")), argv, "phase1_1.py").settings
+    return resolve_run(vars(load_script("phase1_1.py")), [*argv, "--dry-run"], "phase1_1.py").settings
 
 
 def test_set_reaches_the_naf_block_and_its_expansion(tmp_path: Path):

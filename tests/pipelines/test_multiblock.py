@@ -10,12 +10,14 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.errors import UserError
 from models.blocks import RCAB, ResBlock, block_kwargs
 from models.rcan import Block
+from pipelines.multiblock.chain import phase
 from pipelines.multiblock.phase_settings import catalogue, check_phase_settings
 from pipelines.multiblock.run_folder import ARCH, load_block
 from pipelines.multiblock.train import initial_block
 
 SETTINGS = {"N_FEATS": 8, "N_RESBLOCKS": 2, "RESBLOCK": "rcab", "REDUCTION": 4, "END_CONV": True, "INIT": "inherit",
             "TAIL_GAIN": 0.1}
+FIRST, SECOND = phase("phase1_1.py"), phase("phase2_1.py")  # block 1 (no parent) and block 2 (parent N1)
 
 
 def write_parent(run: Path, seed: int = 123) -> dict[str, torch.Tensor]:
@@ -31,26 +33,26 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 def test_inherit_starts_block_2_equal_to_n1(tmp_path: Path):
     parent = write_parent(tmp_path)
-    assert same(initial_block(SETTINGS, tmp_path, 2, seed=0).state_dict(), parent)
+    assert same(initial_block(SETTINGS, tmp_path, SECOND, seed=0).state_dict(), parent)
 
 
 def test_fresh_is_the_orthogonal_init_not_n1(tmp_path: Path):
     parent = write_parent(tmp_path)
-    fresh = initial_block({**SETTINGS, "INIT": "fresh"}, tmp_path, 2, seed=0).state_dict()
+    fresh = initial_block({**SETTINGS, "INIT": "fresh"}, tmp_path, SECOND, seed=0).state_dict()
     assert not same(fresh, parent)
-    assert same(fresh, initial_block({**SETTINGS, "INIT": "fresh"}, tmp_path, 2, seed=0).state_dict())
-    assert same(fresh, initial_block(SETTINGS, tmp_path, 1, seed=0).state_dict())  # block 1 has no parent
+    assert same(fresh, initial_block({**SETTINGS, "INIT": "fresh"}, tmp_path, SECOND, seed=0).state_dict())
+    assert same(fresh, initial_block(SETTINGS, tmp_path, FIRST, seed=0).state_dict())  # block 1 has no parent
 
 
 def test_inherit_without_parent_names_the_script(tmp_path: Path):
     with pytest.raises(UserError, match=r"phase1_1\.py"):
-        initial_block(SETTINGS, tmp_path, 2, seed=0)
+        initial_block(SETTINGS, tmp_path, SECOND, seed=0)
 
 
 def test_inherit_from_another_architecture_is_a_user_error(tmp_path: Path):
     write_parent(tmp_path)
     with pytest.raises(UserError, match="does not fit"):
-        initial_block({**SETTINGS, "N_FEATS": 16}, tmp_path, 2, seed=0)
+        initial_block({**SETTINGS, "N_FEATS": 16}, tmp_path, SECOND, seed=0)
 
 
 def test_misspelt_choices_are_refused():
@@ -67,13 +69,13 @@ def test_misspelt_choices_are_refused():
 def test_small_tail_gain_starts_the_block_near_identity(tmp_path: Path):
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
-        near = (initial_block(SETTINGS, tmp_path, 1, seed=0)(x) - x).abs().mean()
-        report = (initial_block({**SETTINGS, "TAIL_GAIN": 1.0}, tmp_path, 1, seed=0)(x) - x).abs().mean()
+        near = (initial_block(SETTINGS, tmp_path, FIRST, seed=0)(x) - x).abs().mean()
+        report = (initial_block({**SETTINGS, "TAIL_GAIN": 1.0}, tmp_path, FIRST, seed=0)(x) - x).abs().mean()
     assert near < 0.2 * report
 
 
 def test_the_residual_block_design_is_a_setting_recorded_in_the_checkpoint(tmp_path: Path):
-    block = initial_block({**SETTINGS, "RESBLOCK": "rb"}, tmp_path, 1, seed=0)
+    block = initial_block({**SETTINGS, "RESBLOCK": "rb"}, tmp_path, FIRST, seed=0)
     assert all(isinstance(unit, ResBlock) for unit in block.body) and len(block.body) == 2
     save_checkpoint(tmp_path / "N1.pt", {"model": block.state_dict(),
                                          "meta": {"arch": ARCH, **block_kwargs({**SETTINGS, "RESBLOCK": "rb"})}})

@@ -7,17 +7,16 @@ import pytest
 
 from core.errors import UserError
 from models.blocks import block_settings
+from pipelines.multiblock.chain import SCRIPTS as PHASE_SCRIPTS
 from pipelines.multiblock.phase_settings import (
     FIRST_SCRIPT,
     LOCATION,
-    PHASE_SCRIPTS,
     PRESETS,
     RUN_WIDE,
     catalogue,
-    parse_phase_cli,
     script_block,
-    settings_report,
 )
+from pipelines.multiblock.resolve import resolve_run
 from pipelines.multiblock.run_record import write_record
 from tests.scripts.helpers import load_script
 
@@ -51,6 +50,11 @@ def test_presets_set_known_settings_and_the_speed_settings_stay_per_phase():
 
 def phase(script: str) -> dict:
     return vars(load_script(script))
+
+
+def parse_phase_cli(namespace: dict, argv: list[str], script: str):
+    """The run ``script`` resolves from ``argv``; --dry-run: its inputs (earlier phases) are not needed."""
+    return resolve_run(namespace, [*argv, "--dry-run"], script)
 
 
 def tiny_record(tmp_path: Path) -> dict:
@@ -102,7 +106,7 @@ def test_a_run_wide_value_written_in_a_later_script_is_never_replaced_silently(t
 def test_the_settings_report_says_where_each_value_came_from(tmp_path: Path):
     tiny_record(tmp_path)
     ctx = parse_phase_cli(phase("phase2_1.py"), ["--out", str(tmp_path), "--set", "ITERS_WARMUP=7"], "phase2_1.py")
-    lines = settings_report(ctx, "phase2_1.py").splitlines()
+    lines = ctx.report().splitlines()
     assert lines[0] == "phase2_1.py settings (own, then run-wide):"
     assert any(line.split() == ["ITERS_WARMUP", "=", "7", "<-", "--set"] for line in lines)
     assert any(line.split() == ["CAMERA", "=", "Nikon", "<-", "run.json", "(phase1_1.py)"] for line in lines)

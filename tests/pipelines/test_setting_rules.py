@@ -12,7 +12,9 @@ from core.settings import collect_settings
 from models.blocks import block_settings
 from pipelines.espcn.cli import UPSCALE_ONLY
 from pipelines.espcn.rules import RULES as ESPCN_RULES
-from pipelines.multiblock.phase_settings import FIRST_SCRIPT, PHASE_SCRIPTS, RULES, parse_phase_cli
+from pipelines.multiblock.chain import SCRIPTS as PHASE_SCRIPTS
+from pipelines.multiblock.phase_settings import FIRST_SCRIPT, RULES
+from pipelines.multiblock.resolve import resolve_run
 from tests.scripts.helpers import load_script
 
 ESPCN = collect_settings(vars(load_script("espcn.py")))
@@ -67,7 +69,7 @@ def test_every_numeric_setting_of_every_script_has_a_range():
 def test_a_bad_phase_setting_is_one_line_before_anything_is_written(tmp_path: Path, script, name, value):
     run = tmp_path / "run"
     with pytest.raises(UserError) as refused:
-        parse_phase_cli(vars(load_script(script)), ["--out", str(run), "--set", f"{name}={text(value)}"], script)
+        resolve_run(vars(load_script(script)), ["--out", str(run), "--set", f"{name}={text(value)}"], script)
     message = str(refused.value)
     assert message.startswith(f"{name}={text(value)}: expected ") and "\n" not in message
     assert not run.exists()
@@ -97,7 +99,7 @@ def test_a_bad_espcn_setting_is_one_line_before_anything_is_written(tmp_path: Pa
 ])
 def test_choices_and_the_issues_examples_are_named_with_what_is_allowed(tmp_path: Path, script, setting, message):
     with pytest.raises(UserError) as refused:
-        parse_phase_cli(vars(load_script(script)), ["--out", str(tmp_path / "run"), "--set", setting], script)
+        resolve_run(vars(load_script(script)), ["--out", str(tmp_path / "run"), "--set", setting], script)
     assert str(refused.value) == message
 
 
@@ -119,11 +121,11 @@ def test_espcn_cross_checks_and_the_issues_examples(tmp_path: Path):
 
 def test_the_squeeze_must_leave_a_channel(tmp_path: Path):
     with pytest.raises(UserError, match=r"^REDUCTION=32: the channel attention squeezes N_FEATS=16 channels"):
-        parse_phase_cli(vars(load_script("phase1_1.py")), ["--out", str(tmp_path), "--set", "N_FEATS=16",
+        resolve_run(vars(load_script("phase1_1.py")), ["--out", str(tmp_path), "--set", "N_FEATS=16",
                                                            "--set", "REDUCTION=32"], "phase1_1.py")
 
 
 def test_a_sum_of_loss_terms_is_a_phase_setting(tmp_path: Path):
-    ctx = parse_phase_cli(vars(load_script("phase2_1.py")), ["--out", str(tmp_path / "run"), "--set",
-                                                            "LOSS=l1 + 0.1*grad + 0.2*ssim"], "phase2_1.py")
+    ctx = resolve_run(vars(load_script("phase2_1.py")), ["--out", str(tmp_path / "run"), "--dry-run", "--set",
+                                                        "LOSS=l1 + 0.1*grad + 0.2*ssim"], "phase2_1.py")
     assert ctx.settings["LOSS"] == "l1 + 0.1*grad + 0.2*ssim"

@@ -1,0 +1,265 @@
+"""A phase run resolved once: the command line, the settings and the run folder become one immutable ``Run``.
+
+``resolve_run`` is the whole of a phase script's configuration. It reads the script's settings block, a
+preset, ``--config`` (the script's section of a run's settings.json), ``--set`` and the run record
+(``run.json``), checks every value (``phase_settings.RULES``), the run-wide agreement, the seed, the inputs the
+phase needs, the data's fingerprint and the precision on this device, and decides what the script does
+(``Plan``: run, already done, refused, redo with archive, branch, dry run), all before anything is written.
+Training, regeneration and scoring receive the ``Run`` and read no settings, ``run.json`` or script source.
+
+Precedence of a script's own settings: its block < a preset given here (``--set PRESET``, ``--config``, or the
+block's own ``PRESET`` in phase1_1.py) < ``--config`` < ``--set``; a preset recorded by an earlier phase never
+replaces what the file says. Run-wide settings (``RUN_WIDE``) come from the run's record when there is one; a
+value given or written here that differs from it stops the script. ``LOCATION`` settings are defaults only.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+from core.dist import DistInfo, init_distributed
+from core.errors import UserError
+from core.runs import describe_differences, read_json, setting_differences
+from core.settings import (
+    CliParser,
+    add_common_args,
+    collect_settings,
+    parse_assignments,
+    read_config,
+    resolve_data_root,
+    resolve_device,
+    shown,
+)
+from data.pair_layouts import find_pairs
+from data.paired import Pair
+from engine.losses import comparable_loss
+from engine.speed import Speed, speed_from_settings
+from models.blocks import block_settings
+from pipelines.multiblock import chain
+from pipelines.multiblock.chain import Phase
+from pipelines.multiblock.phase_settings import (
+    DEFAULT_OUT,
+    LOCATION,
+    PRESETS,
+    RUN_WIDE,
+    add_phase_args,
+    catalogue,
+    check_phase_settings,
+    phase_help,
+    script_block,
+)
+from pipelines.multiblock.rerun import branch_sources, outputs
+from pipelines.multiblock.run_folder import LR_SPLITS, pair_source, require_lr_folder
+from pipelines.multiblock.run_record import check_data, find_record, new_record
+
+NOT_COMPARED = ("TENSORBOARD",)  # how a run is watched, not what it computes
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the script does on its run folder: ``run``, ``skip`` (already done) or ``dry-run``; ``archive``:
+    --redo moves outputs first; ``branch``: --from links these checked outputs of another run first."""
+
+    action: str
+    message: str = ""
+    archive: bool = False
+    branch: tuple[Path, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One phase run, resolved and checked (``resolve_run``); nothing in it changes afterwards."""
+
+    phase: Phase  # the script's row of the chain
+    settings: Mapping[str, Any]
+    origins: Mapping[str, str]  # where each value that is not the file's own came from ("seed" included)
+    seed: int
+    data_root: Path
+    out: Path
+    device: torch.device  # this rank's device
+    dist: DistInfo
+    resume: bool
+    command: str  # the command line as typed (shell-quoted), for settings.json
+    plan: Plan
+    record: dict[str, Any] = field(default_factory=dict)  # run.json: the one recorded, or the one to write
+    pairs: Mapping[str, list[Pair]] = field(default_factory=dict)  # the dataset's pairs (LR_0, HR) per split
+    speed: Speed | None = None  # the training speed on this device; None for a regeneration
+    branch_from: Path | None = None
+
+    @property
+    def script(self) -> str:
+        return self.phase.script
+
+    def report(self) -> str:
+        """What the script prints (and logs) before it starts: its own settings, then the run-wide ones, each
+        beside where it came from when that is not this file."""
+        names = [*(key for key in own_settings(self.phase) if key in self.settings), *RUN_WIDE, *LOCATION]
+        width = max(len(name) + len(shown(self.settings[name])) for name in names) + 3
+        lines = [f"{self.script} settings (own, then run-wide):"]
+        for name in [*names, "seed"]:
+            value = self.seed if name == "seed" else self.settings[name]
+            text = f"{name} = {shown(value) if value != '' else repr('')}"
+            origin = self.origins.get(name)
+            lines.append(f"  {text:<{width}}  <- {origin}" if origin else f"  {text}")
+        return "\n".join(lines)
+
+
+def own_settings(phase: Phase) -> list[str]:
+    """The settings ``phase``'s script itself uses: its block, less the run-wide ones."""
+    return [key for key in script_block(phase.script) if key not in (*RUN_WIDE, *LOCATION)]
+
+
+def resolve_run(namespace: dict[str, Any], argv: list[str] | None, script: str) -> Run:
+    """A phase script's command line, settings and run folder, resolved and checked (see the module
+    docstring). Nothing is written; a mistake is one ``UserError`` line."""
+    phase, block = chain.phase(script), collect_settings(namespace)
+    parser = CliParser(description=namespace["__doc__"], epilog=phase_help(script, block),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser, DEFAULT_OUT)
+    add_phase_args(parser)
+    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out, branch_from = Path(args.out), Path(args.branch_from) if args.branch_from else None
+    record, source = recorded_run(out, branch_from, args.redo and phase is chain.FIRST)
+    settings, origins, seed = layered(block, args, phase, record, source)
+    check_phase_settings(settings, script)
+    dist, device = init_distributed(resolve_device(args.device))
+    speed = speed_from_settings(settings, device) if phase.network else None  # PRECISION checked here
+    data_root = resolve_data_root(args.data)
+    draft = Run(phase, MappingProxyType(settings), MappingProxyType(origins), seed, data_root, out, device, dist,
+                args.resume, shlex.join(["python", script, *argv]), Plan("dry-run"), speed=speed,
+                branch_from=branch_from)
+    plan = decide(draft, args.redo, args.dry_run)
+    if plan.action == "dry-run" or (plan.action == "skip" and not phase.writes):  # phase3.py still writes LR_3/
+        return replace(draft, plan=plan)
+    if plan.branch is None:
+        check_inputs(draft)
+    pairs = {split: find_pairs(data_root, pair_source(settings), split) for split in LR_SPLITS}
+    if record:
+        check_data(record, out, data_root, pairs)
+    else:
+        record = new_record(settings, RUN_WIDE, LOCATION, seed, data_root, pairs, script)
+    return replace(draft, plan=plan, record=record, pairs=MappingProxyType(pairs))
+
+
+def recorded_run(out: Path, branch_from: Path | None, first_redone: bool) -> tuple[dict[str, Any], Path]:
+    """The record the run-wide settings come from: the run folder's; for ``--from``, the source run's; none
+    when phase 1-1 is redone (its record is archived with everything else)."""
+    if first_redone:
+        return {}, out / "run.json"
+    record, source = find_record(out)
+    if not record and branch_from:
+        return find_record(branch_from)
+    return record, source
+
+
+def layered(block: dict[str, Any], args: argparse.Namespace, phase: Phase, record: dict[str, Any],
+            source: Path) -> tuple[dict[str, Any], dict[str, str], int]:
+    """(settings, origins, seed): the script's own settings (block < preset < --config < --set), the run-wide
+    ones (the record's, else stated here, else the preset's, else phase1_1.py's defaults) and the seed."""
+    known, script = catalogue(), phase.script
+    config, config_seed = read_config(Path(args.config), known, phase.section) if args.config else ({}, None)
+    assigned = parse_assignments(known, args.overrides)
+    given = {**config, **assigned}
+    origins = {key: "--set" if key in assigned else f"--config {args.config}" for key in given}
+    name = given.get("PRESET", block.get("PRESET", known["PRESET"]))
+    if name not in PRESETS:
+        raise UserError(f"PRESET={name!r}: expected one of {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    settings = {key: given.get(key, preset.get(key, value)) for key, value in block.items()}
+    origins.update({key: f"preset {name}" for key in block if key in preset and key not in given})
+    by = record.get("recorded_by", chain.FIRST.script)
+    recorded = {key: value for key, value in {**record.get("settings", {}), **record.get("location", {})}.items()
+                if key in known}
+    for key in RUN_WIDE:
+        stated = key in block or key in given  # written in this file, preset by it, or given
+        if stated:
+            settings[key] = given.get(key, settings.get(key))
+        elif key in preset:
+            settings[key], origins[key] = preset[key], f"preset {name}"
+        else:
+            where = "models/blocks" if key in block_settings() else chain.FIRST.script
+            settings[key], origins[key] = known[key], f"{where}'s default"
+        if key in recorded:
+            if stated and settings[key] != recorded[key]:
+                where = origins.get(key) or f"written in {script}"
+                raise UserError(f"{key}={settings[key]!r} ({where}) differs from {key}={recorded[key]!r} recorded in "
+                                f"{source} by {by}; a run is one configuration: use the recorded value, start a new "
+                                f"run with another --out, or restart this one with {chain.FIRST.script} --redo (its "
+                                "phases are archived)")
+            settings[key], origins[key] = recorded[key], f"{source.name} ({by})"
+    for key in LOCATION:
+        if key in given or key not in recorded:
+            settings[key] = given.get(key, settings.get(key, known[key]))
+        else:
+            settings[key], origins[key] = recorded[key], f"{source.name} (a default)"
+    seed = args.seed if args.seed is not None else config_seed
+    if seed is not None:
+        origins["seed"] = "--seed" if args.seed is not None else f"--config {args.config}"
+        if seed != record.get("seed", seed):
+            raise UserError(f"--seed {seed} differs from seed {record['seed']} recorded in "
+                            f"{source}; drop --seed or start a new run with another --out")
+    elif "seed" in record:
+        seed, origins["seed"] = record["seed"], f"{source.name} ({by})"
+    return settings, origins, seed if seed is not None else 0
+
+
+def decide(run: Run, redo: bool, dry_run: bool) -> Plan:
+    """What the script does on ``run.out`` (``pipelines.multiblock.rerun``): nothing is written here."""
+    phase, out = run.phase, run.out
+    if dry_run:
+        what = (f"would start {out} from {run.branch_from}'s outputs before {run.script}, then run it"
+                if run.branch_from else decide(run, redo, False).message or f"would run {run.script}")
+        return Plan("dry-run", f"dry run: {what} (nothing was written)")
+    reused = branch_sources(run.branch_from, out, run.script) if run.branch_from else None
+    branch = tuple(reused) if reused is not None else None
+    if redo:
+        later = [row for row in chain.from_here(run.script) if outputs(row, out)]
+        return Plan("run", f"--redo: archiving {run.script}'s outputs and later ones" if later
+                    else f"--redo: {run.script} has no outputs in {out} yet", archive=bool(later), branch=branch)
+    if phase.network is None or branch is not None:  # a regeneration: LR_<writes>/manifest.json decides
+        return Plan("run", branch=branch)
+    names = [key for key in (*own_settings(phase), "seed") if key not in NOT_COMPARED]
+    recorded = read_json(out / "settings.json").get(phase.section, {})
+    diff = setting_differences(comparable_loss(recorded), comparable_loss({**run.settings, "seed": run.seed}), names)
+    done = (out / f"{phase.network}.pt").exists() and phase.result in read_json(out / "results.json")
+    if done and not diff:
+        return Plan("skip", f"{run.script}: already done in {out} ({phase.network}.pt, "
+                            f"results.json['{phase.result}']) with these settings; nothing to do")
+    changes = describe_differences(diff)
+    if done:
+        raise UserError(f"{run.script} already finished in {out} with other settings: {changes}; pass --redo to "
+                        f"archive its outputs and everything made from them into {out / 'archive'}/ and run it "
+                        f"again, or try the new values in a new folder with --out NEW --from {out}")
+    latest = out / f"{phase.network}_latest.pt"
+    if latest.exists() and run.resume and diff:
+        raise UserError(f"--resume continues the run in {latest}, which started with other settings: {changes};"
+                        " resume with those values, or pass --redo to start this phase again with the new ones")
+    return Plan("run")
+
+
+def check_inputs(run: Run) -> None:
+    """What the phase needs from earlier phases, present and current; a script run too early names the
+    scripts to run first."""
+    phase, out = run.phase, run.out
+    missing = [name for name in phase.needs if not (out / f"{name}.pt").exists()]
+    if phase is chain.LAST:
+        if missing and str(run.settings["INIT"]).lower() == "blocks":
+            first, last = chain.trainer(missing[0]).script, chain.trainer(phase.needs[-1]).script
+            scripts = last if first == last else f"the phases from {first} to {last}"
+            raise UserError(f"{phase.script} needs {', '.join(f'{name}.pt' for name in missing)} in {out}; run "
+                            f"{scripts} first with the same --out, or set INIT=fresh")
+        return
+    if phase.network is None and missing:
+        raise UserError(f"{phase.script} needs {out / (missing[0] + '.pt')}; run {chain.trainer(missing[0]).script} "
+                        "first with the same --out")
+    if phase.reads:
+        require_lr_folder(out, phase.reads, phase.script)
