@@ -140,7 +140,8 @@ def test_espcn_trains_on_the_device_with_its_sub_images_there(fake_cuda, tmp_pat
     sampler = training_sampler(images, settings, 0)
     net = ESPCN(settings["SCALE"], settings["CHANNELS"], tuple(settings["FEATURES"]))
     with fake_cuda["mode"]:
-        trainer = espcn_trainer(ctx, net, sampler, images, DistInfo(device=CUDA), CUDA)
+        trainer = espcn_trainer(ctx, net, sampler, images, DistInfo(device=CUDA), CUDA,
+                                speed_from_settings(settings, CUDA))
         fake_cuda["params"] = list(trainer.net.parameters())
         assert on_cuda(sampler.inputs, sampler.targets)
         loss_sum = one_step(trainer)

@@ -68,11 +68,25 @@ def project_modules(repo: Path) -> dict[str, Path]:
     return modules
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:``: imports for annotations only never run."""
+    nodes, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
 def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The project modules that ``name`` (at ``path``) imports, anywhere in its source."""
+    """The project modules that ``name`` (at ``path``) imports when it runs, anywhere in its source (inside
+    functions too: a lazy import only hides a circle); ``if TYPE_CHECKING:`` imports are left out."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -126,10 +140,11 @@ def test_no_module_imports_itself_through_others():
     assert import_cycles(REPO) == []
 
 
-def test_the_check_finds_a_cycle_hidden_in_a_function(tmp_path: Path):
+def test_the_check_finds_a_cycle_hidden_in_a_function_but_not_one_of_annotations(tmp_path: Path):
     sources = {"core/__init__.py": "", "core/a.py": "from core.b import f\n",
                "core/b.py": "def f():\n    import core.c\n", "core/c.py": "from . import a\n",
-               "core/d.py": "from core.a import x\nimport torch\n", "models/__init__.py": "from models.m import M\n",
+               "core/d.py": "from core.a import x\nimport core.e\nimport torch\n", "models/__init__.py": "from models.m import M\n",
+               "core/e.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from core.d import D\n",
                "models/m.py": "from models.helpers import h\n", "models/helpers.py": "",
                "tests/t.py": "import core.a\n", "script.py": "import core.d\n"}
     for name, source in sources.items():
