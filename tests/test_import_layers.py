@@ -143,7 +143,8 @@ def test_no_module_imports_itself_through_others():
 def test_the_check_finds_a_cycle_hidden_in_a_function_but_not_one_of_annotations(tmp_path: Path):
     sources = {"core/__init__.py": "", "core/a.py": "from core.b import f\n",
                "core/b.py": "def f():\n    import core.c\n", "core/c.py": "from . import a\n",
-               "core/d.py": "from core.a import x\nimport core.e\nimport torch\n", "models/__init__.py": "from models.m import M\n",
+               "core/d.py": "from core.a import x\nimport core.e\nimport torch\n",
+               "models/__init__.py": "from models.m import M\n",
                "core/e.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from core.d import D\n",
                "models/m.py": "from models.helpers import h\n", "models/helpers.py": "",
                "tests/t.py": "import core.a\n", "script.py": "import core.d\n"}
