@@ -14,6 +14,7 @@ from core.errors import UserError
 from core.runs import read_json, run_lock_of_all_ranks, sha256, write_json
 from data.io import is_image_file, read_image, to_float, write_image
 from data.paired import Pair, lr_level_dir
+from engine.speed import backend_flags
 from inference.whole_image import run_model
 from pipelines.multiblock.run_folder import LR_SPLITS, load_block, lr_inputs
 
@@ -36,7 +37,8 @@ def regenerate(run: Run) -> None:
               "input_checkpoint_sha256": read_json(run.out / f"LR_{phase.reads}" / "manifest.json").get(
                   "checkpoint_sha256") if phase.reads else None}
     manifest = {"checkpoint": weights.name, "checkpoint_sha256": digest, **source, "run": record}
-    with run_lock_of_all_ranks(run.out, dist_info), \
+    # TF32 convolutions only where the run's precision allows them (backend_flags)
+    with run_lock_of_all_ranks(run.out, dist_info), backend_flags(run.speed, device), \
             keeps_checkpoint(weights, f"rerun {script} (it continues where it stopped)"):
         _write_folder(folder, manifest, jobs, lambda lr: run_model(block, lr, device), dist_info, script)
 

@@ -91,7 +91,7 @@ class Run:
     plan: Plan
     record: dict[str, Any] = field(default_factory=dict)  # run.json: the one recorded, or the one to write
     pairs: Mapping[str, list[Pair]] = field(default_factory=dict)  # the dataset's pairs (LR_0, HR) per split
-    speed: Speed | None = None  # the training speed on this device; None for a regeneration
+    speed: Speed = field(default_factory=Speed)  # the speed settings on this device (TF32 or strict fp32 too)
     branch_from: Path | None = None
 
     @property
@@ -132,7 +132,7 @@ def resolve_run(namespace: dict[str, Any], argv: list[str] | None, script: str) 
     settings, origins, seed = layered(block, args, phase, record, source)
     check_phase_settings(settings, script)
     dist, device = init_distributed(resolve_device(args.device))
-    speed = speed_from_settings(settings, device) if phase.network else None  # PRECISION checked here
+    speed = speed_from_settings(settings, device)  # PRECISION checked here, before any work
     data_root = resolve_data_root(args.data)
     draft = Run(phase, MappingProxyType(settings), MappingProxyType(origins), seed, data_root, out, device, dist,
                 args.resume, shlex.join(["python", script, *argv]), Plan("dry-run"), speed=speed,

@@ -27,6 +27,7 @@ from engine.optimizers import adam
 from engine.plots import plot_curves, plot_phases
 from engine.report import metrics_table
 from engine.schedules import Constant
+from engine.speed import backend_flags
 from engine.tensorboard import fixed_crop
 from engine.trainer import Stage, TrainConfig, Trainer, TrainResult
 from inference.exact_forward import exact_forward
@@ -190,7 +191,8 @@ def train_network(run: Run, job: NetworkJob) -> None:
         started = time.perf_counter()
         result = make_trainer(run, job, images, dist_info, device).fit(resume=run.resume)
         if dist_info.is_main:
-            score_and_record(run, job, images, result, time.perf_counter() - started, device)
+            with backend_flags(run.speed, device):  # scored in the numerics it trained in (TF32 or strict fp32)
+                score_and_record(run, job, images, result, time.perf_counter() - started, device)
 
 
 def make_trainer(run: Run, job: NetworkJob, images: PhaseImages, dist_info: DistInfo,

@@ -129,3 +129,12 @@ def test_a_sum_of_loss_terms_is_a_phase_setting(tmp_path: Path):
     ctx = resolve_run(vars(load_script("phase2_1.py")), ["--out", str(tmp_path / "run"), "--dry-run", "--set",
                                                         "LOSS=l1 + 0.1*grad + 0.2*ssim"], "phase2_1.py")
     assert ctx.settings["LOSS"] == "l1 + 0.1*grad + 0.2*ssim"
+
+
+@pytest.mark.precision
+def test_bf16_where_it_cannot_run_stops_a_phase_script_before_anything_is_written(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SR_CPU_BF16", "off")  # as on an AVX2-only CPU
+    with pytest.raises(UserError, match=r"^PRECISION=bf16: bf16 is switched off \(SR_CPU_BF16=off\)"):
+        resolve_run(vars(load_script("phase1_1.py")), ["--out", str(tmp_path / "run"), "--set", "PRECISION=bf16",
+                                                       "--device", "cpu"], "phase1_1.py")
+    assert not (tmp_path / "run").exists()
