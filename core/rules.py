@@ -93,6 +93,10 @@ def fraction() -> Rule:
     return Rule(low=0, high=1, high_open=True)
 
 
+# The EMA setting of every training script (engine.weight_average): 0 = off
+EMA_RULE = Rule(low=0, high=1, high_open=True, hint="a decay per step, e.g. 0.9999; 0 = off")
+
+
 def between(low: float, high: float) -> Rule:
     return Rule(low=low, high=high)
 

@@ -24,7 +24,6 @@ from torch import Tensor
 
 from core.errors import UserError
 from core.rules import Rule
-from data.ssim_window import K1, K2, WINDOW_RADIUS, gaussian_window
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Terms = tuple[tuple[float, str], ...]  # (weight, name) per term
@@ -58,7 +57,10 @@ def gradient_difference(pred: Tensor, target: Tensor) -> Tensor:
 def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
     """1 - SSIM: the metric's SSIM (``inference.metrics.ssim`` of RGB, no shave, white = 1: the window and
     constants of ``data.ssim_window``, 'valid' filtering, the map's mean over channels and images), in the
-    inputs' precision and differentiable."""
+    inputs' precision and differentiable. The window's module is imported here, where the term is used: a
+    phase script's --help lists the terms without it."""
+    from data.ssim_window import K1, K2, WINDOW_RADIUS
+
     side = 2 * WINDOW_RADIUS + 1
     if min(pred.shape[-2:]) < side:
         raise UserError(f"the ssim loss term needs patches of at least {side}x{side} pixels, got "
@@ -77,6 +79,8 @@ def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
 
 @functools.cache
 def _taps(device: torch.device, dtype: torch.dtype) -> Tensor:
+    from data.ssim_window import gaussian_window
+
     return gaussian_window(dtype).to(device)
 
 

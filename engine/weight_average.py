@@ -17,9 +17,7 @@ import copy
 import torch
 from torch import nn
 
-from core.rules import Rule, check_settings
-
-EMA_RULE = Rule(low=0, high=1, high_open=True, hint="a decay per step, e.g. 0.9999; 0 = off")  # the EMA setting
+from core.rules import EMA_RULE, check_settings
 
 
 def check_ema_setting(decay: float) -> None:

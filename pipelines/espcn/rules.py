@@ -4,10 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import UserError
-from core.rules import Rule, at_least, between, check_settings, fraction, one_of, positive
+from core.rules import EMA_RULE, Rule, at_least, between, check_settings, fraction, one_of, positive
 from engine.losses import LOSS_RULE
 from engine.speed import SPEED_RULES
-from engine.weight_average import EMA_RULE
 from inference.video import X264_PRESETS
 
 RULES: dict[str, Rule] = {

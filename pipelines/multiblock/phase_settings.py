@@ -19,12 +19,11 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from core.rules import Rule, at_least, between, check_settings, fraction, one_of, positive
+from core.rules import EMA_RULE, Rule, at_least, between, check_settings, fraction, one_of, positive
 from core.settings import SettingValue, presets_help, settings_help
 from data.pair_layouts import LAYOUTS
 from engine.losses import LOSS_RULE
 from engine.speed import SPEED_RULES
-from engine.weight_average import EMA_RULE
 from models.blocks import block_settings, check_block_settings, network_rules, network_settings
 from pipelines.multiblock import chain
 
