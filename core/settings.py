@@ -17,7 +17,7 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,17 +178,22 @@ class RunContext:
     command: str = ""  # the command line as typed (shell-quoted), for settings.json
 
     def report(self, names: Iterable[str], title: str) -> str:
-        """The settings ``names`` with their values, and beside each value that is not the file's own, where
-        it came from: what a script prints (and logs) before it starts."""
-        names = [name for name in names if name in self.settings]
-        width = max((len(name) + len(shown(self.settings[name])) for name in names), default=0) + 3
-        lines = [title]
-        for name in [*names, "seed"]:
-            value = self.seed if name == "seed" else self.settings[name]
-            text = f"{name} = {shown(value) if value != '' else repr('')}"
-            origin = self.origins.get(name)
-            lines.append(f"  {text:<{width}}  <- {origin}" if origin else f"  {text}")
-        return "\n".join(lines)
+        return settings_report(self.settings, self.origins, self.seed, names, title)
+
+
+def settings_report(settings: Mapping[str, SettingValue], origins: Mapping[str, str], seed: int,
+                    names: Iterable[str], title: str) -> str:
+    """The settings ``names`` with their values (and the seed), and beside each value that is not the file's
+    own, where it came from: what a script prints (and logs) before it starts."""
+    names = [name for name in names if name in settings]
+    width = max((len(name) + len(shown(settings[name])) for name in names), default=0) + 3
+    lines = [title]
+    for name in [*names, "seed"]:
+        value = seed if name == "seed" else settings[name]
+        text = f"{name} = {shown(value) if value != '' else repr('')}"
+        origin = origins.get(name)
+        lines.append(f"  {text:<{width}}  <- {origin}" if origin else f"  {text}")
+    return "\n".join(lines)
 
 
 def shown(value: SettingValue) -> str:

@@ -36,7 +36,7 @@ from core.settings import (
     read_config,
     resolve_data_root,
     resolve_device,
-    shown,
+    settings_report,
 )
 from data.pair_layouts import find_pairs
 from data.paired import Pair
@@ -101,15 +101,8 @@ class Run:
     def report(self) -> str:
         """What the script prints (and logs) before it starts: its own settings, then the run-wide ones, each
         beside where it came from when that is not this file."""
-        names = [*(key for key in own_settings(self.phase) if key in self.settings), *RUN_WIDE, *LOCATION]
-        width = max(len(name) + len(shown(self.settings[name])) for name in names) + 3
-        lines = [f"{self.script} settings (own, then run-wide):"]
-        for name in [*names, "seed"]:
-            value = self.seed if name == "seed" else self.settings[name]
-            text = f"{name} = {shown(value) if value != '' else repr('')}"
-            origin = self.origins.get(name)
-            lines.append(f"  {text:<{width}}  <- {origin}" if origin else f"  {text}")
-        return "\n".join(lines)
+        return settings_report(self.settings, self.origins, self.seed, [*own_settings(self.phase), *RUN_WIDE,
+                               *LOCATION], f"{self.script} settings (own, then run-wide):")
 
 
 def own_settings(phase: Phase) -> list[str]:
