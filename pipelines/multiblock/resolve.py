@@ -32,10 +32,9 @@ from core.settings import (
     CliParser,
     add_common_args,
     collect_settings,
-    parse_assignments,
-    read_config,
     resolve_data_root,
     resolve_device,
+    resolve_settings,
     settings_report,
 )
 from data.pair_layouts import find_pairs
@@ -159,16 +158,11 @@ def layered(block: dict[str, Any], args: argparse.Namespace, phase: Phase, recor
     """(settings, origins, seed): the script's own settings (block < preset < --config < --set), the run-wide
     ones (the record's, else stated here, else the preset's, else phase1_1.py's defaults) and the seed."""
     known, script = catalogue(), phase.script
-    config, config_seed = read_config(Path(args.config), known, phase.section) if args.config else ({}, None)
-    assigned = parse_assignments(known, args.overrides)
-    given = {**config, **assigned}
-    origins = {key: "--set" if key in assigned else f"--config {args.config}" for key in given}
+    own = resolve_settings(block, args, PRESETS, accepted=known, section=phase.section)  # checks PRESET's name
+    settings, given, origins, config_seed = dict(own.settings), own.given, dict(own.origins), own.config_seed
+    origins.pop("seed", None)  # said below, with --seed and the record
     name = given.get("PRESET", block.get("PRESET", known["PRESET"]))
-    if name not in PRESETS:
-        raise UserError(f"PRESET={name!r}: expected one of {', '.join(PRESETS)}")
     preset = PRESETS[name]
-    settings = {key: given.get(key, preset.get(key, value)) for key, value in block.items()}
-    origins.update({key: f"preset {name}" for key in block if key in preset and key not in given})
     by = record.get("recorded_by", chain.FIRST.script)
     recorded = {key: value for key, value in {**record.get("settings", {}), **record.get("location", {})}.items()
                 if key in known}
