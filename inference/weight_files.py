@@ -50,15 +50,20 @@ def save_safetensors(net: nn.Module, path: Path, architecture: dict[str, Any], n
     atomic_write(path, lambda handle: handle.write(data))
 
 
+def onnx_program(net: nn.Module, example: Tensor, input_name: str = "input", output_name: str = "output") -> Any:
+    """``net`` exported by torch's exporter (torch.export + onnxscript), batch, height and width dynamic.
+    ``example`` is one input; use sizes other than 1 so no dimension is specialised."""
+    _require("onnxscript", "onnxscript")
+    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
+    return torch.onnx.export(net.eval(), (example,), dynamo=True, verbose=False, input_names=[input_name],
+                             output_names=[output_name], dynamic_shapes=(dims,))
+
+
 def save_onnx(net: nn.Module, path: Path, example: Tensor, architecture: dict[str, Any], notes: dict[str, str],
               input_name: str = "input", output_name: str = "output") -> None:
-    """Export with torch's exporter (torch.export + onnxscript), batch, height and width dynamic; checked by
-    the ONNX checker. ``example`` is one input; use sizes other than 1 so no dimension is specialised."""
-    _require("onnxscript", "onnxscript")
+    """``onnx_program`` with the architecture and ``notes`` in its metadata, checked by the ONNX checker."""
     onnx = _require("onnx", "onnx")
-    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
-    program = torch.onnx.export(net.eval(), (example,), dynamo=True, verbose=False, input_names=[input_name],
-                                output_names=[output_name], dynamic_shapes=(dims,))
+    program = onnx_program(net, example, input_name, output_name)
     for key, value in {"architecture": json.dumps(architecture), **notes}.items():
         program.model.metadata_props[key] = value
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,75 @@
+"""ONNX Runtime as a CPU backend: a network exported by this project's own ONNX exporter
+(``inference.weight_files.onnx_program``), run by onnxruntime's CPU provider.
+
+Exporting costs seconds (torch.export + onnxscript), so the graph is kept on disk under
+``cache_folder()/onnx``, named by a hash of the network's class, architecture and weights: the first use
+of a set of weights pays the export, later ones (another process, another day) only read the file.
+``available()`` says whether onnxruntime can be imported; the callers decide what to do without it.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from core.atomic import WriteError, atomic_write
+from inference.ssim_kernel import cache_folder
+
+
+def available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def weights_key(net: nn.Module, *extra: object) -> str:
+    """A hash of ``net``'s class, its weights and ``extra`` (architecture values, the exporter's version)."""
+    digest = hashlib.sha256(f"{type(net).__module__}.{type(net).__qualname__}|{extra}|{torch.__version__}".encode())
+    for name, value in net.state_dict().items():
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def cached_model(key: str, export: Callable[[], bytes]) -> bytes:
+    """The serialised ONNX model stored under ``key``, made by ``export()`` and stored on first use (a
+    cache folder that cannot be written is skipped: the model is then exported on every use)."""
+    path = cache_folder() / "onnx" / f"{key}.onnx"
+    if path.is_file():
+        return path.read_bytes()
+    model = export()
+    with contextlib.suppress(WriteError):
+        atomic_write(path, lambda handle: handle.write(model))
+    return model
+
+
+class OrtNetwork:
+    """``net(x)`` by ONNX Runtime: NCHW float32 tensor in, NCHW float32 tensor out (on the CPU)."""
+
+    def __init__(self, model: bytes, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, x: Tensor) -> Tensor:
+        array = x.detach().to(torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {self.input: array})[0])
+
+
+def ort_network(net: nn.Module, example: Tensor, threads: int | None = None, graph: tuple[Any, ...] = ()) -> OrtNetwork:
+    """``net`` as an ``OrtNetwork``, its export cached by weights and ``graph`` (values that change the graph
+    but not the weights, e.g. a clamp flag). ``example``: one input with no dimension of size 1."""
+    from inference.weight_files import onnx_program
+
+    def export() -> bytes:
+        return onnx_program(net, example).model_proto.SerializeToString()
+
+    return OrtNetwork(cached_model(weights_key(net, *graph), export), threads)
