@@ -2,10 +2,11 @@
 state loaded into that implementation on resume."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+from torch import nn
 
 # Per-group choices of how a step is computed, not of what it computes: set for the device a run is on.
 IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
@@ -16,6 +17,20 @@ def adam(params: Iterable[Any], device: torch.device, lr: float, **kwargs: Any) 
     for every parameter) on a CUDA GPU. There the fp16 gradient scaler also hands its inf/NaN check to the
     kernel, instead of reading a flag from the device before every step."""
     return torch.optim.Adam(params, lr=lr, fused=device.type == "cuda", **kwargs)
+
+
+def optimizer_by_name(kind: str, lr: float) -> Callable[[nn.Module], torch.optim.Optimizer]:
+    """A builder of ``kind`` (``adam`` or ``adadelta``, the report's sec. 4.3 settings) at ``lr`` for a network on
+    its device. With fp16 on a GPU, a step of Adadelta (which has no fused kernel) waits for the gradient
+    scaler's inf/NaN flag; Adam's does not (``adam``)."""
+    if kind not in ("adam", "adadelta"):
+        raise ValueError(f"optimizer {kind!r}: expected 'adam' or 'adadelta' (the settings' rules check this first)")
+
+    def build(net: nn.Module) -> torch.optim.Optimizer:
+        if kind == "adam":
+            return adam(net.parameters(), next(net.parameters()).device, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        return torch.optim.Adadelta(net.parameters(), lr=lr, rho=0.9, eps=1e-6, weight_decay=0)
+    return build
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:

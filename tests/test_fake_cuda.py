@@ -114,10 +114,9 @@ def cuda_run(settings: dict, out: Path) -> Run:
 def test_a_block_trains_on_the_device_with_its_data_there(fake_cuda, tmp_path: Path, precision: str):
     s = phase_settings(PRECISION=precision)
     images = tiny_pairs()
-    job = NetworkJob(initial_block(s, tmp_path, FIRST, 0), "N1", block_stages(s), 0, "phase1", "phase1_1.py", {})
+    job = NetworkJob(initial_block(s, tmp_path, FIRST, 0), block_stages(s), {})
     with fake_cuda["mode"]:
-        trainer = make_trainer(cuda_run(s, tmp_path), job, PhaseImages(images, images, images, images),
-                               DistInfo(device=CUDA), CUDA)
+        trainer = make_trainer(cuda_run(s, tmp_path), job, PhaseImages(images, images, images, images))
         fake_cuda["params"] = list(trainer.net.parameters())
         assert trainer.speed.precision == precision and (trainer.speed.grad_scaler(CUDA) is not None) == (
             precision == "fp16")
@@ -168,13 +167,12 @@ def test_a_tensor_moved_to_the_cpu_by_hand_is_caught(fake_cuda, tmp_path: Path, 
 
     s = phase_settings(PRECISION="fp32")
     images = tiny_pairs()
-    job = NetworkJob(initial_block(s, tmp_path, FIRST, 0), "N1", block_stages(s), 0, "phase1", "phase1_1.py", {})
+    job = NetworkJob(initial_block(s, tmp_path, FIRST, 0), block_stages(s), {})
     original = trainer_module.train_step
     monkeypatch.setattr(trainer_module, "train_step",
                         lambda module, inputs, targets, *rest: original(module, inputs, targets.cpu(), *rest))
     with fake_cuda["mode"]:
-        trainer = make_trainer(cuda_run(s, tmp_path), job, PhaseImages(images, images, images, images),
-                               DistInfo(device=CUDA), CUDA)
+        trainer = make_trainer(cuda_run(s, tmp_path), job, PhaseImages(images, images, images, images))
         fake_cuda["params"] = list(trainer.net.parameters())
         with pytest.raises(fake_tensor.FakeTensorDeviceMismatchError):
             one_step(trainer)

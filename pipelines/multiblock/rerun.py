@@ -172,7 +172,7 @@ def start(run: Run) -> bool:
     there is nothing to train (already done, or a dry run)."""
     plan, info = run.plan, run.dist
     if info.is_main:
-        print(run.report(), flush=True)
+        print(run.header, flush=True)
     if plan.action == "dry-run":
         print(plan.message, flush=True)
         return False

@@ -37,7 +37,7 @@ from core.settings import (
     resolve_settings,
     settings_report,
 )
-from data.pair_layouts import find_pairs
+from data.pair_layouts import find_pairs, pair_set_name
 from data.paired import Pair
 from engine.losses import comparable_loss
 from engine.speed import Speed, speed_from_settings
@@ -56,7 +56,7 @@ from pipelines.multiblock.phase_settings import (
     script_block,
 )
 from pipelines.multiblock.rerun import branch_sources, outputs
-from pipelines.multiblock.run_folder import LR_SPLITS, pair_source, require_lr_folder
+from pipelines.multiblock.run_folder import LR_SPLITS, lr_inputs, pair_source, require_lr_folder
 from pipelines.multiblock.run_record import check_data, find_record, new_record
 
 NOT_COMPARED = ("TENSORBOARD",)  # how a run is watched, not what it computes
@@ -90,18 +90,15 @@ class Run:
     plan: Plan
     record: dict[str, Any] = field(default_factory=dict)  # run.json: the one recorded, or the one to write
     pairs: Mapping[str, list[Pair]] = field(default_factory=dict)  # the dataset's pairs (LR_0, HR) per split
+    inputs: Mapping[str, list[Pair]] = field(default_factory=dict)  # the same with the phase's input LR_<reads>
+    test_set: str = ""  # the test pairs' name in results.json, e.g. City100-iPhoneX-test
+    header: str = ""  # the settings, each beside where it came from: printed and logged before any work
     speed: Speed = field(default_factory=Speed)  # the speed settings on this device (TF32 or strict fp32 too)
     branch_from: Path | None = None
 
     @property
     def script(self) -> str:
         return self.phase.script
-
-    def report(self) -> str:
-        """What the script prints (and logs) before it starts: its own settings, then the run-wide ones, each
-        beside where it came from when that is not this file."""
-        return settings_report(self.settings, self.origins, self.seed, [*own_settings(self.phase), *RUN_WIDE,
-                               *LOCATION], f"{self.script} settings (own, then run-wide):")
 
 
 def own_settings(phase: Phase) -> list[str]:
@@ -126,9 +123,11 @@ def resolve_run(namespace: dict[str, Any], argv: list[str] | None, script: str) 
     dist, device = init_distributed(resolve_device(args.device))
     speed = speed_from_settings(settings, device)  # PRECISION checked here, before any work
     data_root = resolve_data_root(args.data)
+    header = settings_report(settings, origins, seed, [*own_settings(phase), *RUN_WIDE, *LOCATION],
+                             f"{script} settings (own, then run-wide):")
     draft = Run(phase, MappingProxyType(settings), MappingProxyType(origins), seed, data_root, out, device, dist,
                 args.resume, shlex.join(["python", script, *argv]), Plan("dry-run"), speed=speed,
-                branch_from=branch_from)
+                branch_from=branch_from, header=header)
     plan = decide(draft, args.redo, args.dry_run)
     if plan.action == "dry-run" or (plan.action == "skip" and not phase.writes):  # phase3.py still writes LR_3/
         return replace(draft, plan=plan)
@@ -139,7 +138,19 @@ def resolve_run(namespace: dict[str, Any], argv: list[str] | None, script: str) 
         check_data(record, out, data_root, pairs)
     else:
         record = new_record(settings, RUN_WIDE, LOCATION, seed, data_root, pairs, script)
-    return replace(draft, plan=plan, record=record, pairs=MappingProxyType(pairs))
+    inputs = {split: phase_inputs(pairs[split], out, phase.reads, split, branch_from if plan.branch else None)
+              for split in LR_SPLITS}
+    return replace(draft, plan=plan, record=record, pairs=MappingProxyType(pairs), inputs=MappingProxyType(inputs),
+                   test_set=f"{pair_set_name(data_root, pair_source(settings))}-test")
+
+
+def phase_inputs(pairs: list[Pair], out: Path, level: int, split: str, branch_from: Path | None) -> list[Pair]:
+    """``pairs`` with the phase's input LR_<level> as their LR side. A branch reads the LR folder that ``start``
+    links into ``out`` from ``branch_from``: matched there, named at its place in ``out``."""
+    if branch_from is None:
+        return lr_inputs(pairs, out, level, split)
+    return [replace(pair, lr_path=out / pair.lr_path.relative_to(branch_from)) if level else pair
+            for pair in lr_inputs(pairs, branch_from, level, split)]
 
 
 def recorded_run(out: Path, branch_from: Path | None, first_redone: bool) -> tuple[dict[str, Any], Path]:
@@ -227,6 +238,9 @@ def decide(run: Run, redo: bool, dry_run: bool) -> Plan:
                         f"archive its outputs and everything made from them into {out / 'archive'}/ and run it "
                         f"again, or try the new values in a new folder with --out NEW --from {out}")
     latest = out / f"{phase.network}_latest.pt"
+    if latest.exists() and not run.resume:
+        raise UserError(f"{latest} already holds a run; pass --resume to continue it, --redo to start it "
+                        "again (the old one archived), or choose another --out")
     if latest.exists() and run.resume and diff:
         raise UserError(f"--resume continues the run in {latest}, which started with other settings: {changes};"
                         " resume with those values, or pass --redo to start this phase again with the new ones")

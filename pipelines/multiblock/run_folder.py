@@ -5,10 +5,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.checkpoint import check_meta, load_checkpoint, load_weights
-from core.dist import DistInfo
 from core.errors import UserError
 from core.runs import read_json, sha256, write_json
-from data.pair_layouts import PairSource, pair_set_name
+from data.pair_layouts import PairSource
 from data.paired import Pair, lr_level_dir, pairs_with_lr_folder
 from models.blocks import RESBLOCKS, recorded_block_kwargs
 from models.rcan import Block
@@ -43,21 +42,23 @@ def pair_source(settings: dict[str, Any]) -> PairSource:
     return PairSource(str(settings["DATASET"]).lower(), settings["CAMERA"], settings["SCALE"], settings["DATASET_DIR"])
 
 
-def test_set_name(run: Run) -> str:
-    """The test set's name in results.json, e.g. RealSR-Canon-x2-test or City100-iPhoneX-test."""
-    return f"{pair_set_name(run.data_root, pair_source(run.settings))}-test"
+def lr_inputs(pairs: list[Pair], run_dir: Path, level: int, split: str) -> list[Pair]:
+    """The dataset's ``split`` pairs with LR_<level> as their LR side (level 0: the dataset's LR)."""
+    return pairs_with_lr_folder(pairs, lr_level_dir(run_dir, level, split)) if level else pairs
 
 
-def save_run_record(run_dir: Path, record: dict[str, Any]) -> None:
-    if not record_path(run_dir).is_file():
-        write_record(run_dir, record)
-
-
-def lr_inputs(run: Run, level: int, split: str) -> list[Pair]:
-    """The dataset's ``split`` pairs with LR_<level> as their LR side (level 0: the dataset's LR); the folder
-    was checked to be complete and current when the run was resolved."""
-    pairs = run.pairs[split]
-    return pairs_with_lr_folder(pairs, lr_level_dir(run.out, level, split)) if level else pairs
+def record_start(run: Run, name: str) -> None:
+    """What a phase that trains network ``name`` writes first (the main rank; under the run's lock): the run
+    record when the folder has none yet, and its section of settings.json."""
+    if not run.dist.is_main:
+        return
+    if not record_path(run.out).is_file():
+        write_record(run.out, run.record)
+    path = run.out / "settings.json"
+    everything = read_json(path)
+    everything[name] = {**run.settings, "seed": run.seed, "data": str(run.data_root),
+                        "world_size": run.dist.world_size, "command": run.command}
+    write_json(path, everything)
 
 
 def require_lr_folder(run_dir: Path, level: int, needed_by: str) -> None:
@@ -87,12 +88,3 @@ def load_block(path: Path, clamp: bool, record: dict[str, Any] | None = None) ->
     block = Block(**block_architecture(state.get("meta", {}), path), clamp=clamp)
     load_weights(block, state, path)
     return block
-
-
-def write_settings(run: Run, name: str, dist_info: DistInfo) -> None:
-    if dist_info.is_main:
-        path = run.out / "settings.json"
-        everything = read_json(path)
-        everything[name] = {**run.settings, "seed": run.seed, "data": str(run.data_root),
-                            "world_size": dist_info.world_size, "command": run.command}
-        write_json(path, everything)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,14 +17,13 @@ import torch
 
 from core.checkpoint import check_meta, keeps_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from core.dist import DistInfo, barrier, mean_over_shards
-from core.errors import UserError
 from core.hardware import device_has_room
 from core.runs import append_results_row, read_json, results_row, run_lock_of_all_ranks, update_results
 from data.io import to_float
 from data.paired import PairedImages, PatchSampler, decoded_on, load_pairs, peak
 from data.splits import hold_out
 from engine.losses import make_loss
-from engine.optimizers import adam
+from engine.optimizers import optimizer_by_name
 from engine.plots import plot_curves, plot_phases
 from engine.report import metrics_table
 from engine.schedules import Constant
@@ -38,24 +38,16 @@ from models.blocks import block_kwargs
 from models.rcan import Block, orthogonal_init_
 from pipelines.multiblock import chain
 from pipelines.multiblock.chain import Phase
-from pipelines.multiblock.run_folder import (
-    ARCH,
-    lr_inputs,
-    save_run_record,
-    test_set_name,
-    write_settings,
-)
-from pipelines.multiblock.run_record import check_recorded_with
+from pipelines.multiblock.run_folder import ARCH, record_start
 
 if TYPE_CHECKING:
     from pipelines.multiblock.resolve import Run
 
 
-def initial_block(settings: dict[str, Any], run_dir: Path, phase: Phase, seed: int,
-                  record: dict[str, Any] | None = None) -> Block:
+def initial_block(settings: Mapping[str, Any], run_dir: Path, phase: Phase, seed: int) -> Block:
     """The block ``phase`` trains, before training: orthogonal init (report 4.1; the tail conv with gain
-    TAIL_GAIN), or the weights of the block it needs (N_<i-1>) when ``INIT=inherit`` (report 4.2; block 1 has
-    no parent and is always fresh)."""
+    TAIL_GAIN), or the weights of the block it needs (N_<i-1>, present and of this run: checked when the run
+    was resolved) when ``INIT=inherit`` (report 4.2; block 1 has no parent and is always fresh)."""
     torch.manual_seed(seed)
     block = Block(**block_kwargs(settings))
     orthogonal_init_(block)
@@ -64,13 +56,8 @@ def initial_block(settings: dict[str, Any], run_dir: Path, phase: Phase, seed: i
     torch.nn.init.orthogonal_(block.tail.weight, gain=settings["TAIL_GAIN"])
     if phase.needs and settings["INIT"] == "inherit":
         parent = run_dir / f"{phase.needs[-1]}.pt"
-        if not parent.exists():
-            raise UserError(f"{phase.script} with INIT=inherit needs {parent}; run "
-                            f"{chain.trainer(phase.needs[-1]).script} first with the same --out, or set INIT=fresh")
         state = load_checkpoint(parent)
         check_meta(state, parent, arch=ARCH)
-        if record:
-            check_recorded_with(parent, state.get("meta", {}), record, run_dir)
         load_weights(block, state, parent)
     return block
 
@@ -113,18 +100,6 @@ def preview_crop(model: torch.nn.Module, pair: tuple[np.ndarray, np.ndarray],
     return lr, np.clip(run_model(model, lr, device), 0.0, 1.0), hr
 
 
-def optimizer_factory(kind: str, lr: float):
-    """Adam or Adadelta (report 4.3) for a network. With fp16 on a GPU, a step of Adadelta (which has no fused
-    kernel) waits for the gradient scaler's inf/NaN flag; Adam's does not (``engine.optimizers.adam``)."""
-    def build(net: torch.nn.Module) -> torch.optim.Optimizer:
-        if kind == "adam":
-            return adam(net.parameters(), next(net.parameters()).device, lr=lr, betas=(0.9, 0.999), eps=1e-8)
-        if kind == "adadelta":
-            return torch.optim.Adadelta(net.parameters(), lr=lr, rho=0.9, eps=1e-6, weight_decay=0)
-        raise UserError(f"optimizer {kind!r}: expected 'adam' or 'adadelta'")
-    return build
-
-
 def set_clamp(value: bool):
     def prepare(net: torch.nn.Module) -> None:
         for module in net.modules():
@@ -133,30 +108,28 @@ def set_clamp(value: bool):
     return prepare
 
 
-def block_stages(settings: dict[str, Any]) -> list[Stage]:
-    """Report 4.3: unclamped warm-up, then N_i^+ with Adam 1e-4, then 1e-5."""
-    stages = [
-        Stage("warmup", settings["ITERS_WARMUP"],
-              optimizer_factory(settings["WARMUP_OPTIMIZER"], settings["LR_WARMUP"]),
-              Constant(settings["LR_WARMUP"]), set_clamp(False)),
-        Stage("clamp_high", settings["ITERS_CLAMP_HIGH"], optimizer_factory("adam", settings["LR_CLAMP_HIGH"]),
-              Constant(settings["LR_CLAMP_HIGH"]), set_clamp(True)),
-        Stage("clamp_low", settings["ITERS_CLAMP_LOW"], optimizer_factory("adam", settings["LR_CLAMP_LOW"]),
-              Constant(settings["LR_CLAMP_LOW"]), set_clamp(True)),
-    ]
+def constant_stage(name: str, steps: int, optimizer: str, lr: float, clamp: bool) -> Stage:
+    """A stage of the report's training (sec. 4.3): ``optimizer`` (adam or adadelta) at a constant ``lr``,
+    the blocks' outputs clamped to [0, 1] or not."""
+    return Stage(name, steps, optimizer_by_name(optimizer, lr), Constant(lr), set_clamp(clamp))
+
+
+def block_stages(settings: Mapping[str, Any]) -> list[Stage]:
+    """Report 4.3: unclamped warm-up, then N_i^+ with Adam 1e-4, then 1e-5 (stages of 0 steps left out)."""
+    stages = [constant_stage("warmup", settings["ITERS_WARMUP"], settings["WARMUP_OPTIMIZER"], settings["LR_WARMUP"],
+                             clamp=False),
+              constant_stage("clamp_high", settings["ITERS_CLAMP_HIGH"], "adam", settings["LR_CLAMP_HIGH"], clamp=True),
+              constant_stage("clamp_low", settings["ITERS_CLAMP_LOW"], "adam", settings["LR_CLAMP_LOW"], clamp=True)]
     return [stage for stage in stages if stage.steps > 0]
 
 
 @dataclass
 class NetworkJob:
-    """One network of the chain to train: block N_i (phases 1-1, 2-1, 3) or the combined N (phase 4)."""
+    """The network ``run.phase`` trains (block N_i in phases 1-1, 2-1, 3; N in phase 4), named by the phase's
+    ``network`` (N1.pt, N1_latest.pt, log_N1.csv, train_N1.log, ...)."""
 
     net: torch.nn.Module
-    name: str  # N1, N2, N3 or N: names its files (N1.pt, N1_latest.pt, log_N1.csv, train_N1.log, ...)
     stages: list[Stage]
-    lr_level: int  # it trains on (LR_<lr_level>, HR); 0 = the dataset's LR
-    phase_key: str  # its entry in results.json
-    script: str  # the script the user runs, for messages
     meta: dict[str, Any]  # recorded in every checkpoint (architecture, run-wide settings)
 
 
@@ -164,40 +137,34 @@ class NetworkJob:
 class PhaseImages:
     train: PairedImages
     val: PairedImages
-    test: PairedImages  # the test pairs with this network's input (LR_<lr_level>)
+    test: PairedImages  # the test pairs with this network's input (LR_<reads>)
     raw_test: PairedImages  # the test pairs with the dataset's LR: the identity baseline
 
 
-def load_phase_images(run: Run, job: NetworkJob) -> PhaseImages:
-    train = load_pairs(lr_inputs(run, job.lr_level, "train"))
-    test = load_pairs(lr_inputs(run, job.lr_level, "test"))
-    raw_test = load_pairs(run.pairs["test"]) if job.lr_level > 0 else test
+def load_phase_images(run: Run) -> PhaseImages:
+    """The phase's pairs in memory: its inputs (LR_<reads>, HR) split into training and validation, the test
+    pairs, and the test pairs with the dataset's LR (the identity baseline)."""
+    train, test = load_pairs(run.inputs["train"]), load_pairs(run.inputs["test"])
+    raw_test = load_pairs(run.pairs["test"]) if run.phase.reads else test
     train, val = split_validation(train, run.settings, run.seed)
     return PhaseImages(train, val if val is not None else test, test, raw_test)
 
 
 def train_network(run: Run, job: NetworkJob) -> None:
-    """Train ``job.net`` on (LR_<lr_level>, HR), score the test pairs, write ``<name>.pt`` and results."""
-    images, dist_info, device = load_phase_images(run, job), run.dist, run.device
-    latest = run.out / f"{job.name}_latest.pt"
-    # Only now, with the inputs checked, is anything written, and only by the run holding the folder.
-    with run_lock_of_all_ranks(run.out, dist_info), keeps_checkpoint(latest):
-        if latest.exists() and not run.resume:  # checked before settings.json is touched (the trainer too)
-            raise UserError(f"{latest} already holds a run; pass --resume to continue it, --redo to start it "
-                            "again (the old one archived), or choose another --out")
-        if dist_info.is_main:
-            save_run_record(run.out, run.record)
-        write_settings(run, job.name, dist_info)
+    """Train ``job.net`` on (LR_<reads>, HR), score the test pairs, write ``<name>.pt`` and results."""
+    images, device = load_phase_images(run), run.device
+    # Only now, with the inputs read, is anything written, and only by the run holding the folder.
+    with run_lock_of_all_ranks(run.out, run.dist), keeps_checkpoint(run.out / f"{run.phase.network}_latest.pt"):
+        record_start(run, run.phase.network)
         started = time.perf_counter()
-        result = make_trainer(run, job, images, dist_info, device).fit(resume=run.resume)
-        if dist_info.is_main:
+        result = make_trainer(run, job, images).fit(resume=run.resume)
+        if run.dist.is_main:
             with backend_flags(run.speed, device):  # scored in the numerics it trained in (TF32 or strict fp32)
                 score_and_record(run, job, images, result, time.perf_counter() - started, device)
 
 
-def make_trainer(run: Run, job: NetworkJob, images: PhaseImages, dist_info: DistInfo,
-                 device: torch.device) -> Trainer:
-    s, run_dir, name = run.settings, run.out, job.name
+def make_trainer(run: Run, job: NetworkJob, images: PhaseImages) -> Trainer:
+    s, run_dir, name, device, dist_info = run.settings, run.out, run.phase.network, run.device, run.dist
     sampler = PatchSampler(images.train, s["PATCH_SIZE"], s["BATCH_SIZE"], run.seed)
     if device_has_room(device, images.train.nbytes * 2):  # 16-bit LR_<i> are kept as int32 there
         sampler.to(device)
@@ -213,7 +180,7 @@ def make_trainer(run: Run, job: NetworkJob, images: PhaseImages, dist_info: Dist
     config = TrainConfig(
         run_dir=run_dir, latest_name=f"{name}_latest.pt", best_name=f"{name}_best.pt", log_name=f"log_{name}.csv",
         text_log_name=f"train_{name}.log", eval_every=s["EVAL_EVERY"], meta=job.meta,
-        header=run.report(),
+        header=run.header,
         speed=run.speed,
         tensorboard_dir=run_dir / "tensorboard" / name if s.get("TENSORBOARD") else None,
         preview=functools.partial(preview_crop, pair=images.val.arrays[0], device=device), ema_decay=s["EMA"])
@@ -224,7 +191,7 @@ def make_trainer(run: Run, job: NetworkJob, images: PhaseImages, dist_info: Dist
 def score_and_record(run: Run, job: NetworkJob, images: PhaseImages, result: TrainResult,
                      seconds: float, device: torch.device) -> None:
     """Write ``<name>.pt`` (the selected weights, clamped), score the test pairs, add the phase's results."""
-    s, run_dir, name, test_set = run.settings, run.out, job.name, test_set_name(run)
+    s, run_dir, name, test_set, phase = run.settings, run.out, run.phase.network, run.test_set, run.phase
     chosen = run_dir / (f"{name}_best.pt" if s["SELECT"] == "best-val" else f"{name}_latest.pt")
     if not chosen.exists():  # no evaluation happened (every stage has 0 iterations): the starting weights
         chosen = run_dir / f"{name}_latest.pt"
@@ -234,10 +201,10 @@ def score_and_record(run: Run, job: NetworkJob, images: PhaseImages, result: Tra
     save_checkpoint(run_dir / f"{name}.pt", {"model": job.net.state_dict(), "meta": job.meta,
                                               "selected_step": state["step"], "select": s["SELECT"]})
     metrics = score_pairs(job.net, named_pairs(images.test), device=device)
-    if job.lr_level > 0:  # the baseline is the dataset's LR; LR_<i-1> (this block's input) is reported too
+    if phase.reads > 0:  # the baseline is the dataset's LR; LR_<i-1> (this block's input) is reported too
         metrics["input"] = metrics.pop("identity")
     metrics["identity"] = score_pairs(None, named_pairs(images.raw_test), device=device)["identity"]
-    update_results(run_dir, {job.phase_key: {
+    update_results(run_dir, {phase.result: {
         "metrics": {test_set: metrics},
         "network": name, "selected_step": state["step"],
         "best_val_psnr_rgb": result.best if math.isfinite(result.best) else None,
@@ -245,11 +212,11 @@ def score_and_record(run: Run, job: NetworkJob, images: PhaseImages, result: Tra
         "protocol": "same-size pairs; *_y: BT.601 Y, no shave; *_rgb: RGB, no shave; *_report: RGB, no "
                     "shave, top-left crop of at most 1500x1500 (the report's); identity = the dataset LR",
     }})
-    plot_curves(run_dir / f"log_{name}.csv", run_dir / f"curves_{name}.png", title=f"{name} ({job.script})")
+    plot_curves(run_dir / f"log_{name}.csv", run_dir / f"curves_{name}.png", title=f"{name} ({phase.script})")
     plot_phases(run_dir, chain.NETWORKS)
-    entry = read_json(run_dir / "results.json")[job.phase_key]
+    entry = read_json(run_dir / "results.json")[phase.result]
     append_results_row(run_dir.parent / "results.csv", results_row(
-        run_dir, s, run.seed, entry["metrics"], phase=job.phase_key, script=job.script,
+        run_dir, s, run.seed, entry["metrics"], phase=phase.result, script=phase.script,
         selected_step=entry["selected_step"], iterations=entry["iterations"], train_seconds=entry["train_seconds"]))
     print(metrics_table({test_set: metrics}))
 
@@ -261,8 +228,8 @@ def named_pairs(images: PairedImages) -> list[tuple[str, np.ndarray, np.ndarray]
 def train_block(run: Run) -> None:
     """Phases 1-1, 2-1 and the training half of 3: the block ``run.phase`` trains, on (LR_<reads>, HR)."""
     s, phase = run.settings, run.phase
-    block = initial_block(s, run.out, phase, run.seed, run.record)
+    block = initial_block(s, run.out, phase, run.seed)
     meta = {"arch": ARCH, "block": chain.BLOCKS.index(phase.network) + 1, **block_kwargs(s), "run": run.record}
-    job = NetworkJob(block, phase.network, block_stages(s), phase.reads, phase.result, phase.script, meta)
+    job = NetworkJob(block, block_stages(s), meta)
     train_network(run, job)
     barrier(run.dist)  # <network>.pt is written by rank 0; phase3.py's other ranks read it next

@@ -12,6 +12,7 @@ from models.blocks import RCAB, ResBlock, block_kwargs
 from models.rcan import Block
 from pipelines.multiblock.chain import phase
 from pipelines.multiblock.phase_settings import catalogue, check_phase_settings
+from pipelines.multiblock.resolve import resolve_run
 from pipelines.multiblock.run_folder import ARCH, load_block
 from pipelines.multiblock.train import initial_block
 
@@ -44,9 +45,12 @@ def test_fresh_is_the_orthogonal_init_not_n1(tmp_path: Path):
     assert same(fresh, initial_block(SETTINGS, tmp_path, FIRST, seed=0).state_dict())  # block 1 has no parent
 
 
-def test_inherit_without_parent_names_the_script(tmp_path: Path):
-    with pytest.raises(UserError, match=r"phase1_1\.py"):
-        initial_block(SETTINGS, tmp_path, SECOND, seed=0)
+def test_a_phase_run_too_early_names_the_scripts_to_run_first(tmp_path: Path):
+    import phase2_1
+
+    with pytest.raises(UserError, match=r"needs .*N1\.pt.*run phase1_1\.py and phase1_2\.py first"):
+        resolve_run(vars(phase2_1), ["--out", str(tmp_path)], "phase2_1.py")
+    assert not any(tmp_path.iterdir())
 
 
 def test_inherit_from_another_architecture_is_a_user_error(tmp_path: Path):

@@ -106,7 +106,7 @@ def test_a_run_wide_value_written_in_a_later_script_is_never_replaced_silently(t
 def test_the_settings_report_says_where_each_value_came_from(tmp_path: Path):
     tiny_record(tmp_path)
     ctx = parse_phase_cli(phase("phase2_1.py"), ["--out", str(tmp_path), "--set", "ITERS_WARMUP=7"], "phase2_1.py")
-    lines = ctx.report().splitlines()
+    lines = ctx.header.splitlines()
     assert lines[0] == "phase2_1.py settings (own, then run-wide):"
     assert any(line.split() == ["ITERS_WARMUP", "=", "7", "<-", "--set"] for line in lines)
     assert any(line.split() == ["CAMERA", "=", "Nikon", "<-", "run.json", "(phase1_1.py)"] for line in lines)
