@@ -83,19 +83,40 @@ def finish(result: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------------------------ timing
-def interleaved(candidates: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, dict]:
-    """Run every candidate ``warmup`` times, then ``repeats`` rounds of one run each, in turn."""
+PROGRESS_EVERY_S = 10.0
+
+
+def progress(label: str, done: int, total: int, started: float) -> None:
+    """One progress line on stderr (the JSON result keeps stdout): 'label: done/total, elapsed, ETA'."""
+    from engine.progress import format_duration
+
+    elapsed = time.perf_counter() - started
+    eta = elapsed / done * (total - done) if done else 0.0
+    print(f"[{Path(sys.argv[0]).stem}] {label}: {done}/{total}, {format_duration(elapsed)} elapsed, ETA "
+          f"{format_duration(eta)}", file=sys.stderr, flush=True)
+
+
+def interleaved(candidates: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1,
+                label: str = "timing") -> dict[str, dict]:
+    """Run every candidate ``warmup`` times, then ``repeats`` rounds of one run each, in turn (a progress line
+    after the warm-up, then at most one every ``PROGRESS_EVERY_S`` seconds and at the end)."""
+    began = time.perf_counter()
     for fn in candidates.values():
         for _ in range(warmup):
             fn()
+    progress(f"{label} ({', '.join(candidates)}) warmed up; rounds", 0, repeats, began)
+    shown = time.perf_counter()
     wall: dict[str, list[float]] = {name: [] for name in candidates}
     cpu: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(repeats):
+    for round_index in range(repeats):
         for name, fn in candidates.items():
             c0, t0 = time.process_time(), time.perf_counter()
             fn()
             wall[name].append(time.perf_counter() - t0)
             cpu[name].append(time.process_time() - c0)
+        if round_index + 1 == repeats or time.perf_counter() - shown >= PROGRESS_EVERY_S:
+            progress(f"{label}, rounds", round_index + 1, repeats, began)
+            shown = time.perf_counter()
     return {name: {"median_s": statistics.median(wall[name]), "min_s": min(wall[name]),
                    "cpu_median_s": statistics.median(cpu[name]), "runs": repeats} for name in candidates}
 
@@ -103,7 +124,7 @@ def interleaved(candidates: dict[str, Callable[[], Any]], repeats: int, warmup: 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
     """fp32 ``n x n`` matrix product throughput, GFLOP/s (2 n^3 per product): median and best run."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    times = interleaved({"mm": lambda: torch.mm(a, b)}, repeats)["mm"]
+    times = interleaved({"mm": lambda: torch.mm(a, b)}, repeats, label="matmul peak")["mm"]
     flops = 2.0 * n**3
     return {"median": flops / times["median_s"] / 1e9, "best": flops / times["min_s"] / 1e9, "n": n}
 

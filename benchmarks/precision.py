@@ -17,10 +17,16 @@ rate beside it, and what a short training reaches.
    (SR_DATA) or the bundled photos, then scored on held-out pairs (RGB PSNR, no shave, fp32 inference):
    the precision setting's cost in dB, and whether compiling changes it.
 Decides what PRECISION=auto picks on CPUs like this one, and whether COMPILE should (docs/benchmarks.md).
+Variants that cannot pay for themselves on this machine are skipped, the reason in the result (``skipped``):
+torch.compile on a CPU (the whole run printed nothing for 15 minutes on a 2-core AVX2 EPYC, more than any
+training on such a CPU could win back) and bf16 where the CPU does not compute it in hardware (emulated,
+about 100x slower: 20 iterations of the short training took 2.5 minutes there); ``--all`` times them
+anyway. Progress lines go to stderr.
 """
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import finish, interleaved, parser, rounded, start  # repo on sys.path
+from common import finish, interleaved, parser, progress, rounded, start  # repo on sys.path
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from core.hardware import cpu_description
+from core.hardware import cpu_bf16, cpu_description
 from core.settings import resolve_data_root
 from data.datasets import bundled_photos, load_named_set
 from data.paired import Pair, PairedImages, PatchSampler
@@ -130,10 +136,30 @@ def short_training(speed: Speed, train: PairedImages, val: PairedImages, iters: 
     return {"val_psnr_rgb": result.best, "seconds": time.perf_counter() - began}
 
 
-def timed_steps(quick: bool) -> dict:
+def skipped_variants(use_all: bool) -> dict[str, str]:
+    """{kind of variant: why it is not timed here} ({} with ``--all``)."""
+    if use_all:
+        return {}
+    skipped = {}
+    if not torch.cuda.is_available():
+        skipped["compile"] = ("torch.compile on a CPU: the run printed nothing for 15 minutes on a 2-core AVX2 "
+                              "CPU, more than a CPU training could win back (--all times it anyway)")
+    if not cpu_bf16().fast:
+        skipped["bf16"] = (f"bf16 is emulated on this CPU ({cpu_bf16().lacks or 'no AVX512-BF16 or AMX'}), "
+                           "about 100x slower than fp32 (--all times it anyway)")
+    return skipped
+
+
+def paying(variants: dict[str, Speed], skipped: dict[str, str]) -> dict[str, Speed]:
+    return {name: speed for name, speed in variants.items()
+            if not (speed.compile and "compile" in skipped) and not (speed.precision == "bf16" and "bf16" in skipped)}
+
+
+def timed_steps(quick: bool, skipped: dict[str, str]) -> dict:
     features, resblocks, batch, patch = (16, 2, 4, 24) if quick else (64, 16, 16, 48)
     candidates, flops, first_step = {}, {}, {}
-    groups = (("block", 1, BLOCK_VARIANTS), ("combined N", 3, COMBINED_VARIANTS))
+    groups = (("block", 1, paying(BLOCK_VARIANTS, skipped)), ("combined N", 3, paying(COMBINED_VARIANTS, skipped)))
+    total, started = sum(len(variants) for _group, _blocks, variants in groups), time.perf_counter()
     for _group, blocks, variants in groups:
         for name, speed in variants.items():
             before = "before" in name
@@ -145,10 +171,13 @@ def timed_steps(quick: bool) -> dict:
             began = time.perf_counter()
             candidates[name]()  # compiles where asked
             first_step[name] = time.perf_counter() - began
+            progress(f"first step of {name}: {first_step[name]:.1f} s; variants", len(candidates), total, started)
     conv_flops, conv_fns = conv_rate_fns(features, batch, patch)
-    timing = interleaved({**candidates, **conv_fns}, repeats=2 if quick else 4)
+    if "bf16" in skipped:
+        conv_fns.pop("conv bf16 channels_last")
+    timing = interleaved({**candidates, **conv_fns}, repeats=2 if quick else 4, label="training steps")
     rate = {name: 10 * conv_flops / timing[name]["median_s"] / 1e9 for name in conv_fns}
-    bf16_rate, fp32_rate = rate["conv bf16 channels_last"], rate["conv fp32 channels_last"]
+    bf16_rate, fp32_rate = rate.get("conv bf16 channels_last", float("nan")), rate["conv fp32 channels_last"]
     result: dict = {"size": f"C={features}, R={resblocks}, batch {batch} of {patch}x{patch}",
                     "conv_gflops_per_s": {"bf16 channels_last forward": bf16_rate,
                                           "fp32 channels_last forward": fp32_rate}}
@@ -167,29 +196,45 @@ def timed_steps(quick: bool) -> dict:
     return result
 
 
+def short_trainings(quick: bool, iters: int, skipped: dict[str, str]) -> dict:
+    """The same short training at each precision that can pay here (part 2 of the module docstring)."""
+    root = resolve_data_root(None)
+    source = load_named_set(root, "T91") if (root / "T91").is_dir() else bundled_photos("train")
+    pairs = synthetic_pairs(source, 96 if quick else 160)
+    val_count = max(2, len(pairs) // 10)
+    train, val = pairs.subset(list(range(val_count, len(pairs)))), pairs.subset(list(range(val_count)))
+    iters = 20 if quick else iters
+    trainings = paying({"fp32": Speed(), "bf16 channels_last": BF16_CL, "bf16 channels_last compile": BF16_CL_COMPILE},
+                       skipped)
+    runs, began = {}, time.perf_counter()
+    for index, (name, speed) in enumerate(trainings.items()):
+        runs[name] = short_training(speed, train, val, iters)
+        progress(f"short training {name} ({iters} iterations) done; trainings", index + 1, len(trainings), began)
+    psnr = {name: run["val_psnr_rgb"] for name, run in runs.items()}
+    return {"data": f"{'T91' if (root / 'T91').is_dir() else 'bundled photos'}: "
+                    f"{len(train)} train / {len(val)} val synthetic same-size pairs",
+            "block": "C=32, R=4, batch 16 of 48x48, Adam 2e-4", "iterations": iters, **runs,
+            "psnr_diff_bf16_minus_fp32_db": psnr["bf16 channels_last"] - psnr["fp32"],
+            "psnr_diff_compiled_minus_eager_bf16_db":
+                psnr["bf16 channels_last compile"] - psnr["bf16 channels_last"]
+                if "bf16 channels_last compile" in psnr else None}
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--iters", type=int, default=300, help="iterations of the short training (default 300)")
+    p.add_argument("--all", action="store_true", help="also time variants that cannot pay here (see above)")
     args = p.parse_args()
     result = start(args)
     result["cpu"] = cpu_description()
-    result["steps"] = timed_steps(args.quick)
-    root = resolve_data_root(None)
-    source = load_named_set(root, "T91") if (root / "T91").is_dir() else bundled_photos("train")
-    pairs = synthetic_pairs(source, 96 if args.quick else 160)
-    val_count = max(2, len(pairs) // 10)
-    train, val = pairs.subset(list(range(val_count, len(pairs)))), pairs.subset(list(range(val_count)))
-    iters = 20 if args.quick else args.iters
-    runs = {name: short_training(speed, train, val, iters)
-            for name, speed in (("fp32", Speed()), ("bf16 channels_last", BF16_CL),
-                                ("bf16 channels_last compile", BF16_CL_COMPILE))}
-    psnr = {name: run["val_psnr_rgb"] for name, run in runs.items()}
-    result["short_training"] = {"data": f"{'T91' if (root / 'T91').is_dir() else 'bundled photos'}: "
-                                        f"{len(train)} train / {len(val)} val synthetic same-size pairs",
-                                "block": "C=32, R=4, batch 16 of 48x48, Adam 2e-4", "iterations": iters, **runs,
-                                "psnr_diff_bf16_minus_fp32_db": psnr["bf16 channels_last"] - psnr["fp32"],
-                                "psnr_diff_compiled_minus_eager_bf16_db":
-                                    psnr["bf16 channels_last compile"] - psnr["bf16 channels_last"]}
+    skipped = result["skipped"] = skipped_variants(args.all)
+    for reason in skipped.values():
+        print(f"[precision] skipped: {reason}", file=sys.stderr, flush=True)
+    result["steps"] = timed_steps(args.quick, skipped)
+    if "bf16" in skipped:  # the short training measures bf16's cost in dB: nothing to compare without bf16
+        result["short_training"] = {"skipped": skipped["bf16"]}
+    else:
+        result["short_training"] = short_trainings(args.quick, args.iters, skipped)
     result["threads_env"] = os.environ.get("OMP_NUM_THREADS")
     finish(rounded(result), args)
 

@@ -38,6 +38,11 @@ def rgb_to_y(img: Any) -> Any:
     return y if _is_tensor(y) else y[:, :, 0]
 
 
+def rgb_to_ycbcr_affine() -> tuple[np.ndarray, np.ndarray]:
+    """(matrix, offset) of ``rgb_to_ycbcr``: ycbcr = matrix @ rgb + offset, float64, for fused callers."""
+    return _MATRIX.copy(), _OFFSET.copy()
+
+
 def ycbcr_to_rgb_affine() -> tuple[np.ndarray, np.ndarray]:
     """(matrix, offset) of ``ycbcr_to_rgb``: rgb = matrix @ ycbcr + offset, float64, for fused callers."""
     return _INVERSE.copy(), -_INVERSE @ _OFFSET

@@ -22,24 +22,28 @@ NCHW float32 out, pixel shuffle included). It snapshots the weights when it is b
   ``upscale_uint8`` (video frames, and 8-bit images of an RGB model; a Y model's photos have a float Y) takes
   8-bit input as the integers it is (exact in bf16, so no split) and rounds each strip to 8 bits as it is
   written, with no float image in between.
-- ``channels_last`` (CUDA default, and the CPU fallback without oneDNN): the network in channels-last
-  memory format under ``torch.inference_mode``. On CUDA ``precision='fp16'`` adds autocast fp16; it is
-  checked once, on the first input, against fp32 and dropped for good (with a warning) when the two
-  disagree by more than ``FP16_MIN_PSNR`` dB PSNR, which keeps any test PSNR within about 0.01 dB (see
+- ``ort`` (CPU default with fp32, where onnxruntime is installed): ONNX Runtime's CPU provider on the
+  network's ONNX graph (``inference.espcn_onnx``, built once per set of weights and cached on disk by their
+  hash). On the 2-core AVX2 EPYC of docs/benchmarks.md it runs the 1080p Y frame in about half the strips'
+  fp32 time. For 8-bit RGB images of a luminance model (``upscale_image``) a second graph does the whole
+  frame, colour conversion, chroma and 8-bit rounding included, at the LR size (``rgb_frame``).
+- ``channels_last`` (CUDA default, and the CPU fallback without oneDNN and onnxruntime): the network in
+  channels-last memory format under ``torch.inference_mode``. On CUDA ``precision='fp16'`` adds autocast
+  fp16; it is checked once, on the first input, against fp32 and dropped for good (with a warning) when the
+  two disagree by more than ``FP16_MIN_PSNR`` dB PSNR, which keeps any test PSNR within about 0.01 dB (see
   ``reduced_agrees``). The check is the weights', not a size's: later inputs of other sizes (a folder of
   photos) pay no second pass and no host read. fp16 never on CPU (about 100x slower than fp32 there).
-- ``compile``: ``torch.compile`` of the channels-last network; the first size compiles a static graph,
-  a second size one graph with dynamic height and width (dynamo's automatic dynamic shapes), so a folder
-  of many sizes compiles twice, not once per size until dynamo's recompile limit. Pays only for long
-  videos (compiling takes seconds; on CPU it measured slower than ``strips``, see docs/benchmarks.md).
 - ``eager``: the network as written (the reference).
 
-``backend='auto'`` picks ``strips`` on a CPU with oneDNN, ``channels_last`` elsewhere. bf16 is refused where
-oneDNN's bf16 kernels cannot run (``core.hardware.cpu_bf16``: AVX2-only CPUs).
+``backend='auto'`` (``pick_backend``): on a CPU, bf16 ``strips`` where the CPU computes bf16 in hardware
+(``core.hardware.cpu_bf16().fast``: AVX512-BF16 or AMX) and bf16 is asked for; otherwise ``ort`` where
+onnxruntime and onnx are installed, else ``strips`` (``fallback`` says why); ``channels_last`` on CUDA.
+bf16 is refused where oneDNN's bf16 kernels cannot run (AVX2-only CPUs).
 """
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -52,10 +56,11 @@ from torch import Tensor, nn
 from core.hardware import cpu_bf16
 from core.threads import single_threaded_pool
 from data.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
+from inference import onnx_runtime
 from inference.whole_image import upscale_chroma
 from models.espcn import ESPCN
 
-BACKENDS = ("auto", "strips", "channels_last", "compile", "eager")
+BACKENDS = ("auto", "ort", "strips", "channels_last", "eager")
 PRECISIONS = ("fp32", "fp16", "bf16")  # fp16: CUDA autocast; bf16: the CPU strip backend
 FP16_MIN_PSNR = 60.0  # dB between fp16 and fp32 outputs; see reduced_agrees
 BF16_MIN_PSNR = 50.0  # dB between bf16 and fp32 outputs; see reduced_agrees
@@ -69,11 +74,26 @@ def has_fused_conv() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 
 
-def pick_backend(device: torch.device | str) -> str:
+def ort_missing() -> str:
+    """Why the ``ort`` backend cannot run here, in words ('' when it can): onnxruntime runs the graph, onnx
+    builds it (once per set of weights; later runs read it from the cache)."""
+    for module in ("onnxruntime", "onnx"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (pip install {module})"
+    return ""
+
+
+def pick_backend(device: torch.device | str, precision: str = "fp32") -> str:
+    """The fastest backend for ``device`` and ``precision`` (see the module docstring): bf16 is the strips'
+    own; on a CPU fp32 goes to ONNX Runtime where it is installed."""
     device = torch.device(device)
-    if device.type == "cpu" and has_fused_conv():
+    if device.type != "cpu":
+        return "channels_last"
+    if precision == "bf16" and has_fused_conv():
         return "strips"
-    return "channels_last"
+    if not ort_missing():
+        return "ort"
+    return "strips" if has_fused_conv() else "channels_last"
 
 
 def reduced_agrees(fast: Tensor, reference: Tensor, min_psnr: float = FP16_MIN_PSNR) -> bool:
@@ -110,7 +130,8 @@ class FastESPCN(nn.Module):
         self.net = copy.deepcopy(net).eval().requires_grad_(False).to(device)
         self.scale, self.channels = net.scale, net.channels
         self.receptive_radius = net.receptive_radius  # the same local network, so exact on tiles
-        self.backend = pick_backend(device) if backend == "auto" else backend
+        self.fallback = ""  # why auto did not get the backend it would pick with everything installed
+        self.backend = pick_backend(device, precision) if backend == "auto" else backend
         if self.backend == "strips" and not (device.type == "cpu" and has_fused_conv()):
             raise ValueError("backend 'strips' needs a CPU build of PyTorch with oneDNN (mkldnn)")
         if self.backend == "strips" and not _strip_compatible(self.net):
@@ -123,11 +144,16 @@ class FastESPCN(nn.Module):
             raise ValueError("bf16 inference is the CPU strip backend's (a CPU with oneDNN and an ESPCN)")
         if precision == "bf16" and not cpu_bf16().runs:
             raise ValueError(f"bf16 inference cannot run here: {cpu_bf16().lacks}")
+        if self.backend == "ort" and (device.type != "cpu" or ort_missing()):
+            raise ValueError("backend 'ort' runs on the CPU with onnxruntime and onnx installed"
+                             + (f": {ort_missing()}" if ort_missing() else ""))
+        if backend == "auto" and device.type == "cpu" and precision == "fp32":
+            self.fallback = ort_missing()
         self.precision = precision
         self.rows = rows
         self._reduced_ok: bool | None = None  # fp16/bf16 keeps the fp32 result: decided on the first input
-        self._compiled = None
-        if self.backend in ("channels_last", "compile"):
+        self._ort: dict[str, onnx_runtime.OrtNetwork] = {}  # graph name -> session, made on first use
+        if self.backend == "channels_last":
             self.net = self.net.to(memory_format=torch.channels_last)
 
     @property
@@ -144,11 +170,30 @@ class FastESPCN(nn.Module):
             x = x.to(self.device, torch.float32)
             if self.backend == "eager":
                 return self.net(x)
+            if self.backend == "ort":
+                return self._session("network")(x)
             if self.backend != "strips":
                 x = x.contiguous(memory_format=torch.channels_last)
             if self.precision != "fp32" and self._use_reduced(x):
                 return self._reduced_call(x)
-            return self._strips(x) if self.backend == "strips" else self._call(x).contiguous()
+            return self._strips(x) if self.backend == "strips" else self.net(x).contiguous()
+
+    def rgb_frame(self, rgb: np.ndarray) -> np.ndarray:
+        """A luminance model on one 8-bit HxWx3 RGB image, whole frame in one ONNX Runtime call (backend
+        ``ort``; ``inference.espcn_onnx.rgb_frame_graph``) -> the 8-bit image ``scale`` times larger."""
+        if self.backend != "ort" or self.channels != 1 or rgb.dtype != np.uint8:
+            raise ValueError("rgb_frame is the ort backend's, for a luminance model and uint8 RGB images")
+        return self._session("rgb_frame")(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0].numpy()
+
+    def _session(self, graph: str) -> onnx_runtime.OrtNetwork:
+        """ONNX Runtime on ``graph`` ('network' or 'rgb_frame') of these weights, built on first use."""
+        if graph not in self._ort:
+            from inference import espcn_onnx
+
+            build = {"network": espcn_onnx.network_graph, "rgb_frame": espcn_onnx.rgb_frame_graph}[graph]
+            self._ort[graph] = onnx_runtime.cached_network(self.net, lambda: build(self.net), graph=(
+                "espcn_onnx", graph, espcn_onnx.OPSET))
+        return self._ort[graph]
 
     def upscale_uint8(self, x: Tensor) -> Tensor:
         """8-bit frames (N, C, H, W) ``uint8`` -> ``uint8``: in fp32 ``to_uint8(self(x / 255))`` (but for a float
@@ -165,23 +210,16 @@ class FastESPCN(nn.Module):
             return self._strips(x, torch.bfloat16 if reduced else torch.float32, torch.uint8)
 
     # ------------------------------------------------------------------------------ backends
-    def _call(self, x: Tensor) -> Tensor:
-        if self.backend == "compile":
-            if self._compiled is None:
-                self._compiled = torch.compile(self.net)  # dynamic=None: static first, then dynamic sizes
-            return self._compiled(x)
-        return self.net(x)
-
     def _reduced_call(self, x: Tensor) -> Tensor:
         if self.backend == "strips":
             return self._strips(x, torch.bfloat16)
         with torch.autocast("cuda", dtype=torch.float16):
-            return self._call(x).float().contiguous()
+            return self.net(x).float().contiguous()
 
     def _use_reduced(self, x: Tensor) -> bool:
         """Decide once, on the first input, whether fp16/bf16 keeps the fp32 result (``reduced_agrees``)."""
         if self._reduced_ok is None:
-            reference = self._strips(x) if self.backend == "strips" else self._call(x)
+            reference = self._strips(x) if self.backend == "strips" else self.net(x)
             bound = BF16_MIN_PSNR if self.precision == "bf16" else FP16_MIN_PSNR
             self._reduced_ok = reduced_agrees(self._reduced_call(x), reference, bound)
             if not self._reduced_ok:
@@ -335,13 +373,16 @@ def upscale_image(model: FastESPCN, rgb: np.ndarray) -> np.ndarray:
 
     A luminance model gets Y of MATLAB's rgb2ycbcr (float32, on the model's device); Cb and Cr are
     upscaled with PyTorch's bicubic (``upscale_chroma(..., 'fast')``), not MATLAB's
-    imresize as in scoring. The whole frame goes through the network at once (the strip backend bounds
-    its memory on a CPU).
+    imresize as in scoring. On the ``ort`` backend an 8-bit image goes through ``FastESPCN.rgb_frame``
+    instead: the same steps in one ONNX Runtime graph (equal within one 8-bit step). The whole frame goes
+    through the network at once (the strip backend bounds its memory on a CPU).
     """
     rgb = rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb)  # torch wants writable memory
     with torch.inference_mode():
         if model.channels == 3 and rgb.dtype == np.uint8:
             return upscale_rgb_uint8(model, rgb)
+        if model.backend == "ort" and rgb.dtype == np.uint8:
+            return model.rgb_frame(rgb)
         x = torch.from_numpy(rgb).to(model.device).permute(2, 0, 1)[None]
         x = x.float().div_(255.0 if rgb.dtype == np.uint8 else 65535.0) if rgb.dtype.kind == "u" else x.float()
         if model.channels == 3:

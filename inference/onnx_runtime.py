@@ -47,7 +47,8 @@ def cached_model(key: str, export: Callable[[], bytes]) -> bytes:
 
 
 class OrtNetwork:
-    """``net(x)`` by ONNX Runtime: NCHW float32 tensor in, NCHW float32 tensor out (on the CPU)."""
+    """``net(x)`` by ONNX Runtime on the CPU: a float tensor (as float32) or a ``uint8`` one in, the graph's
+    output out."""
 
     def __init__(self, model: bytes, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -56,11 +57,14 @@ class OrtNetwork:
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle workers sleep instead of spinning after a run: they would take the cores from PyTorch's work
+        # around the call (reading, colour, writing) and from the pipeline's other threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, x: Tensor) -> Tensor:
-        array = x.detach().to(torch.float32).contiguous().numpy()
+        array = (x if x.dtype == torch.uint8 else x.to(torch.float32)).detach().contiguous().numpy()
         return torch.from_numpy(self.session.run(None, {self.input: array})[0])
 
 
@@ -72,4 +76,11 @@ def ort_network(net: nn.Module, example: Tensor, threads: int | None = None, gra
     def export() -> bytes:
         return onnx_program(net, example).model_proto.SerializeToString()
 
-    return OrtNetwork(cached_model(weights_key(net, *graph), export), threads)
+    return cached_network(net, export, threads, graph)
+
+
+def cached_network(net: nn.Module, build: Callable[[], bytes], threads: int | None = None,
+                   graph: tuple[Any, ...] = ()) -> OrtNetwork:
+    """The ONNX model ``build()`` makes from ``net`` as an ``OrtNetwork``, cached on disk by ``net``'s weights
+    and ``graph`` (which must name the builder and anything else that changes the graph)."""
+    return OrtNetwork(cached_model(weights_key(net, *graph), build), threads)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from core.errors import UserError
-from inference.fast_espcn import FastESPCN, pick_backend, upscale_image
+from inference.fast_espcn import FastESPCN, upscale_image
 from pipelines.espcn.common import DEFAULT_WEIGHTS, load_espcn
 from pipelines.espcn.upscale import upscale_precision
 
@@ -64,6 +64,7 @@ def _device(device: str | torch.device | None) -> torch.device:
 
 @functools.lru_cache(maxsize=4)
 def _model(path: str, device: str) -> FastESPCN:
-    """As ``espcn.py upscale`` with its defaults: bf16 on a CPU with bf16 hardware (``upscale_precision``)."""
-    precision = upscale_precision("auto", torch.device(device), pick_backend(device))
+    """As ``espcn.py upscale`` with its defaults: bf16 strips on a CPU with bf16 hardware (``upscale_precision``),
+    else ONNX Runtime on a CPU where it is installed."""
+    precision = upscale_precision("auto", torch.device(device), "auto")
     return FastESPCN(load_espcn(Path(path), torch.device(device)), precision=precision, device=device)

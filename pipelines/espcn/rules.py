@@ -18,7 +18,7 @@ RULES: dict[str, Rule] = {
     "SCHEDULE": one_of("cosine", "plateau"), "LR_START": positive(), "LR_END": positive(), "MU": at_least(0),
     "LR_FACTOR": Rule(low=1, low_open=True), "COOLDOWN": at_least(0), "PATIENCE": at_least(1),
     "LAST_LAYER_LR": positive(), "LOSS": LOSS_RULE, "EMA": EMA_RULE, **SPEED_RULES,
-    "EVAL_TILE": at_least(8), "INFERENCE": one_of("auto", "strips", "channels_last", "compile", "eager"),
+    "EVAL_TILE": at_least(8), "INFERENCE": one_of("auto", "ort", "strips", "channels_last", "eager"),
     "UPSCALE_PRECISION": one_of("auto", "fp32", "bf16", "fp16"),
     "PNG_LEVEL": between(0, 9), "VIDEO_CRF": between(0, 51), "VIDEO_PRESET": one_of(*X264_PRESETS),
 }

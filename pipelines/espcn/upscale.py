@@ -58,8 +58,7 @@ def fast_model(net: ESPCN, settings: dict[str, Any], device: torch.device) -> Fa
     backend = settings["INFERENCE"]
     if backend not in BACKENDS:
         raise UserError(f"INFERENCE={backend!r}: expected one of {', '.join(BACKENDS)}")
-    precision = upscale_precision(settings["UPSCALE_PRECISION"], device,
-                                  pick_backend(device) if backend == "auto" else backend)
+    precision = upscale_precision(settings["UPSCALE_PRECISION"], device, backend)
     try:
         return FastESPCN(net, backend=backend, precision=precision, device=device)
     except ValueError as err:
@@ -68,8 +67,9 @@ def fast_model(net: ESPCN, settings: dict[str, Any], device: torch.device) -> Fa
 
 def upscale_precision(name: str, device: torch.device, backend: str) -> str:
     """UPSCALE_PRECISION -> FastESPCN's precision. ``auto``: bf16 where the CPU computes it in hardware and
-    the strip backend runs (``engine.speed.auto_precision``, as for training), else fp32 (fp16 on CUDA only
-    when asked); bf16 asked for where it cannot run is refused in one line. Either reduced precision is
+    the strip backend runs (``engine.speed.auto_precision``, as for training; with INFERENCE=auto that
+    makes the backend the strips, else ONNX Runtime in fp32), else fp32 (fp16 on CUDA only when asked);
+    bf16 asked for where it cannot run is refused in one line. Either reduced precision is
     checked against fp32 on the first input and dropped when the two disagree
     (``inference.fast_espcn.reduced_agrees``)."""
     name = str(name).lower()
@@ -77,7 +77,8 @@ def upscale_precision(name: str, device: torch.device, backend: str) -> str:
         check_bf16_runs("UPSCALE_PRECISION", device)
     if name != "auto":
         return name
-    return "bf16" if backend == "strips" and auto_precision(device) == "bf16" else "fp32"
+    strips = backend == "strips" or (backend == "auto" and pick_backend(device, "bf16") == "strips")
+    return "bf16" if strips and auto_precision(device) == "bf16" else "fp32"
 
 
 def upscale(ctx: RunContext) -> None:
@@ -89,8 +90,9 @@ def upscale(ctx: RunContext) -> None:
                   ctx.args.overwrite)
     out = prepare_run_dir(ctx.out)
     model = fast_model(net, ctx.settings, ctx.device)
+    fallback = f"; not ort: {model.fallback}" if model.fallback else ""
     print(f"ESPCN x{model.scale} ({'Y' if model.channels == 1 else 'RGB'}) on {model.device}: {model.backend}, "
-          f"{model.precision} (UPSCALE_PRECISION={ctx.settings['UPSCALE_PRECISION']})", flush=True)
+          f"{model.precision} (UPSCALE_PRECISION={ctx.settings['UPSCALE_PRECISION']}{fallback})", flush=True)
     if images:
         upscale_images(model, images, out, ctx.settings["PNG_LEVEL"])
     for path in videos:

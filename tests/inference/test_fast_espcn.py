@@ -11,9 +11,11 @@ from inference.fast_espcn import (
     BF16_MIN_PSNR,
     FastESPCN,
     has_fused_conv,
+    ort_missing,
     pick_backend,
     reduced_agrees,
     strip_rows,
+    upscale_image,
     upscale_rgb_uint8,
     upscale_yuv420,
 )
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.precision
 
 TOL = 1e-4
 needs_onednn = pytest.mark.skipif(not has_fused_conv(), reason="PyTorch built without oneDNN")
+needs_ort = pytest.mark.skipif(bool(ort_missing()), reason=f"the ort backend cannot run here: {ort_missing()}")
 
 
 def make_net(scale: int, channels: int, features=(64, 32), gain: float = 3.0, seed: int = 0) -> ESPCN:
@@ -83,10 +86,72 @@ def test_other_backends_match_eager(backend):
     assert (FastESPCN(net, backend)(x) - eager(net, x)).abs().max().item() < TOL
 
 
-def test_auto_picks_strips_on_a_cpu_with_onednn():
-    assert pick_backend("cpu") == ("strips" if has_fused_conv() else "channels_last")
-    assert pick_backend("cuda") == "channels_last"
-    assert FastESPCN(make_net(3, 1)).backend == pick_backend("cpu")
+@needs_ort
+@pytest.mark.parametrize(("scale", "channels", "shape"), [(3, 1, (1, 1, 37, 53)), (2, 3, (2, 3, 19, 11)),
+                                                          (4, 1, (1, 1, 1, 1))])
+def test_ort_matches_eager(scale, channels, shape):
+    net = make_net(scale, channels)
+    x = torch.rand(shape)
+    fast = FastESPCN(net, "ort")
+    out = fast(x)
+    assert out.shape == (shape[0], channels, shape[2] * scale, shape[3] * scale) and out.dtype == torch.float32
+    assert (out - eager(net, x)).abs().max().item() < TOL
+
+
+@needs_ort
+@pytest.mark.parametrize(("scale", "size"), [(3, (23, 31)), (2, (9, 14)), (4, (5, 3))])
+def test_ort_whole_rgb_frame_equals_the_float_path_within_one_8_bit_step(scale, size):
+    """``rgb_frame`` (colour, chroma and rounding inside ONNX Runtime's graph) against the PyTorch path
+    ``upscale_image`` takes on the other backends (Y of the float image, chroma by bicubic, then RGB)."""
+    net = make_net(scale, 1, gain=1.0)
+    rgb = np.random.default_rng(scale).integers(0, 256, (*size, 3), dtype=np.uint8)
+    rgb[:2] = (255, 0, 0)  # saturated rows: clamped the same way
+    out = upscale_image(FastESPCN(net, "ort"), rgb)
+    ref = upscale_image(FastESPCN(net, "eager"), rgb)
+    diff = np.abs(out.astype(int) - ref.astype(int))
+    assert out.shape == ref.shape == (size[0] * scale, size[1] * scale, 3) and out.dtype == np.uint8
+    assert diff.max() <= 1 and diff.mean() < 0.01
+
+
+def simulate_cpu(monkeypatch, bf16_fast: bool, ort: bool) -> None:
+    """A CPU with or without bf16 hardware, onnxruntime installed or not (decisions only: no kernel runs)."""
+    import inference.fast_espcn as fast_espcn
+    from core import hardware
+
+    monkeypatch.delenv(hardware.BF16_ENV, raising=False)
+    monkeypatch.delenv("SR_AUTO_PRECISION", raising=False)  # auto as on a user's machine
+    monkeypatch.setattr(hardware, "_hardware_bf16", lambda: hardware.Bf16Support(bf16_fast, bf16_fast))
+    monkeypatch.setattr(fast_espcn, "ort_missing", lambda: "" if ort else "onnxruntime is not installed")
+
+
+@needs_onednn
+@pytest.mark.parametrize(("bf16_fast", "ort", "expected"), [
+    (True, True, ("strips", "bf16", "")), (True, False, ("strips", "bf16", "")),
+    (False, True, ("ort", "fp32", "")), (False, False, ("strips", "fp32", "onnxruntime is not installed")),
+])
+def test_auto_backend_follows_the_cpu(monkeypatch, bf16_fast, ort, expected):
+    """bf16 strips where the CPU computes bf16 in hardware, else ONNX Runtime fp32, else the fp32 strips (and
+    why); a pinned UPSCALE_PRECISION=fp32 goes to ONNX Runtime wherever it is installed."""
+    from pipelines.espcn.upscale import fast_model
+
+    simulate_cpu(monkeypatch, bf16_fast, ort)
+    net = make_net(3, 1, gain=1.0)
+    model = fast_model(net, {"INFERENCE": "auto", "UPSCALE_PRECISION": "auto"}, torch.device("cpu"))
+    assert (model.backend, model.precision, model.fallback) == expected
+    pinned = fast_model(net, {"INFERENCE": "auto", "UPSCALE_PRECISION": "fp32"}, torch.device("cpu"))
+    assert (pinned.backend, pinned.precision) == ("ort" if ort else "strips", "fp32")
+    assert pick_backend("cuda") == pick_backend("cuda", "bf16") == "channels_last"
+
+
+def test_ort_asked_for_where_it_cannot_run_is_refused(monkeypatch):
+    from core.errors import UserError
+    from pipelines.espcn.upscale import fast_model
+
+    simulate_cpu(monkeypatch, False, ort=False)
+    with pytest.raises(ValueError, match="onnxruntime is not installed"):
+        FastESPCN(make_net(3, 1), "ort")
+    with pytest.raises(UserError, match="INFERENCE=ort, UPSCALE_PRECISION=auto: backend 'ort' runs on the CPU"):
+        fast_model(make_net(3, 1), {"INFERENCE": "ort", "UPSCALE_PRECISION": "auto"}, torch.device("cpu"))
 
 
 def test_weights_are_a_snapshot_and_inputs_are_not_modified():
@@ -299,12 +364,14 @@ def test_fp16_is_decided_once_for_the_weights_not_per_input_size(monkeypatch):
 
 
 def test_a_torch_without_onednns_fused_operator_falls_back_to_channels_last_in_fp32(monkeypatch):
-    """The strip backend needs a private operator (torch.ops.mkldnn._convolution_pointwise); without it the
-    default path is the public channels-last network, and bf16 (a strip-backend feature) is refused."""
+    """The strip backend needs a private operator (torch.ops.mkldnn._convolution_pointwise); without it and
+    without onnxruntime the default path is the public channels-last network, and bf16 (a strip-backend
+    feature) is refused."""
     import inference.fast_espcn as fast_espcn
     from pipelines.espcn.upscale import fast_model
 
     monkeypatch.setattr(fast_espcn, "has_fused_conv", lambda: False)
+    monkeypatch.setattr(fast_espcn, "ort_missing", lambda: "onnxruntime is not installed")
     net = make_net(3, 1, gain=1.0)
     fast = FastESPCN(net)
     x = torch.rand(1, 1, 21, 17)
@@ -314,3 +381,19 @@ def test_a_torch_without_onednns_fused_operator_falls_back_to_channels_last_in_f
     monkeypatch.delenv("SR_AUTO_PRECISION", raising=False)  # auto as on a user's machine
     model = fast_model(net, {"INFERENCE": "auto", "UPSCALE_PRECISION": "auto"}, torch.device("cpu"))
     assert (model.backend, model.precision) == ("channels_last", "fp32")
+
+
+@needs_ort
+def test_shipped_weights_keep_their_psnr_on_onnx_runtime():
+    """Small size, as the bf16 test above: ONNX Runtime's fp32 against the eager network, float and 8-bit."""
+    from data.datasets import bundled_photos
+    from inference.scoring import score_8bit_luma, score_scaled_set
+    from pipelines.espcn.common import DEFAULT_WEIGHTS, load_espcn
+
+    net = load_espcn(DEFAULT_WEIGHTS.parent / "espcn_x3_y.pt", torch.device("cpu"))
+    images = [(n, image[:96, :120]) for n, image in bundled_photos("test")]
+    scores = [score_scaled_set(FastESPCN(net, b), images, scale=3, channels=1, device=torch.device("cpu"))
+              ["model"]["psnr_y"] for b in ("ort", "eager")]
+    assert abs(scores[0] - scores[1]) < 0.05, scores
+    video = [score_8bit_luma(FastESPCN(net, b), images, scale=3) for b in ("ort", "eager")]
+    assert abs(video[0] - video[1]) < 0.05, video

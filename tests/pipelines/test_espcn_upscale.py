@@ -37,7 +37,9 @@ def test_api_takes_pil_and_numpy_and_returns_the_same_kind(photo) -> None:
     assert array.dtype == np.uint8 and array.shape == (120, 180, 3)
     grey = upscale(photo[:, :, 0], weights=str(DEFAULT_WEIGHTS))
     assert grey.shape == (180, 270, 3)
-    np.testing.assert_array_equal(upscale(photo.astype(np.float32) / 255), np.asarray(out))
+    # an 8-bit image takes the whole-frame graph on ONNX Runtime, a float one the PyTorch colour steps
+    as_float = upscale(photo.astype(np.float32) / 255).astype(int)
+    assert np.abs(as_float - np.asarray(out, dtype=int)).max() <= 1
 
 
 def test_api_output_is_the_network_with_bicubic_chroma(photo) -> None:
