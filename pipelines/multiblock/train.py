@@ -25,6 +25,7 @@ from data.splits import hold_out
 from engine.losses import make_loss
 from engine.optimizers import adam
 from engine.plots import plot_curves, plot_phases
+from engine.progress import format_duration
 from engine.report import metrics_table
 from engine.schedules import Constant
 from engine.speed import backend_flags
@@ -235,8 +236,11 @@ def score_and_record(run: Run, job: NetworkJob, images: PhaseImages, result: Tra
     set_clamp(True)(job.net)
     save_checkpoint(run_dir / f"{name}.pt", {"model": job.net.state_dict(), "meta": job.meta,
                                               "selected_step": state["step"], "select": s["SELECT"]})
+    began = time.perf_counter()
     metrics = score_pairs(job.net, named_pairs(images.test), device=device)
     if s["SELF_ENSEMBLE"]:  # scored beside the plain model, never used to select it
+        print(f"{name}: scoring the {len(images.test)} test pairs with the x8 self-ensemble (SELF_ENSEMBLE=true), "
+              f"ETA {format_duration(8 * (time.perf_counter() - began))}", flush=True)
         ensembled = score_pairs(job.net, named_pairs(images.test), device=device, ensemble=True)
         metrics = {"model": metrics.pop("model"), plus("model"): ensembled[plus("model")], **metrics}
     if job.lr_level > 0:  # the baseline is the dataset's LR; LR_<i-1> (this block's input) is reported too
