@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 
@@ -71,8 +72,14 @@ def city100(args, result: dict) -> None:
                            "seconds": time.perf_counter() - began}
             row["identity"] = {k: scores["identity"][k] for k in ("psnr_rgb", "psnr_y", "ssim_y")}
         rows[pair.name] = row
-        print(pair.name, rounded(row), flush=True)
-    result.update(weights=str(args.weights or CITY100_WEIGHTS), pairs=rows)
+        print(pair.name, rounded(row, 6), flush=True)
+    if not rows:
+        raise SystemExit(f"no City100 test pair named {args.pairs}")
+    first = next(iter(rows.values()))
+    means = {method: {key: statistics.mean(row[method][key] for row in rows.values()) for key in first[method]}
+             for method in first}
+    result.update(weights=str(args.weights or CITY100_WEIGHTS), pairs=rows, mean=means,
+                  ratio=means[plus("model")]["seconds"] / means["model"]["seconds"])
 
 
 def main() -> None:
@@ -86,7 +93,7 @@ def main() -> None:
     args = p.parse_args()
     result = start(args)
     (espcn if args.what == "espcn" else city100)(args, result)
-    finish(rounded(result), args)
+    finish(rounded(result, 6), args)
 
 
 if __name__ == "__main__":
