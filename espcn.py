@@ -53,6 +53,7 @@ SAVE_IMAGES = False  # eval: write the SR images into OUT/images/<set>/ (same as
 FIGURE = True  # eval: compare_<set>.png, HR / bicubic / model crops where the model differs most from bicubic
 FIGURE_CROP = ""  # eval figure: "" automatic | NAME (that image) | NAME:X,Y,SIZE (that window, HR pixels)
 BASELINE_CACHE = "runs/.cache"  # eval: bicubic rows kept per (set content, scale, protocol); "" = recompute
+SELF_ENSEMBLE = False  # eval, upscale: x8 self-ensemble, 8 flips/rotations averaged (8x the time; eval: "model+" rows)
 INFERENCE = "auto"  # upscale: auto | ort | strips | channels_last | eager (inference/fast_espcn.py)
 UPSCALE_PRECISION = "auto"  # upscale: auto = bf16 on a CPU with bf16 hardware, else fp32 | fp32 | bf16 | fp16 (CUDA)
 VIDEO_CODEC = "auto"  # upscaled videos: auto = libx264 (mpeg4 without it, VP9 for .webm) or a PyAV encoder

@@ -24,6 +24,7 @@ EVAL_EVERY = 500  # iterations between evaluations and checkpoints (ours)
 SELECT = "best-val"  # best-val = weights of the best validation evaluation | last
 EMA = 0.0  # > 0: validate, select and save an average of the weights, decay per step, e.g. 0.999 (ours)
 TEST_CURVE = True  # also score the test pairs at each evaluation, for the Fig. 8 curves (never for selection)
+SELF_ENSEMBLE = False  # also score the test pairs with the x8 self-ensemble: "model+" beside "model" (8x; ours)
 PRECISION = "auto"  # auto (bf16 where measured faster) | fp32 (TF32 convs on GPUs) | fp32_strict | bf16 | fp16 (CUDA)
 CHANNELS_LAST = "auto"  # channels_last memory format for training: auto (on where measured faster) | true | false
 COMPILE = False  # torch.compile the training network (CUDA; the first iterations pay for compiling)

@@ -43,6 +43,7 @@ bf16 is refused where oneDNN's bf16 kernels cannot run (AVX2-only CPUs).
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import math
 import warnings
@@ -57,6 +58,7 @@ from core.hardware import cpu_bf16
 from core.threads import single_threaded_pool
 from data.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
 from inference import onnx_runtime
+from inference.self_ensemble import self_ensemble
 from inference.whole_image import upscale_chroma
 from models.espcn import ESPCN
 
@@ -367,7 +369,7 @@ def upscale_yuv420(model: FastESPCN, y: np.ndarray, u: np.ndarray, v: np.ndarray
         return out_y.cpu().numpy(), out_uv[0].cpu().numpy(), out_uv[1].cpu().numpy()
 
 
-def upscale_image(model: FastESPCN, rgb: np.ndarray) -> np.ndarray:
+def upscale_image(model: FastESPCN, rgb: np.ndarray, ensemble: bool = False) -> np.ndarray:
     """Any model on one whole HxWx3 image (``uint8``, ``uint16`` or float in [0, 1]) -> ``uint8`` image
     ``model.scale`` times larger: the fast path of ``espcn.py upscale`` and the Python API.
 
@@ -375,20 +377,23 @@ def upscale_image(model: FastESPCN, rgb: np.ndarray) -> np.ndarray:
     upscaled with PyTorch's bicubic (``upscale_chroma(..., 'fast')``), not MATLAB's
     imresize as in scoring. On the ``ort`` backend an 8-bit image goes through ``FastESPCN.rgb_frame``
     instead: the same steps in one ONNX Runtime graph (equal within one 8-bit step). The whole frame goes
-    through the network at once (the strip backend bounds its memory on a CPU).
+    through the network at once (the strip backend bounds its memory on a CPU). ``ensemble``: the network
+    under the x8 self-ensemble (``inference.self_ensemble``), its float outputs averaged before rounding to 8
+    bits (never through ``rgb_frame``, which rounds inside its graph).
     """
     rgb = rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb)  # torch wants writable memory
+    network = functools.partial(self_ensemble, model) if ensemble else model
     with torch.inference_mode():
-        if model.channels == 3 and rgb.dtype == np.uint8:
+        if model.channels == 3 and rgb.dtype == np.uint8 and not ensemble:
             return upscale_rgb_uint8(model, rgb)
-        if model.backend == "ort" and rgb.dtype == np.uint8:
+        if model.backend == "ort" and rgb.dtype == np.uint8 and not ensemble:
             return model.rgb_frame(rgb)
         x = torch.from_numpy(rgb).to(model.device).permute(2, 0, 1)[None]
         x = x.float().div_(255.0 if rgb.dtype == np.uint8 else 65535.0) if rgb.dtype.kind == "u" else x.float()
         if model.channels == 3:
-            return to_uint8(model(x))[0].permute(1, 2, 0).cpu().numpy()
+            return to_uint8(network(x))[0].permute(1, 2, 0).cpu().numpy()
         ycbcr = rgb_to_ycbcr(x)
-        return _rgb_uint8(model(ycbcr[:, :1]), upscale_chroma(ycbcr[:, 1:], model.scale, "fast"))
+        return _rgb_uint8(network(ycbcr[:, :1]), upscale_chroma(ycbcr[:, 1:], model.scale, "fast"))
 
 
 def _rgb_uint8(y: Tensor, chroma: Tensor) -> np.ndarray:

@@ -8,6 +8,8 @@ one (``psnr_y_8bit``, ``ssim_y_8bit``): LR, model output and bicubic output roun
 from them in float and not rounded, as BasicSR and EDSR score.
 Same-size pairs (multiblock): the baseline is the LR input itself (``identity``); metrics with no shave,
 plus the report's own protocol (RGB, top-left crop of at most 1500x1500) as ``psnr_rgb_report``.
+``ensemble=True`` scores the model under the x8 self-ensemble (``inference.self_ensemble``) as the method
+``model+`` instead of ``model``.
 
 The baseline rows depend only on the images, the scale and the protocol, so ``BaselineCache`` keeps them
 per (content hash of the set, scale, protocol, ``BASELINE_VERSION``): a second model scored on the same
@@ -33,6 +35,7 @@ from data.io import to_float
 from data.resize import imresize
 from inference.fast_espcn import to_uint8
 from inference.metrics import evaluate_pair, protocol, psnr, psnr_per_image, psnr_ssim_per_image, ssim, to_floats
+from inference.self_ensemble import plus
 from inference.whole_image import DEFAULT_TILE, super_resolve, super_resolve_tensor
 
 Named = Sequence[tuple[str, np.ndarray]]
@@ -41,7 +44,7 @@ BASELINE_VERSION = 1  # bump when the baseline's computation changes: old cache 
 
 @dataclass
 class ImageScores:
-    """One image's scores: ``metrics[method][metric]``, methods ``model`` and ``bicubic``."""
+    """One image's scores: ``metrics[method][metric]``, methods ``model`` (or ``model+``) and ``bicubic``."""
 
     name: str
     height: int  # HR size after modcrop
@@ -105,10 +108,12 @@ def prepare_hr(image: np.ndarray, scale: int, device: torch.device) -> tuple[tor
 
 def score_scaled_images(model: nn.Module, images: Named, *, scale: int, channels: int, device: torch.device,
                         tile: int = DEFAULT_TILE, eight_bit: bool = False, cache: BaselineCache | None = None,
-                        on_output: Callable[[str, torch.Tensor], None] | None = None) -> list[ImageScores]:
-    """Per-image scores of ``model`` and bicubic over HR ``images``; ``on_output(name, sr)`` sees every SR
-    image (1, 3, H, W) in [0, 1] (e.g. to save it). The bicubic rows come from ``cache`` when it has them.
-    On a CPU with several PyTorch threads the images are scored one per thread (``core.threads``)."""
+                        on_output: Callable[[str, torch.Tensor], None] | None = None,
+                        ensemble: bool = False) -> list[ImageScores]:
+    """Per-image scores of ``model`` (``model+`` with ``ensemble``) and bicubic over HR ``images``;
+    ``on_output(name, sr)`` sees every SR image (1, 3, H, W) in [0, 1] (e.g. to save it). The bicubic rows come
+    from ``cache`` when it has them. On a CPU with several PyTorch threads the images are scored one per
+    thread (``core.threads``)."""
     model.to(device)
     key = BaselineCache.key(images, scale, eight_bit) if cache is not None else ""
     cached = cache.get(key) if cache is not None else None
@@ -116,15 +121,18 @@ def score_scaled_images(model: nn.Module, images: Named, *, scale: int, channels
     def score(index: int) -> ImageScores:
         name, image = images[index]
         hr, lr = prepare_hr(image, scale, device)
-        sr = super_resolve_tensor(model, lr, scale=scale, channels=channels, tile=tile, chroma="matlab")
+        sr = super_resolve_tensor(model, lr, scale=scale, channels=channels, tile=tile, chroma="matlab",
+                                  ensemble=ensemble)
         values = scaled_metrics(sr, hr, scale)
         if eight_bit:
-            sr8 = round_8bit(super_resolve_tensor(model, round_8bit(lr), scale=scale, channels=channels, tile=tile))
+            sr8 = round_8bit(super_resolve_tensor(model, round_8bit(lr), scale=scale, channels=channels, tile=tile,
+                                                  ensemble=ensemble))
             values |= scaled_metrics(sr8, hr, scale, "_8bit", full=False)
         if on_output is not None:
             on_output(name, sr)
         baseline = cached[index] if cached is not None else bicubic_metrics(hr, lr, scale, eight_bit)
-        return ImageScores(name, hr.shape[-2], hr.shape[-1], {"model": to_floats(values), "bicubic": baseline})
+        method = plus("model") if ensemble else "model"
+        return ImageScores(name, hr.shape[-2], hr.shape[-1], {method: to_floats(values), "bicubic": baseline})
 
     rows = map_single_threaded(score, range(len(images)), device)
     if cache is not None and cached is None:
@@ -173,14 +181,16 @@ def pair_metrics(output: np.ndarray, hr: np.ndarray) -> dict[str, float]:
 
 
 def score_pairs(model: nn.Module | None, pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], *,
-                device: torch.device, tile: int = DEFAULT_TILE) -> dict[str, dict[str, float]]:
-    """Mean metrics of ``model`` (if given) and of the identity baseline over same-size (LR, HR) pairs."""
-    rows: dict[str, list[dict[str, float]]] = {"model": []} if model is not None else {}
+                device: torch.device, tile: int = DEFAULT_TILE, ensemble: bool = False) -> dict[str, dict[str, float]]:
+    """Mean metrics of ``model`` (if given; ``model+`` with ``ensemble``) and of the identity baseline over
+    same-size (LR, HR) pairs."""
+    method = plus("model") if ensemble else "model"
+    rows: dict[str, list[dict[str, float]]] = {method: []} if model is not None else {}
     rows["identity"] = []
     for _name, lr_raw, hr_raw in pairs:
         lr, hr = to_float(lr_raw), to_float(hr_raw)
         rows["identity"].append(pair_metrics(lr, hr))
         if model is not None:
-            output = super_resolve(model, lr, scale=1, channels=3, device=device, tile=tile)
-            rows["model"].append(pair_metrics(output, hr))
+            output = super_resolve(model, lr, scale=1, channels=3, device=device, tile=tile, ensemble=ensemble)
+            rows[method].append(pair_metrics(output, hr))
     return {method: mean_metrics(values) for method, values in rows.items()}

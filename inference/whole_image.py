@@ -9,7 +9,8 @@ scoring and ``espcn.py eval`` use, because the protocol's colour images are made
 ``chroma="fast"`` (PyTorch's bicubic, Keys a = -0.75 with clamped borders, what ``espcn.py upscale``, the
 Python API and video use, computed as a polyphase filter: ``bicubic_upscale``; chroma carries little
 detail). ``super_resolve`` (numpy in and out) and ``super_resolve_tensor`` (NCHW on the model's device)
-compute the same thing.
+compute the same thing. ``ensemble=True`` runs the network under the x8 self-ensemble
+(``inference.self_ensemble``: its 8 flips/rotations averaged before clamping; 8x the time).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from torch import nn
 from data.color import rgb_to_ycbcr, ycbcr_to_rgb
 from data.resize import imresize, keys_cubic
 from inference.exact_forward import exact_forward
+from inference.self_ensemble import self_ensemble
 from inference.tiling import tiled_forward
 from models.exactness import declared_radius
 
@@ -38,7 +40,7 @@ def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
 
 
 def run_model(model: nn.Module, image: np.ndarray, device: torch.device, scale: int = 1,
-              tile: int = DEFAULT_TILE) -> np.ndarray:
+              tile: int = DEFAULT_TILE, ensemble: bool = False) -> np.ndarray:
     """Apply ``model`` to an HxWxC float image with bounded memory; the output is not clipped.
 
     Networks that declare a receptive radius (ESPCN; ``models.exactness``) run on overlapping tiles; the
@@ -49,32 +51,40 @@ def run_model(model: nn.Module, image: np.ndarray, device: torch.device, scale: 
     if isinstance(model, nn.Module):
         model.to(device)  # model and input on one device (a no-op when the model is there already)
     x = image_to_tensor(image).to(device)
-    with torch.inference_mode():
+
+    def forward(t: torch.Tensor) -> torch.Tensor:
         if declared_radius(model) is None:
-            y = exact_forward(model, x)
-        else:
-            y = tiled_forward(model, x, tile=tile, scale=scale, out_device=torch.device("cpu"))
-    return tensor_to_image(y)
+            return exact_forward(model, t)
+        return tiled_forward(model, t, tile=tile, scale=scale, out_device=torch.device("cpu"))
+
+    with torch.inference_mode():
+        return tensor_to_image(self_ensemble(forward, x) if ensemble else forward(x))
 
 
 def super_resolve(model: nn.Module, rgb: np.ndarray, *, scale: int, channels: int, device: torch.device,
-                  tile: int = DEFAULT_TILE, chroma: str = "matlab") -> np.ndarray:
+                  tile: int = DEFAULT_TILE, chroma: str = "matlab", ensemble: bool = False) -> np.ndarray:
     """Upscale an HxWx3 float RGB image in [0, 1] by ``scale`` (1 for same-size restoration)."""
     if channels == 3:
-        return np.clip(run_model(model, rgb, device, scale, tile), 0.0, 1.0)
+        return np.clip(run_model(model, rgb, device, scale, tile, ensemble), 0.0, 1.0)
     model.to(device)
     x = image_to_tensor(rgb).to(device)
-    return tensor_to_image(super_resolve_tensor(model, x, scale=scale, channels=channels, tile=tile, chroma=chroma))
+    return tensor_to_image(super_resolve_tensor(model, x, scale=scale, channels=channels, tile=tile, chroma=chroma,
+                                                ensemble=ensemble))
 
 
 def super_resolve_tensor(model: nn.Module, rgb: torch.Tensor, *, scale: int, channels: int,
-                         tile: int = DEFAULT_TILE, chroma: str = "matlab") -> torch.Tensor:
-    """``super_resolve`` for a (1, 3, H, W) float32 tensor in [0, 1], on its device; output clipped."""
+                         tile: int = DEFAULT_TILE, chroma: str = "matlab", ensemble: bool = False) -> torch.Tensor:
+    """``super_resolve`` for a (1, 3, H, W) float32 tensor in [0, 1], on its device; output clipped. A
+    luminance model's ensemble runs on Y alone (chroma does not go through the network)."""
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return self_ensemble(lambda t: _forward(model, t, scale, tile), x) if ensemble else _forward(
+            model, x, scale, tile)
+
     with torch.inference_mode():
         if channels == 3:
-            return _forward(model, rgb, scale, tile).clamp_(0.0, 1.0)
+            return forward(rgb).clamp_(0.0, 1.0)
         ycbcr = rgb_to_ycbcr(rgb)
-        y = _forward(model, ycbcr[:, :1], scale, tile)
+        y = forward(ycbcr[:, :1])
         return ycbcr_to_rgb(torch.cat([y, upscale_chroma(ycbcr[:, 1:], scale, chroma)], dim=1)).clamp_(0.0, 1.0)
 
 

@@ -31,8 +31,9 @@ UPSCALE_ONLY = ("INFERENCE", "UPSCALE_PRECISION", "VIDEO_CODEC", "VIDEO_CRF", "V
 # state dict, which records none, needs them as settings.
 ARCHITECTURE = ("SCALE", "CHANNELS", "FEATURES")
 EVAL_ONLY = ("EVAL_8BIT", "SAVE_IMAGES", "FIGURE", "FIGURE_CROP", "BASELINE_CACHE")
-READS = {"eval": (*ARCHITECTURE, "EVAL_SETS", "EVAL_TILE", *EVAL_ONLY),
-         "upscale": (*ARCHITECTURE, "EVAL_TILE", *UPSCALE_ONLY),
+INFERENCE_ONLY = ("SELF_ENSEMBLE",)  # eval and upscale; never train (models are not selected with it)
+READS = {"eval": (*ARCHITECTURE, "EVAL_SETS", "EVAL_TILE", *EVAL_ONLY, *INFERENCE_ONLY),
+         "upscale": (*ARCHITECTURE, "EVAL_TILE", *UPSCALE_ONLY, *INFERENCE_ONLY),
          "export": ARCHITECTURE}
 FLAGS = {"train": ("data", "out", "device", "seed", "resume", "config"), "eval": ("data", "out", "device"),
          "upscale": ("out", "device"), "export": ()}
@@ -45,7 +46,8 @@ DEFAULT_OUT = {"train": "runs/espcn", "eval": EVAL_OUT_DEFAULT, "upscale": "upsc
 def subcommand_settings(namespace: dict[str, Any], command: str) -> dict[str, Any]:
     settings = collect_settings(namespace)
     if command == "train":
-        return {name: value for name, value in settings.items() if name not in UPSCALE_ONLY + EVAL_ONLY}
+        return {name: value for name, value in settings.items()
+                if name not in UPSCALE_ONLY + EVAL_ONLY + INFERENCE_ONLY}
     return {name: value for name, value in settings.items() if name in READS[command]}
 
 

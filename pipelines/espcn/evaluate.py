@@ -4,6 +4,8 @@ Into ``--out`` (``runs/eval-<date>-<time>`` when none is given): ``eval.json`` (
 method, the protocol's wording), ``per_image.csv`` (set, name, size, every metric of the model and of
 bicubic), ``compare_<set>.png`` (HR, bicubic and model crops; ``FIGURE``), the SR images under
 ``images/<set>/`` (``SAVE_IMAGES`` or ``--save-images``). ``EVAL_8BIT`` adds the 8-bit protocol columns.
+``SELF_ENSEMBLE`` adds a second pass under the x8 self-ensemble (``inference.self_ensemble``): the method
+``model+`` beside ``model`` in every file (its images ``<name>_x<scale>+.png``), and each pass's seconds.
 The network runs through the fast ESPCN path (equal to the plain one within 1e-6); the bicubic rows come
 from ``BASELINE_CACHE`` when an earlier eval scored the same images at the same scale.
 """
@@ -27,6 +29,7 @@ from data.resize import imresize
 from engine.report import metrics_table
 from inference.fast_espcn import FastESPCN
 from inference.scoring import BaselineCache, ImageScores, prepare_hr, score_scaled_images, set_means
+from inference.self_ensemble import DESCRIPTION, plus
 from inference.whole_image import super_resolve_tensor
 from pipelines.espcn.common import EVAL_OUT_DEFAULT, load_espcn, load_set, protocol_text, weights_path
 
@@ -47,26 +50,45 @@ def evaluate(ctx: RunContext) -> None:
     out = prepare_run_dir(out)
     cache = BaselineCache(Path(settings["BASELINE_CACHE"]) if settings["BASELINE_CACHE"] else None)
     save_images = settings["SAVE_IMAGES"] or getattr(ctx.args, "save_images", False)
+    passes = (False, True) if settings["SELF_ENSEMBLE"] else (False,)
+    pass_seconds = dict.fromkeys((plus("model") if ensemble else "model" for ensemble in passes), 0.0)
     per_set: dict[str, list[ImageScores]] = {}
     started = time.perf_counter()
     for name in settings["EVAL_SETS"]:
         images = load_set(ctx, name)
-        saver = image_saver(out / "images" / Path(name).name, net.scale) if save_images else None
-        per_set[name] = score_scaled_images(model, images, scale=net.scale, channels=net.channels,
-                                            device=ctx.device, tile=settings["EVAL_TILE"],
-                                            eight_bit=settings["EVAL_8BIT"], cache=cache, on_output=saver)
+        for ensemble in passes:
+            method = plus("model") if ensemble else "model"
+            saver = (image_saver(out / "images" / Path(name).name, net.scale, method.removeprefix("model"))
+                     if save_images else None)
+            began = time.perf_counter()
+            rows = score_scaled_images(model, images, scale=net.scale, channels=net.channels, device=ctx.device,
+                                       tile=settings["EVAL_TILE"], eight_bit=settings["EVAL_8BIT"], cache=cache,
+                                       on_output=saver, ensemble=ensemble)
+            pass_seconds[method] += time.perf_counter() - began
+            per_set[name] = merge_methods(per_set[name], rows) if ensemble else rows
         if settings["FIGURE"]:
             comparison_figure(model, images, per_set[name], name, out, settings["FIGURE_CROP"], ctx.device)
     seconds = time.perf_counter() - started
     metrics = {name: set_means(rows) for name, rows in per_set.items()}
-    protocol = protocol_text(net.scale) + ("; " + EIGHT_BIT_TEXT if settings["EVAL_8BIT"] else "")
+    protocol = (protocol_text(net.scale) + ("; " + EIGHT_BIT_TEXT if settings["EVAL_8BIT"] else "")
+                + ("; " + DESCRIPTION if settings["SELF_ENSEMBLE"] else ""))
     print(f"{path} (x{net.scale}, {'Y' if net.channels == 1 else 'RGB'}); {protocol}")
     print(metrics_table(metrics))
+    timing = "".join(f"; {method} pass {t:.1f} s" for method, t in pass_seconds.items()) if len(passes) > 1 else ""
     write_json(out / "eval.json", {"weights": str(path), "metrics": metrics, "protocol": protocol,
-                                   "seconds": round(seconds, 2)})
+                                   "self_ensemble": settings["SELF_ENSEMBLE"], "seconds": round(seconds, 2),
+                                   "pass_seconds": {method: round(t, 2) for method, t in pass_seconds.items()}})
     write_text_atomic(out / "per_image.csv", per_image_csv(per_set))
     print(f"wrote {out}/eval.json, per_image.csv{', compare_*.png' if settings['FIGURE'] else ''}"
-          f"{', images/' if save_images else ''} ({seconds:.1f} s)")
+          f"{', images/' if save_images else ''} ({seconds:.1f} s{timing})")
+
+
+def merge_methods(rows: list[ImageScores], more: list[ImageScores]) -> list[ImageScores]:
+    """Each image's scores with the methods of the same image in ``more`` added after ``model``, before the
+    baseline (``model``, ``model+``, ``bicubic``)."""
+    for row, extra in zip(rows, more, strict=True):
+        row.metrics = {**{method: v for method, v in row.metrics.items() if method != "bicubic"}, **extra.metrics}
+    return rows
 
 
 def per_image_csv(per_set: dict[str, list[ImageScores]]) -> str:
@@ -83,9 +105,9 @@ def per_image_csv(per_set: dict[str, list[ImageScores]]) -> str:
     return buffer.getvalue()
 
 
-def image_saver(folder: Path, scale: int):
+def image_saver(folder: Path, scale: int, suffix: str = ""):
     def save(name: str, sr: torch.Tensor) -> None:
-        write_image(folder / f"{Path(name).stem}_x{scale}.png", sr[0].permute(1, 2, 0).cpu().numpy())
+        write_image(folder / f"{Path(name).stem}_x{scale}{suffix}.png", sr[0].permute(1, 2, 0).cpu().numpy())
 
     return save
 

@@ -5,7 +5,8 @@
     sharpen(Image.open("photo.jpg"), weights="runs/mb/N.pt").save("photo_sharp.png")
 
 The same path as the command (exact inference, whole on a GPU where it fits, else in bands). Networks are
-loaded once per (weights, device) and kept for later calls.
+loaded once per (weights, device) and kept for later calls. ``self_ensemble=True`` averages the outputs over the
+8 flips and rotations of the image (as ``--self-ensemble``: exact, 8x the time).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pipelines.multiblock.apply import WeightsSpec, load_chain, sharpen_array, w
 
 
 def sharpen(image: Any, weights: WeightsSpec, device: str | torch.device | None = None,
-            upscale_first: float | None = None) -> Any:
+            upscale_first: float | None = None, self_ensemble: bool = False) -> Any:
     """Apply the network of ``weights`` to ``image``, at its size or ``upscale_first`` times larger.
 
     ``image``: a PIL image (any mode; turned as its EXIF orientation tag says, converted to RGB) or a numpy
@@ -36,7 +37,7 @@ def sharpen(image: Any, weights: WeightsSpec, device: str | torch.device | None 
         from PIL import Image, ImageOps
 
         upright = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-        return Image.fromarray(sharpen(upright, weights, device, upscale_first))
+        return Image.fromarray(sharpen(upright, weights, device, upscale_first, self_ensemble))
     array = np.asarray(image)
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
@@ -48,7 +49,7 @@ def sharpen(image: Any, weights: WeightsSpec, device: str | torch.device | None 
         "cuda" if torch.cuda.is_available() else "cpu")
     files = tuple((str(path.resolve()), path.stat().st_mtime_ns if path.is_file() else 0)
                   for path in weight_paths(weights))  # a retrained file is loaded again
-    result = sharpen_array(_network(files, str(chosen)), array, chosen, upscale_first)
+    result = sharpen_array(_network(files, str(chosen)), array, chosen, upscale_first, self_ensemble)
     if array.dtype.kind == "f":
         return result
     return to_uint(result, bits=16 if array.dtype == np.uint16 else 8)

@@ -3,12 +3,15 @@
     python -m pipelines.multiblock.apply --weights runs/mb/N.pt photo.jpg my_folder/ --out sharpened/
     python -m pipelines.multiblock.apply --weights runs/mb/N1.pt,runs/mb/N2.pt photo.jpg --out sharpened/
     python -m pipelines.multiblock.apply --weights runs/mb/N.pt small.jpg --upscale-first 2 --out sharpened/
+    python -m pipelines.multiblock.apply --weights runs/mb/N.pt photo.jpg --self-ensemble --out sharpened/
 
 ``--weights``: N.pt (the combined net), one block N<i>.pt, or several blocks chained in the order given
 (N1.pt,N2.pt,N3.pt computes N_3^+(N_2^+(N_1^+(x))), what N.pt starts from before phase 4); the
 ``.safetensors`` that ``pipelines.multiblock.export`` writes load too. Inference is exact: the whole image
 in one pass where it fits on a GPU, else band by band (``inference.exact_forward``), whose memory is one
 feature map (a 12-megapixel photo with 64 features: 3 GiB), so large photos run on a CPU machine.
+``--self-ensemble`` averages the network's outputs over the 8 flips and rotations of each image
+(``inference.self_ensemble``): each of the 8 passes as exact as one, one float image more of memory, 8x the time.
 
 The networks keep the size: they were trained on LR images that RealSR and City100 make by upscaling
 (bicubic) to the HR size. For an input smaller than the wanted output, ``--upscale-first FACTOR`` upscales
@@ -22,6 +25,7 @@ finished ones whole.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections.abc import Sequence
@@ -39,6 +43,7 @@ from core.settings import CliParser, resolve_device
 from data.io import IMAGE_SUFFIXES, each_once, is_image_file, read_image, to_float, write_image
 from data.resize import imresize
 from inference.exact_forward import exact_forward
+from inference.self_ensemble import self_ensemble
 from inference.whole_image import image_to_tensor, tensor_to_image
 from models.rcan import Block, MultiBlockNet
 from pipelines.multiblock.export import load_network
@@ -81,15 +86,17 @@ def check_factor(factor: float | None) -> None:
 
 @torch.inference_mode()
 def sharpen_array(net: nn.Module, image: np.ndarray, device: torch.device,
-                  upscale_first: float | None = None) -> np.ndarray:
+                  upscale_first: float | None = None, ensemble: bool = False) -> np.ndarray:
     """``net`` (exact: whole on a GPU where it fits, else banded) on an HxWx3 image (uint8, uint16 or float
-    in [0, 1]), first upscaled ``upscale_first`` times by MATLAB bicubic when given; float32 in [0, 1]."""
+    in [0, 1]), first upscaled ``upscale_first`` times by MATLAB bicubic when given; float32 in [0, 1].
+    ``ensemble``: the x8 self-ensemble of that exact pass, averaged before clamping."""
     check_factor(upscale_first)
     x = image_to_tensor(to_float(image)).to(device)
     if upscale_first is not None:
         x = imresize(x, scale=upscale_first).clamp_(0.0, 1.0)
     net.to(device)
-    return tensor_to_image(exact_forward(net, x).clamp_(0.0, 1.0))
+    out = self_ensemble(functools.partial(exact_forward, net), x) if ensemble else exact_forward(net, x)
+    return tensor_to_image(out.clamp_(0.0, 1.0))
 
 
 def input_images(items: Sequence[str | Path]) -> list[Path]:
@@ -128,7 +135,8 @@ def output_paths(inputs: list[Path], out: Path, overwrite: bool) -> list[Path]:
 
 
 def apply(weights: WeightsSpec, inputs: Sequence[str | Path], out: Path, *, bits: int = 8,
-          upscale_first: float | None = None, device: torch.device | None = None, overwrite: bool = False) -> None:
+          upscale_first: float | None = None, device: torch.device | None = None, overwrite: bool = False,
+          self_ensemble: bool = False) -> None:
     """Every check first (weights, inputs, output names), then each image in turn, one progress line each."""
     if bits not in (8, 16):
         raise UserError(f"--bits {bits}: expected 8 or 16")
@@ -141,12 +149,13 @@ def apply(weights: WeightsSpec, inputs: Sequence[str | Path], out: Path, *, bits
     targets = output_paths(files, Path(out), overwrite)
     prepare_run_dir(Path(out))
     how = "whole where it fits, else in bands" if device.type == "cuda" else "in bands"
+    how += ", x8 self-ensemble (8 passes each)" if self_ensemble else ""
     print(f"{summary}; on {device}, {how}; {len(files)} image(s) -> {out} ({bits}-bit PNG)", flush=True)
     started = time.perf_counter()
     for number, (path, target) in enumerate(zip(files, targets, strict=True), 1):
         began = time.perf_counter()
         image = read_image(path)
-        result = sharpen_array(net, image, device, upscale_first)
+        result = sharpen_array(net, image, device, upscale_first, self_ensemble)
         write_image(target, result, bits=bits)
         print(f"[{number}/{len(files)}] {path} {image.shape[1]}x{image.shape[0]} -> {target} "
               f"{result.shape[1]}x{result.shape[0]} in {time.perf_counter() - began:.1f} s", flush=True)
@@ -165,9 +174,11 @@ def main(argv: list[str] | None = None) -> None:
                              "wanted output")
     parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N")
     parser.add_argument("--overwrite", action="store_true", help="replace outputs already in --out")
+    parser.add_argument("--self-ensemble", action="store_true",
+                        help="average the outputs over the 8 flips/rotations of each image (exact; 8x the time)")
     args = parser.parse_args(argv)
     apply(args.weights, args.inputs, args.out, bits=args.bits, upscale_first=args.upscale_first,
-          device=resolve_device(args.device), overwrite=args.overwrite)
+          device=resolve_device(args.device), overwrite=args.overwrite, self_ensemble=args.self_ensemble)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from data.splits import hold_out
 from engine.losses import make_loss
 from engine.optimizers import optimizer_by_name
 from engine.plots import plot_curves, plot_phases
+from engine.progress import format_duration
 from engine.report import metrics_table
 from engine.schedules import Constant
 from engine.speed import backend_flags
@@ -33,6 +34,8 @@ from engine.trainer import Stage, TrainConfig, Trainer, TrainResult
 from inference.exact_forward import exact_forward
 from inference.metrics import psnr_per_image
 from inference.scoring import score_pairs
+from inference.self_ensemble import DESCRIPTION as ENSEMBLE_DESCRIPTION
+from inference.self_ensemble import plus
 from inference.whole_image import run_model
 from models.blocks import block_kwargs
 from models.rcan import Block, orthogonal_init_
@@ -200,7 +203,13 @@ def score_and_record(run: Run, job: NetworkJob, images: PhaseImages, result: Tra
     set_clamp(True)(job.net)
     save_checkpoint(run_dir / f"{name}.pt", {"model": job.net.state_dict(), "meta": job.meta,
                                               "selected_step": state["step"], "select": s["SELECT"]})
+    began = time.perf_counter()
     metrics = score_pairs(job.net, named_pairs(images.test), device=device)
+    if s["SELF_ENSEMBLE"]:  # scored beside the plain model, never used to select it
+        print(f"{name}: scoring the {len(images.test)} test pairs with the x8 self-ensemble (SELF_ENSEMBLE=true), "
+              f"ETA {format_duration(8 * (time.perf_counter() - began))}", flush=True)
+        ensembled = score_pairs(job.net, named_pairs(images.test), device=device, ensemble=True)
+        metrics = {"model": metrics.pop("model"), plus("model"): ensembled[plus("model")], **metrics}
     if phase.reads > 0:  # the baseline is the dataset's LR; LR_<i-1> (this block's input) is reported too
         metrics["input"] = metrics.pop("identity")
     metrics["identity"] = score_pairs(None, named_pairs(images.raw_test), device=device)["identity"]
@@ -210,7 +219,8 @@ def score_and_record(run: Run, job: NetworkJob, images: PhaseImages, result: Tra
         "best_val_psnr_rgb": result.best if math.isfinite(result.best) else None,
         "iterations": result.step, "train_seconds": round(seconds, 1),
         "protocol": "same-size pairs; *_y: BT.601 Y, no shave; *_rgb: RGB, no shave; *_report: RGB, no "
-                    "shave, top-left crop of at most 1500x1500 (the report's); identity = the dataset LR",
+                    "shave, top-left crop of at most 1500x1500 (the report's); identity = the dataset LR"
+                    + ("; " + ENSEMBLE_DESCRIPTION if s["SELF_ENSEMBLE"] else ""),
     }})
     plot_curves(run_dir / f"log_{name}.csv", run_dir / f"curves_{name}.png", title=f"{name} ({phase.script})")
     plot_phases(run_dir, chain.NETWORKS)

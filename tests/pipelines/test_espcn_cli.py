@@ -29,10 +29,12 @@ UP = "UPSCALE_PRECISION="
 
 
 @pytest.mark.parametrize(("command", "present", "absent"), [
-    ("eval", ["EVAL_SETS=", "--weights", "--data", "SCALE="], ["EPOCHS=", "--seed", "--resume", "presets", UP]),
+    ("eval", ["EVAL_SETS=", "--weights", "--data", "SCALE=", "SELF_ENSEMBLE="],
+     ["EPOCHS=", "--seed", "--resume", "presets", UP]),
     ("export", ["--format", "--weights", "FEATURES="], ["EVAL_SETS=", "--data", "--seed", "--resume", UP]),
-    ("upscale", [UP, "VIDEO_CRF=", "--weights", "inputs"], ["EVAL_SETS=", "--data", "--seed", "--resume"]),
-    ("train", ["SCALE=", "--resume", "--config", "paper: AUGMENT=false"], [UP, "--weights"]),
+    ("upscale", [UP, "VIDEO_CRF=", "--weights", "inputs", "SELF_ENSEMBLE="],
+     ["EVAL_SETS=", "--data", "--seed", "--resume"]),
+    ("train", ["SCALE=", "--resume", "--config", "paper: AUGMENT=false"], [UP, "--weights", "SELF_ENSEMBLE="]),
 ])
 def test_subcommand_help_lists_what_it_uses(command, present, absent):
     done = run_script("espcn.py", command, "--help")

@@ -50,6 +50,17 @@ def test_api_output_is_the_network_with_bicubic_chroma(photo) -> None:
     assert np.median(difference) <= 1 and difference.max() <= 24  # chroma kernels differ at edges
 
 
+def test_api_self_ensemble_is_the_averaged_network_rounded_once(photo) -> None:
+    net = load_espcn(DEFAULT_WEIGHTS, torch.device("cpu"))
+    scored = super_resolve(net, photo.astype(np.float32) / 255, scale=3, channels=1, device=torch.device("cpu"),
+                           ensemble=True)
+    plus = upscale(photo, self_ensemble=True)
+    difference = np.abs(plus.astype(np.float64) - np.round(scored * 255))
+    assert np.median(difference) <= 1 and difference.max() <= 24  # chroma kernels differ at edges, as above
+    assert not np.array_equal(plus, upscale(photo))
+    assert np.asarray(upscale(Image.fromarray(photo), self_ensemble=True)).tolist() == plus.tolist()
+
+
 def test_api_errors_name_the_fix(photo) -> None:
     with pytest.raises(UserError, match="x2, x3, x4"):
         upscale(photo, weights="x5")

@@ -16,6 +16,7 @@ from core.checkpoint import save_checkpoint
 from core.entry import cli_entry
 from data.io import read_image, to_float
 from data.resize import imresize
+from inference.self_ensemble import self_ensemble
 from inference.whole_image import image_to_tensor, tensor_to_image
 from models.rcan import Block, MultiBlockNet
 from pipelines.multiblock.api import sharpen
@@ -111,6 +112,24 @@ def test_upscale_first_is_matlab_bicubic_then_the_network(weights: Path, tmp_pat
     bicubic = np.clip(imresize(to_float(image), scale=1.5), 0, 1)
     expected = whole_pass(net, bicubic)
     assert np.abs(to_float(read_image(tmp_path / "out" / "small.png")) - expected).max() <= 0.5 / 255 + 1e-5
+
+
+def test_self_ensemble_is_the_exact_banded_pass_averaged_over_the_8_transforms(weights: Path, tmp_path: Path,
+                                                                                capsys):
+    image = photo(tmp_path / "a.png", 23, 31)
+    net, _ = load_chain(weights / "N.pt")
+    x = image_to_tensor(to_float(image))
+    with torch.inference_mode():
+        expected = tensor_to_image(self_ensemble(net, x).clamp(0, 1))  # whole-image passes
+    banded = sharpen_array(net, image, CPU, ensemble=True)  # on a CPU: each pass banded
+    assert np.abs(banded - expected).max() < 1e-5
+    assert np.abs(banded - sharpen_array(net, image, CPU)).max() > 1e-3
+    code, lines, err = run(["--weights", str(weights / "N.pt"), str(tmp_path / "a.png"), "--out",
+                            str(tmp_path / "out"), "--device", "cpu", "--self-ensemble", "--bits", "16"], capsys)
+    assert code == 0 and not err and "x8 self-ensemble" in lines[0]
+    assert np.abs(to_float(read_image(tmp_path / "out" / "a.png")) - banded).max() <= 0.5 / 65535 + 1e-6
+    from_python = sharpen(to_float(image), weights / "N.pt", device="cpu", self_ensemble=True)
+    assert np.array_equal(from_python, banded)
 
 
 def test_sharpen_from_python_keeps_the_type_and_reads_exif(weights: Path, tmp_path: Path):

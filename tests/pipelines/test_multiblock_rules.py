@@ -99,6 +99,27 @@ def test_with_ema_the_block_written_is_the_weight_average(realsr: Path, tmp_path
     assert not all(torch.equal(final["model"][key], latest["trained_model"][key]) for key in final["model"])
 
 
+def test_self_ensemble_scores_model_plus_beside_model_and_never_selects(realsr: Path, tmp_path: Path, monkeypatch):
+    """Selection sees only the plain validation score (scripted here: the best at iteration 4); the test pairs
+    are scored plain and with the ensemble, both recorded."""
+    scores = iter([20.0, 26.0, 24.0, 25.0])
+    monkeypatch.setattr(multiblock_train, "mean_psnr", lambda _net, _images, _device, _dist: next(scores))
+    settings = ["N_FEATS=4", "N_RESBLOCKS=1", "PATCH_SIZE=16", "BATCH_SIZE=2", "WARMUP_OPTIMIZER=adam",
+                "LR_WARMUP=1e-3", "ITERS_WARMUP=4", "ITERS_CLAMP_HIGH=4", "ITERS_CLAMP_LOW=0", "EVAL_EVERY=2",
+                "TEST_CURVE=false", "VAL_FRACTION=0.2", "SELF_ENSEMBLE=true"]
+    run = tmp_path / "run"
+    load_script("phase1_1.py").main(["--data", str(realsr), "--out", str(run), "--device", "cpu",
+                                     *[arg for item in settings for arg in ("--set", item)]])
+    results = json.loads((run / "results.json").read_text())["phase1"]
+    assert results["selected_step"] == 4
+    (methods,) = results["metrics"].values()
+    assert list(methods) == ["model", "model+", "identity"]
+    assert methods["model+"]["psnr_rgb"] != methods["model"]["psnr_rgb"]
+    assert "x8 self-ensemble" in results["protocol"]
+    header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
+    assert any(column.endswith("/model+/psnr_rgb") for column in header)
+
+
 def test_an_ema_decay_outside_zero_one_is_refused():
     with pytest.raises(UserError, match=r"^EMA=1.5: expected a number in \[0, 1\): a decay per step, e.g. 0.9999; "
                                         r"0 = off \(--set EMA=...\)$"):

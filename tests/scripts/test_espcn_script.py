@@ -77,6 +77,33 @@ def test_eval_writes_per_image_csv_figure_images_and_the_8bit_protocol(trained: 
     assert "BasicSR" in json.loads((out / "eval.json").read_text())["protocol"]
 
 
+def test_self_ensemble_eval_writes_model_plus_beside_model_and_each_pass_time(trained: Path, tmp_path: Path, capsys):
+    load_script("espcn.py").main(["eval", "--weights", str(trained / "best.pt"), "--set", "EVAL_SETS=skimage-test",
+                                  "--set", "FIGURE=false", "--set", "SELF_ENSEMBLE=true", "--save-images",
+                                  "--out", str(tmp_path / "eval")])
+    printed = capsys.readouterr().out
+    assert "model+" in printed and "model+ pass" in printed
+    written = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    means = written["metrics"]["skimage-test"]
+    assert list(means) == ["model", "model+", "bicubic"] and written["self_ensemble"] is True
+    assert means["model+"]["psnr_y"] != means["model"]["psnr_y"]
+    assert "x8 self-ensemble" in written["protocol"] and set(written["pass_seconds"]) == {"model", "model+"}
+    header = (tmp_path / "eval" / "per_image.csv").read_text().splitlines()[0].split(",")
+    assert {"model_psnr_y", "model+_psnr_y", "bicubic_psnr_y"} <= set(header)
+    images = tmp_path / "eval" / "images" / "skimage-test"
+    assert (images / "coffee_x2.png").is_file() and (images / "coffee_x2+.png").is_file()
+
+
+def test_self_ensemble_upscale_refuses_videos_in_one_line(trained: Path, tmp_path: Path):
+    (tmp_path / "clip.mp4").write_bytes(b"not read")
+    result = run_script("espcn.py", "upscale", "--weights", str(trained / "best.pt"), str(tmp_path / "clip.mp4"),
+                        "--set", "SELF_ENSEMBLE=true", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: SELF_ENSEMBLE=true is for images, not videos ({tmp_path / 'clip.mp4'}): it would take 8x the time "
+        "per frame; upscale the videos without it"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_second_eval_into_the_same_folder_is_refused_and_the_first_kept(trained: Path, tmp_path: Path):
     args = ["eval", "--weights", str(trained / "best.pt"), "--set", "EVAL_SETS=skimage-test", "--set",
             "FIGURE=false", "--out", str(tmp_path / "eval")]
