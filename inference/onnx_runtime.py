@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import importlib.util
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,10 +35,15 @@ def weights_key(net: nn.Module, *extra: object) -> str:
     return digest.hexdigest()[:32]
 
 
+def cached_path(key: str) -> Path:
+    """Where the export of ``key`` is kept."""
+    return cache_folder() / "onnx" / f"{key}.onnx"
+
+
 def cached_model(key: str, export: Callable[[], bytes]) -> bytes:
     """The serialised ONNX model stored under ``key``, made by ``export()`` and stored on first use (a
     cache folder that cannot be written is skipped: the model is then exported on every use)."""
-    path = cache_folder() / "onnx" / f"{key}.onnx"
+    path = cached_path(key)
     if path.is_file():
         return path.read_bytes()
     model = export()

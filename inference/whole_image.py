@@ -13,6 +13,8 @@ compute the same thing.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -38,20 +40,22 @@ def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
 
 
 def run_model(model: nn.Module, image: np.ndarray, device: torch.device, scale: int = 1,
-              tile: int = DEFAULT_TILE) -> np.ndarray:
+              tile: int = DEFAULT_TILE, exact: Callable[[nn.Module, torch.Tensor], torch.Tensor] = exact_forward,
+              ) -> np.ndarray:
     """Apply ``model`` to an HxWxC float image with bounded memory; the output is not clipped.
 
     Networks that declare a receptive radius (ESPCN; ``models.exactness``) run on overlapping tiles; the
     others (multiblock networks, whose channel attention makes tiles inexact, and any network that declares
-    nothing) go to ``inference.exact_forward``: whole on a GPU where they fit, else band by band with exact
-    global statistics, or whole.
+    nothing) go to ``exact``: by default ``inference.exact_forward`` (whole on a GPU where they fit, else band
+    by band with exact global statistics, or whole); ``inference.multiblock_forward`` where an ONNX export
+    pays for itself (on a CPU: ONNX Runtime on the whole image where it fits).
     """
     if isinstance(model, nn.Module):
         model.to(device)  # model and input on one device (a no-op when the model is there already)
     x = image_to_tensor(image).to(device)
     with torch.inference_mode():
         if declared_radius(model) is None:
-            y = exact_forward(model, x)
+            y = exact(model, x)
         else:
             y = tiled_forward(model, x, tile=tile, scale=scale, out_device=torch.device("cpu"))
     return tensor_to_image(y)
