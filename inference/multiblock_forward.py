@@ -7,10 +7,11 @@ weights, kept on disk) runs the whole image where its memory fits, about twice a
 (docs/benchmarks.md); elsewhere the bands of ``inference.banded`` (one feature map of memory, any size). Both
 are exact (the channel attention's global means see the whole image either way) and agree within float
 rounding. The memory estimate is ``ORT_LIVE_MAPS`` feature maps as wide as the widest layer: ONNX Runtime's
-CPU provider added 6.1-6.3 such maps to the process at 0.1 to 4.5 megapixels with 16 to 64 features. It must
-fit in ``MEMORY_SHARE`` of the memory available (``core.hardware.host_memory_available``) plus what this
-network's session already holds from an earlier image (its arena keeps it). Without onnxruntime, or with
-``SR_MULTIBLOCK_CPU=bands``, bands. The choice is printed when it changes (one line).
+CPU provider added 6.1-6.3 such maps to the process on its first call at 0.1 to 4.5 megapixels with 16 to 64
+features, and 6.5-6.9 over repeated calls (its memory pattern off: ``inference.onnx_runtime.OrtNetwork``).
+It must fit in ``MEMORY_SHARE`` of the memory available (``core.hardware.host_memory_available``) plus what
+this network's session already holds from an earlier image (its arena keeps it). Without onnxruntime, or
+with ``SR_MULTIBLOCK_CPU=bands``, bands. The choice is printed when it changes (one line).
 
 On a GPU, and for a network without a banded form, ``inference.exact_forward`` decides (today's path).
 """
@@ -29,7 +30,7 @@ from inference import onnx_runtime
 from inference.banded import banded_forward, blocks_of, has_banded_form
 from inference.exact_forward import exact_forward, whole_image_bytes
 
-ORT_LIVE_MAPS = 7  # feature maps of memory a whole-image ONNX Runtime pass takes (6.3 measured, and a margin)
+ORT_LIVE_MAPS = 8  # feature maps of memory a whole-image ONNX Runtime pass takes (6.1-6.9 measured, a margin)
 MEMORY_SHARE = 0.8  # of the memory available, the most a whole-image pass may take
 PATH_ENV = "SR_MULTIBLOCK_CPU"  # "bands": bands on a CPU whatever the memory; "auto" (default): the choice
 
@@ -104,10 +105,19 @@ def multiblock_forward(model: nn.Module, x: Tensor) -> Tensor:
     return session(x)
 
 
+def onnx_graph(model: nn.Module) -> tuple[str, tuple[bool, ...]]:
+    """What makes ``model``'s export besides its weights: its modules, and each block's clamp (no weight)."""
+    return repr(model), tuple(block.clamp for block in blocks_of(model))
+
+
+def onnx_example(model: nn.Module) -> Tensor:
+    """An input to trace ``model`` with (no dimension of size 1, so that none is specialised)."""
+    return torch.rand(2, blocks_of(model)[0].head.in_channels, 24, 26)
+
+
 def _session(model: nn.Module, state: _State) -> onnx_runtime.OrtNetwork:
     """The network's session, made again when its weights or clamps changed since the last image."""
-    blocks = blocks_of(model)
-    graph = (repr(model), tuple(block.clamp for block in blocks))  # the clamp is no weight, yet in the graph
+    graph = onnx_graph(model)
     key = onnx_runtime.weights_key(model, *graph)
     if state.session is None or state.key != key:
         path = onnx_runtime.cached_path(key)
@@ -115,7 +125,6 @@ def _session(model: nn.Module, state: _State) -> onnx_runtime.OrtNetwork:
             print(f"exporting the network to ONNX for ONNX Runtime (once for these weights: kept as {path})",
                   flush=True)
         with torch.inference_mode(False):  # torch.export traces outside inference mode, on a normal tensor
-            example = torch.rand(2, blocks[0].head.in_channels, 24, 26)
-            state.session = onnx_runtime.ort_network(model, example, graph=graph)
+            state.session = onnx_runtime.ort_network(model, onnx_example(model), graph=graph, memory_pattern=False)
         state.key, state.held = key, 0
     return state.session

@@ -42,7 +42,7 @@ def image_bytes(net, height: int, width: int) -> int:
 
 
 def test_whole_image_where_the_estimate_fits_the_memory_available(net, monkeypatch):
-    x = torch.rand(1, 3, 1000, 1500)
+    x = torch.empty(1, 3, 1000, 1500, device="meta")
     need = image_bytes(net, 1000, 1500)
     fits = mf.choose_cpu_path(net, x, available=int(need / mf.MEMORY_SHARE) + 1)
     assert fits.onnx and fits.line.startswith("CPU path: ONNX Runtime, whole image (est. ")
@@ -55,11 +55,11 @@ def test_whole_image_where_the_estimate_fits_the_memory_available(net, monkeypat
 
 def test_the_line_names_the_sizes():
     block = Block(64, 1)
-    choice = mf.choose_cpu_path(block, torch.rand(1, 3, 3000, 4000), available=40 * GB)
-    assert choice.onnx and choice.line == "CPU path: ONNX Runtime, whole image (est. 21.5 GB, 40.0 GB available)"
-    choice = mf.choose_cpu_path(block, torch.rand(1, 3, 3000, 4000), available=8 * GB)
-    assert choice.line == "CPU path: bands (the whole image would need ~21.5 GB, 8.0 GB available)"
-    assert "(est. 688 MB," in mf.choose_cpu_path(block, torch.rand(1, 3, 600, 640), available=8 * GB).line
+    choice = mf.choose_cpu_path(block, torch.empty(1, 3, 3000, 4000, device="meta"), available=40 * GB)
+    assert choice.onnx and choice.line == "CPU path: ONNX Runtime, whole image (est. 24.6 GB, 40.0 GB available)"
+    choice = mf.choose_cpu_path(block, torch.empty(1, 3, 3000, 4000, device="meta"), available=8 * GB)
+    assert choice.line == "CPU path: bands (the whole image would need ~24.6 GB, 8.0 GB available)"
+    assert "(est. 786 MB," in mf.choose_cpu_path(block, torch.rand(1, 3, 600, 640), available=8 * GB).line
 
 
 def test_bands_without_onnxruntime_unknown_memory_float64_or_when_asked(net, monkeypatch):
