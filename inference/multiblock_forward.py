@@ -17,6 +17,7 @@ On a GPU, and for a network without a banded form, ``inference.exact_forward`` d
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import weakref
 from dataclasses import dataclass
@@ -57,9 +58,11 @@ def choose_cpu_path(model: nn.Module, x: Tensor, available: int | None, held: in
                         "else bands) or bands")
     if wanted == "bands":
         return CpuChoice(False, f"CPU path: bands ({PATH_ENV}=bands)")
-    if not onnx_runtime.available():
-        return CpuChoice(False, "CPU path: bands (onnxruntime is not installed; pip install onnxruntime for the "
-                                "faster whole-image path)")
+    missing = ([] if onnx_runtime.available() else ["onnxruntime"]) + \
+        [package for package in ("onnx", "onnxscript") if importlib.util.find_spec(package) is None]  # the export
+    if missing:
+        return CpuChoice(False, f"CPU path: bands ({' and '.join(missing)} not installed; pip install "
+                                f"{' '.join(missing)} for the faster whole-image path)")
     if x.dtype != torch.float32:
         return CpuChoice(False, f"CPU path: bands (a {x.dtype} input; ONNX Runtime runs the float32 export)")
     need = whole_image_bytes(model, x, ORT_LIVE_MAPS)

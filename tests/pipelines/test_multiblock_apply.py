@@ -16,7 +16,6 @@ from core.checkpoint import save_checkpoint
 from core.entry import cli_entry
 from data.io import read_image, to_float
 from data.resize import imresize
-from inference import onnx_runtime
 from inference.multiblock_forward import PATH_ENV
 from inference.whole_image import image_to_tensor, tensor_to_image
 from models.rcan import Block, MultiBlockNet
@@ -25,6 +24,7 @@ from pipelines.multiblock.apply import load_chain, main, sharpen_array
 from pipelines.multiblock.export import NET_ARCH
 from pipelines.multiblock.run_folder import ARCH
 from tests.data.test_exif import tagged_jpeg
+from tests.inference.test_multiblock_forward import needs_ort
 from tests.scripts.helpers import REPO, run_script
 
 KWARGS = {"n_feats": 8, "n_resblocks": 1, "reduction": 4, "end_conv": True}
@@ -117,7 +117,7 @@ def test_upscale_first_is_matlab_bicubic_then_the_network(weights: Path, tmp_pat
     assert np.abs(to_float(read_image(tmp_path / "out" / "small.png")) - expected).max() <= 0.5 / 255 + 1e-5
 
 
-@pytest.mark.skipif(not onnx_runtime.available(), reason="onnxruntime is not installed")
+@needs_ort
 def test_on_a_cpu_onnx_runtime_runs_the_whole_image_as_the_bands_would(weights: Path, tmp_path: Path, capsys,
                                                                        monkeypatch):
     image = photo(tmp_path / "in.png", 26, 35)
