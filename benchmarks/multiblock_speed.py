@@ -155,15 +155,16 @@ def ratio(seconds: float, other: dict[str, Any] | None) -> str:
 
 def table(result: dict[str, Any], paths: list[str]) -> str:
     """The figures as a Markdown table (what docs/benchmarks.md shows)."""
-    rows = ["| image | path | median s | first call s | extra memory | vs ONNX Runtime | vs eager | "
+    rows = ["| image | path | median (min) s | first call s | extra memory | vs ONNX Runtime | vs eager | "
             "max diff vs bands |", "|---|---|---|---|---|---|---|---|"]
     for size, entry in result["sizes"].items():
         for path in paths:
             s = entry[path]
             diff = s.get("max_abs_diff_vs_bands")
-            rows.append(f"| {size} | {path} | {s['median_s']:.2f} | {s['first_call_median_s']:.2f} | "
-                        f"{s['extra_mb']:.0f} MB | {ratio(s['median_s'], entry.get('onnx'))} | "
-                        f"{ratio(s['median_s'], entry.get('eager'))} | {'-' if diff is None else f'{diff:.1e}'} |")
+            rows.append(f"| {size} | {path} | {s['median_s']:.2f} ({s['min_s']:.2f}) | "
+                        f"{s['first_call_median_s']:.2f} | {s['extra_mb']:.0f} MB | "
+                        f"{ratio(s['median_s'], entry.get('onnx'))} | {ratio(s['median_s'], entry.get('eager'))} | "
+                        f"{'-' if diff is None else f'{diff:.1e}'} |")
         if entry.get("default_choice"):
             rows.append(f"| {size} | default chose | {entry['default_choice']} | | | | | |")
     return "\n".join(rows)

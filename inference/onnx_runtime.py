@@ -57,7 +57,7 @@ class OrtNetwork:
 
     ``memory_pattern=False`` for large images: from the second input of a shape on, ONNX Runtime otherwise
     allocates the planned pattern of that shape beside the arena's blocks (the multiblock network at 840x600:
-    389 MB after two calls instead of 196 MB, at the same speed)."""
+    389 MB after two calls instead of 196 MB, within 3% of the speed)."""
 
     def __init__(self, model: bytes, threads: int | None = None, memory_pattern: bool = True) -> None:
         import onnxruntime as ort
