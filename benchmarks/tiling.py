@@ -9,8 +9,9 @@ peak resident memory each adds to the process, and how far apart their outputs a
 N_i^+ (output clamped) with C = 64, R = 16 and the report's orthogonal initialisation (random weights:
 there is no download); the image is a bundled scikit-image photo resized to the requested size.
 
-``inference.banded.banded_forward`` (what evaluation and LR regeneration use for these blocks) computes the
-attention's global means exactly, band by band, and is compared the same way.
+``inference.banded.banded_forward`` (what validation uses for these blocks on a CPU, and apply, LR
+regeneration and final scoring where the whole image does not fit: ``benchmarks/multiblock_speed.py``)
+computes the attention's global means exactly, band by band, and is compared the same way.
 
 Tiled output is not the whole-image output: the channel attention's global average pool sees a tile,
 not the image, so the attention weights (and everything after them) differ slightly. The difference is

@@ -81,6 +81,25 @@ def cpu_description() -> str:
     return f"{name} (family {family} model {model}; {', '.join(simd) or 'no AVX'})"
 
 
+def host_memory_available() -> int | None:
+    """Bytes of RAM a new allocation can take without swapping: /proc/meminfo's MemAvailable, less where a
+    cgroup v2 memory limit (a container's) leaves less; None where neither can be read (not Linux)."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in meminfo.splitlines() if ":" in line)
+    if "MemAvailable" not in fields:
+        return None
+    available = int(fields["MemAvailable"].split()[0]) * 1024  # kB
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text(encoding="ascii").strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return available
+    return min(available, max(0, int(limit) - used)) if limit.isdigit() else available
+
+
 def device_has_room(device: torch.device, nbytes: int, share: float = 0.5) -> bool:
     """True on a GPU with at least ``nbytes / share`` available (data kept there leaves the rest to training).
 

@@ -25,10 +25,11 @@ def widest_layer(model: nn.Module) -> int:
     return max((m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)), default=3)
 
 
-def whole_image_bytes(model: nn.Module, x: Tensor) -> int:
-    """A bound on the activation memory of a whole-image pass of ``model`` over ``x`` (NCHW)."""
+def whole_image_bytes(model: nn.Module, x: Tensor, maps: float = LIVE_MAPS) -> int:
+    """A bound on the activation memory of a whole-image pass of ``model`` over ``x`` (NCHW): ``maps``
+    feature maps as wide as its widest layer."""
     batch, _channels, height, width = x.shape
-    return LIVE_MAPS * widest_layer(model) * batch * height * width * x.element_size()
+    return int(maps * widest_layer(model) * batch * height * width * x.element_size())
 
 
 def fits_whole(model: nn.Module, x: Tensor) -> bool:

@@ -35,8 +35,9 @@ from data.io import to_float
 from data.resize import imresize
 from inference.fast_espcn import to_uint8
 from inference.metrics import evaluate_pair, protocol, psnr, psnr_per_image, psnr_ssim_per_image, ssim, to_floats
+from inference.multiblock_forward import multiblock_forward
 from inference.self_ensemble import plus
-from inference.whole_image import DEFAULT_TILE, super_resolve, super_resolve_tensor
+from inference.whole_image import DEFAULT_TILE, run_model, super_resolve_tensor
 
 Named = Sequence[tuple[str, np.ndarray]]
 BASELINE_VERSION = 1  # bump when the baseline's computation changes: old cache entries are then ignored
@@ -183,7 +184,8 @@ def pair_metrics(output: np.ndarray, hr: np.ndarray) -> dict[str, float]:
 def score_pairs(model: nn.Module | None, pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], *,
                 device: torch.device, tile: int = DEFAULT_TILE, ensemble: bool = False) -> dict[str, dict[str, float]]:
     """Mean metrics of ``model`` (if given; ``model+`` with ``ensemble``) and of the identity baseline over
-    same-size (LR, HR) pairs."""
+    same-size (LR, HR) pairs; a multiblock network by ``inference.multiblock_forward`` (on a CPU ONNX Runtime
+    where it fits, else bands)."""
     method = plus("model") if ensemble else "model"
     rows: dict[str, list[dict[str, float]]] = {method: []} if model is not None else {}
     rows["identity"] = []
@@ -191,6 +193,7 @@ def score_pairs(model: nn.Module | None, pairs: Sequence[tuple[str, np.ndarray, 
         lr, hr = to_float(lr_raw), to_float(hr_raw)
         rows["identity"].append(pair_metrics(lr, hr))
         if model is not None:
-            output = super_resolve(model, lr, scale=1, channels=3, device=device, tile=tile, ensemble=ensemble)
+            output = np.clip(run_model(model, lr, device, tile=tile, ensemble=ensemble, exact=multiblock_forward),
+                             0.0, 1.0)
             rows[method].append(pair_metrics(output, hr))
     return {method: mean_metrics(values) for method, values in rows.items()}

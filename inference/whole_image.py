@@ -14,6 +14,8 @@ compute the same thing. ``ensemble=True`` runs the network under the x8 self-ens
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -40,13 +42,15 @@ def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
 
 
 def run_model(model: nn.Module, image: np.ndarray, device: torch.device, scale: int = 1,
-              tile: int = DEFAULT_TILE, ensemble: bool = False) -> np.ndarray:
+              tile: int = DEFAULT_TILE, ensemble: bool = False,
+              exact: Callable[[nn.Module, torch.Tensor], torch.Tensor] = exact_forward) -> np.ndarray:
     """Apply ``model`` to an HxWxC float image with bounded memory; the output is not clipped.
 
     Networks that declare a receptive radius (ESPCN; ``models.exactness``) run on overlapping tiles; the
     others (multiblock networks, whose channel attention makes tiles inexact, and any network that declares
-    nothing) go to ``inference.exact_forward``: whole on a GPU where they fit, else band by band with exact
-    global statistics, or whole.
+    nothing) go to ``exact``: by default ``inference.exact_forward`` (whole on a GPU where they fit, else band
+    by band with exact global statistics, or whole); ``inference.multiblock_forward`` where an ONNX export
+    pays for itself (on a CPU: ONNX Runtime on the whole image where it fits).
     """
     if isinstance(model, nn.Module):
         model.to(device)  # model and input on one device (a no-op when the model is there already)
@@ -54,7 +58,7 @@ def run_model(model: nn.Module, image: np.ndarray, device: torch.device, scale: 
 
     def forward(t: torch.Tensor) -> torch.Tensor:
         if declared_radius(model) is None:
-            return exact_forward(model, t)
+            return exact(model, t)
         return tiled_forward(model, t, tile=tile, scale=scale, out_device=torch.device("cpu"))
 
     with torch.inference_mode():

@@ -11,6 +11,9 @@ from core.hardware import cpu_bf16
 REPO = Path(__file__).resolve().parents[1]
 # Tests pin their precision: PRECISION=auto means fp32 here on every CPU (subprocesses inherit it).
 os.environ.setdefault("SR_AUTO_PRECISION", "fp32")
+# Multiblock networks on the CPU run in bands here, not by ONNX Runtime: an export per small random network
+# would cost seconds. tests/inference/test_multiblock_forward.py and the apply tests set it to auto.
+os.environ.setdefault("SR_MULTIBLOCK_CPU", "bands")
 
 
 # Tests that run bf16 kernels on the CPU; the decisions around them are tested everywhere, with the hardware's

@@ -4,9 +4,10 @@
     from pipelines.multiblock.api import sharpen
     sharpen(Image.open("photo.jpg"), weights="runs/mb/N.pt").save("photo_sharp.png")
 
-The same path as the command (exact inference, whole on a GPU where it fits, else in bands). Networks are
-loaded once per (weights, device) and kept for later calls. ``self_ensemble=True`` averages the outputs over the
-8 flips and rotations of the image (as ``--self-ensemble``: exact, 8x the time).
+The same path as the command (exact inference, ``inference.multiblock_forward``: the whole image where it fits,
+on a CPU by ONNX Runtime, else in bands). Networks are loaded once per (weights, device) and kept for later
+calls, with their ONNX Runtime session. ``self_ensemble=True`` averages the outputs over the 8 flips and
+rotations of the image (as ``--self-ensemble``: exact, 8x the time).
 """
 from __future__ import annotations
 

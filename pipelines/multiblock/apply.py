@@ -7,9 +7,11 @@
 
 ``--weights``: N.pt (the combined net), one block N<i>.pt, or several blocks chained in the order given
 (N1.pt,N2.pt,N3.pt computes N_3^+(N_2^+(N_1^+(x))), what N.pt starts from before phase 4); the
-``.safetensors`` that ``pipelines.multiblock.export`` writes load too. Inference is exact: the whole image
-in one pass where it fits on a GPU, else band by band (``inference.exact_forward``), whose memory is one
-feature map (a 12-megapixel photo with 64 features: 3 GiB), so large photos run on a CPU machine.
+``.safetensors`` that ``pipelines.multiblock.export`` writes load too. Inference is exact
+(``inference.multiblock_forward``): the whole image in one pass where it fits (on a CPU by ONNX Runtime on the
+network's ONNX export, made once per set of weights and cached; the choice is printed), else band by band,
+whose memory is one feature map (a 12-megapixel photo with 64 features: 3 GiB), so large photos run on a CPU
+machine.
 ``--self-ensemble`` averages the network's outputs over the 8 flips and rotations of each image
 (``inference.self_ensemble``): each of the 8 passes as exact as one, one float image more of memory, 8x the time.
 
@@ -42,7 +44,7 @@ from core.runs import check_outputs, prepare_run_dir
 from core.settings import CliParser, resolve_device
 from data.io import IMAGE_SUFFIXES, each_once, is_image_file, read_image, to_float, write_image
 from data.resize import imresize
-from inference.exact_forward import exact_forward
+from inference.multiblock_forward import multiblock_forward
 from inference.self_ensemble import self_ensemble
 from inference.whole_image import image_to_tensor, tensor_to_image
 from models.rcan import Block, MultiBlockNet
@@ -87,15 +89,15 @@ def check_factor(factor: float | None) -> None:
 @torch.inference_mode()
 def sharpen_array(net: nn.Module, image: np.ndarray, device: torch.device,
                   upscale_first: float | None = None, ensemble: bool = False) -> np.ndarray:
-    """``net`` (exact: whole on a GPU where it fits, else banded) on an HxWx3 image (uint8, uint16 or float
-    in [0, 1]), first upscaled ``upscale_first`` times by MATLAB bicubic when given; float32 in [0, 1].
-    ``ensemble``: the x8 self-ensemble of that exact pass, averaged before clamping."""
+    """``net`` (exact: ``inference.multiblock_forward``, whole where it fits, else banded) on an HxWx3 image
+    (uint8, uint16 or float in [0, 1]), first upscaled ``upscale_first`` times by MATLAB bicubic when given;
+    float32 in [0, 1]. ``ensemble``: the x8 self-ensemble of that exact pass, averaged before clamping."""
     check_factor(upscale_first)
     x = image_to_tensor(to_float(image)).to(device)
     if upscale_first is not None:
         x = imresize(x, scale=upscale_first).clamp_(0.0, 1.0)
     net.to(device)
-    out = self_ensemble(functools.partial(exact_forward, net), x) if ensemble else exact_forward(net, x)
+    out = self_ensemble(functools.partial(multiblock_forward, net), x) if ensemble else multiblock_forward(net, x)
     return tensor_to_image(out.clamp_(0.0, 1.0))
 
 
@@ -148,9 +150,9 @@ def apply(weights: WeightsSpec, inputs: Sequence[str | Path], out: Path, *, bits
         check_readable(path)
     targets = output_paths(files, Path(out), overwrite)
     prepare_run_dir(Path(out))
-    how = "whole where it fits, else in bands" if device.type == "cuda" else "in bands"
+    how = ", whole where it fits, else in bands" if device.type == "cuda" else ""  # a CPU prints its own choice
     how += ", x8 self-ensemble (8 passes each)" if self_ensemble else ""
-    print(f"{summary}; on {device}, {how}; {len(files)} image(s) -> {out} ({bits}-bit PNG)", flush=True)
+    print(f"{summary}; on {device}{how}; {len(files)} image(s) -> {out} ({bits}-bit PNG)", flush=True)
     started = time.perf_counter()
     for number, (path, target) in enumerate(zip(files, targets, strict=True), 1):
         began = time.perf_counter()

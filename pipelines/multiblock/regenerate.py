@@ -15,6 +15,7 @@ from core.runs import read_json, run_lock_of_all_ranks, sha256, write_json
 from data.io import is_image_file, read_image, to_float, write_image
 from data.paired import Pair, lr_level_dir
 from engine.speed import backend_flags
+from inference.multiblock_forward import multiblock_forward
 from inference.whole_image import run_model
 from pipelines.multiblock.run_folder import LR_SPLITS, load_block
 
@@ -40,7 +41,8 @@ def regenerate(run: Run) -> None:
     # TF32 convolutions only where the run's precision allows them (backend_flags)
     with run_lock_of_all_ranks(run.out, dist_info), backend_flags(run.speed, device), \
             keeps_checkpoint(weights, f"rerun {script} (it continues where it stopped)"):
-        _write_folder(folder, manifest, jobs, lambda lr: run_model(block, lr, device), dist_info, script)
+        _write_folder(folder, manifest, jobs, lambda lr: run_model(block, lr, device, exact=multiblock_forward),
+                      dist_info, script)
 
 
 def _write_folder(folder: Path, record: dict[str, Any], jobs: list[tuple[Pair, Path]],

@@ -16,6 +16,7 @@ from core.checkpoint import save_checkpoint
 from core.entry import cli_entry
 from data.io import read_image, to_float
 from data.resize import imresize
+from inference.multiblock_forward import PATH_ENV
 from inference.self_ensemble import self_ensemble
 from inference.whole_image import image_to_tensor, tensor_to_image
 from models.rcan import Block, MultiBlockNet
@@ -24,6 +25,7 @@ from pipelines.multiblock.apply import load_chain, main, sharpen_array
 from pipelines.multiblock.export import NET_ARCH
 from pipelines.multiblock.run_folder import ARCH
 from tests.data.test_exif import tagged_jpeg
+from tests.inference.test_multiblock_forward import needs_ort
 from tests.scripts.helpers import REPO, run_script
 
 KWARGS = {"n_feats": 8, "n_resblocks": 1, "reduction": 4, "end_conv": True}
@@ -62,6 +64,7 @@ def whole_pass(net: torch.nn.Module, image: np.ndarray) -> np.ndarray:
 
 def run(argv: list[str], capsys) -> tuple[int, list[str], list[str]]:
     """(exit code, stdout lines, stderr lines) of the command in-process."""
+    capsys.readouterr()  # what direct calls printed before (their CPU path) is not the command's
     code = 0
     try:
         cli_entry(main, argv)
@@ -94,8 +97,9 @@ def test_command_writes_8_and_16_bit_pngs_upright_from_exif(weights: Path, tmp_p
         code, lines, err = run(["--weights", str(weights / "N.pt"), str(tmp_path / "in"), "--out", str(out),
                                 "--bits", str(bits), "--device", "cpu"], capsys)
         assert code == 0 and not err, err
-        assert lines[0].startswith("N.pt: 2 blocks of 8 features") and len(lines) == 4
-        assert lines[1].startswith(f"[1/2] {tmp_path / 'in' / 'plain.png'} 44x30 -> {out / 'plain.png'} 44x30 in ")
+        assert lines[0].startswith("N.pt: 2 blocks of 8 features") and len(lines) == 5
+        assert lines[1] == "CPU path: bands (SR_MULTIBLOCK_CPU=bands)"  # as tests/conftest.py pins it
+        assert lines[2].startswith(f"[1/2] {tmp_path / 'in' / 'plain.png'} 44x30 -> {out / 'plain.png'} 44x30 in ")
         turned = read_image(out / "turned.png")
         assert turned.shape == (40, 24, 3) and turned.dtype == (np.uint8 if bits == 8 else np.uint16)
         expected = sharpen_array(net, read_image(tmp_path / "in" / "turned.jpg"), CPU)
@@ -107,7 +111,7 @@ def test_upscale_first_is_matlab_bicubic_then_the_network(weights: Path, tmp_pat
     image = photo(tmp_path / "small.png", 15, 22)
     code, lines, _err = run(["--weights", str(weights / "N1.pt"), str(tmp_path / "small.png"), "--out",
                              str(tmp_path / "out"), "--upscale-first", "1.5", "--device", "cpu"], capsys)
-    assert code == 0 and "22x15 -> " in lines[1] and " 33x23 in " in lines[1]  # MATLAB's ceil(1.5 * size)
+    assert code == 0 and "22x15 -> " in lines[2] and " 33x23 in " in lines[2]  # MATLAB's ceil(1.5 * size)
     net, _ = load_chain(weights / "N1.pt")
     bicubic = np.clip(imresize(to_float(image), scale=1.5), 0, 1)
     expected = whole_pass(net, bicubic)
@@ -130,6 +134,23 @@ def test_self_ensemble_is_the_exact_banded_pass_averaged_over_the_8_transforms(w
     assert np.abs(to_float(read_image(tmp_path / "out" / "a.png")) - banded).max() <= 0.5 / 65535 + 1e-6
     from_python = sharpen(to_float(image), weights / "N.pt", device="cpu", self_ensemble=True)
     assert np.array_equal(from_python, banded)
+
+
+@needs_ort
+def test_on_a_cpu_onnx_runtime_runs_the_whole_image_as_the_bands_would(weights: Path, tmp_path: Path, capsys,
+                                                                       monkeypatch):
+    image = photo(tmp_path / "in.png", 26, 35)
+    net, _ = load_chain(weights / "N.pt")
+    banded = sharpen_array(net, image, CPU)
+    monkeypatch.setenv("SR_KERNEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(PATH_ENV, "auto")
+    code, lines, err = run(["--weights", str(weights / "N.pt"), str(tmp_path / "in.png"), "--out",
+                            str(tmp_path / "out"), "--bits", "16", "--device", "cpu"], capsys)
+    assert code == 0 and not err, err
+    assert lines[1].startswith("CPU path: ONNX Runtime, whole image (est. ")
+    assert lines[2].startswith("exporting the network to ONNX") and str(tmp_path / "cache") in lines[2]
+    assert np.abs(to_float(read_image(tmp_path / "out" / "in.png")) - banded).max() <= 0.5 / 65535 + 1e-5
+    assert np.abs(sharpen(image, weights / "N.pt", device="cpu") - (banded * 255).round()).max() <= 1  # cached
 
 
 def test_sharpen_from_python_keeps_the_type_and_reads_exif(weights: Path, tmp_path: Path):
