@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -79,10 +78,8 @@ def has_fused_conv() -> bool:
 def ort_missing() -> str:
     """Why the ``ort`` backend cannot run here, in words ('' when it can): onnxruntime runs the graph, onnx
     builds it (once per set of weights; later runs read it from the cache)."""
-    for module in ("onnxruntime", "onnx"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (pip install {module})"
-    return ""
+    missing = onnx_runtime.missing_packages("onnxruntime", "onnx")
+    return f"{missing[0]} is not installed (pip install {missing[0]})" if missing else ""
 
 
 def pick_backend(device: torch.device | str, precision: str = "fp32") -> str:

@@ -17,7 +17,6 @@ On a GPU, and for a network without a banded form, ``inference.exact_forward`` d
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import weakref
 from dataclasses import dataclass
@@ -58,8 +57,8 @@ def choose_cpu_path(model: nn.Module, x: Tensor, available: int | None, held: in
                         "else bands) or bands")
     if wanted == "bands":
         return CpuChoice(False, f"CPU path: bands ({PATH_ENV}=bands)")
-    missing = ([] if onnx_runtime.available() else ["onnxruntime"]) + \
-        [package for package in ("onnx", "onnxscript") if importlib.util.find_spec(package) is None]  # the export
+    runner = [] if onnx_runtime.available() else ["onnxruntime"]
+    missing = runner + onnx_runtime.missing_packages("onnx", "onnxscript")  # the export
     if missing:
         return CpuChoice(False, f"CPU path: bands ({' and '.join(missing)} not installed; pip install "
                                 f"{' '.join(missing)} for the faster whole-image path)")

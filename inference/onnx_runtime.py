@@ -22,8 +22,13 @@ from core.atomic import WriteError, atomic_write
 from inference.ssim_kernel import cache_folder
 
 
+def missing_packages(*packages: str) -> list[str]:
+    """Those of ``packages`` that cannot be imported here (onnxruntime runs a graph; onnx and onnxscript make one)."""
+    return [package for package in packages if importlib.util.find_spec(package) is None]
+
+
 def available() -> bool:
-    return importlib.util.find_spec("onnxruntime") is not None
+    return not missing_packages("onnxruntime")
 
 
 def weights_key(net: nn.Module, *extra: object) -> str:
