@@ -2,7 +2,8 @@
 memory, and JSON output. Benchmarks are scripts, not tests: ``python benchmarks/<name>.py [--quick]``.
 
 Timing: candidates are run in turn (A B A B ...) so that a change in the machine's load hits them alike,
-and each reports its median and minimum wall-clock time plus the process CPU time (all threads). The load
+with a short untimed pause before each run (PyTorch's OpenMP workers spin for a while after a call; measured on
+the AVX2 EPYC, ONNX Runtime run right after eager PyTorch took 79 ms instead of 72), and each reports its median and minimum wall-clock time plus the process CPU time (all threads). The load
 average before and after is part of every result, because on a shared machine it changes the numbers.
 """
 from __future__ import annotations
@@ -84,6 +85,7 @@ def finish(result: dict[str, Any], args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------------------------ timing
 PROGRESS_EVERY_S = 10.0
+PAUSE_S = 0.02  # before each timed run: the previous candidate's idle threads stop spinning
 
 
 def progress(label: str, done: int, total: int, started: float) -> None:
@@ -110,6 +112,7 @@ def interleaved(candidates: dict[str, Callable[[], Any]], repeats: int, warmup: 
     cpu: dict[str, list[float]] = {name: [] for name in candidates}
     for round_index in range(repeats):
         for name, fn in candidates.items():
+            time.sleep(PAUSE_S)
             c0, t0 = time.process_time(), time.perf_counter()
             fn()
             wall[name].append(time.perf_counter() - t0)
