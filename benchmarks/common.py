@@ -14,6 +14,7 @@ import ctypes
 import datetime
 import gc
 import json
+import math
 import os
 import platform
 import statistics
@@ -133,8 +134,9 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
 
 
 def rounded(value: Any, digits: int = 4) -> Any:
+    """Floats to ``digits`` significant digits; NaN and infinities to None (JSON has no NaN)."""
     if isinstance(value, float):
-        return float(f"{value:.{digits}g}")
+        return float(f"{value:.{digits}g}") if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: rounded(v, digits) for k, v in value.items()}
     if isinstance(value, list):
