@@ -2,9 +2,10 @@
 memory, and JSON output. Benchmarks are scripts, not tests: ``python benchmarks/<name>.py [--quick]``.
 
 Timing: candidates are run in turn (A B A B ...) so that a change in the machine's load hits them alike,
-with a short untimed pause before each run (PyTorch's OpenMP workers spin for a while after a call; measured on
-the AVX2 EPYC, ONNX Runtime run right after eager PyTorch took 79 ms instead of 72), and each reports its median and minimum wall-clock time plus the process CPU time (all threads). The load
-average before and after is part of every result, because on a shared machine it changes the numbers.
+with a short untimed pause before each run (PyTorch's OpenMP workers spin for a while after a call;
+measured on the AVX2 EPYC, ONNX Runtime run right after eager PyTorch took 79 ms instead of 72). Each
+reports its median and minimum wall-clock time plus the process CPU time (all threads). The load average
+before and after is part of every result, because on a shared machine it changes the numbers.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,32 @@ def progress(label: str, done: int, total: int, started: float) -> None:
     eta = elapsed / done * (total - done) if done else 0.0
     print(f"[{Path(sys.argv[0]).stem}] {label}: {done}/{total}, {format_duration(elapsed)} elapsed, ETA "
           f"{format_duration(eta)}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def heartbeat(label: str, expected_s: float) -> Iterator[None]:
+    """Progress lines while one long call runs (one every ``PROGRESS_EVERY_S`` seconds): the time elapsed and
+    an ETA from ``expected_s``, an estimate made before the call (the line says so), or 'over the estimate'."""
+    done = threading.Event()
+    began = time.perf_counter()
+
+    def beat() -> None:
+        while not done.wait(PROGRESS_EVERY_S):
+            from engine.progress import format_duration
+
+            elapsed = time.perf_counter() - began
+            left = f"ETA ~{format_duration(expected_s - elapsed)} (estimated)" if elapsed < expected_s else \
+                "over the estimate"
+            print(f"[{Path(sys.argv[0]).stem}] {label}: {format_duration(elapsed)} elapsed, {left}",
+                  file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def interleaved(candidates: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1,

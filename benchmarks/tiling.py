@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from common import PeakRSS, finish, matmul_gflops, parser, release_memory, rounded, start  # repo on sys.path
+from common import PeakRSS, finish, heartbeat, matmul_gflops, parser, release_memory, rounded, start  # repo on sys.path
 from torch import nn
 
 from data.io import to_float
@@ -62,13 +62,35 @@ def parse_args() -> tuple[argparse.Namespace, list[str]]:
     return args, [name for name in ("banded", "tiled", "whole") if name in requested]
 
 
-def time_paths(run: dict[str, Callable[[], torch.Tensor]], paths: list[str], result: dict) -> dict[str, torch.Tensor]:
+# Each path's time over the whole image's, for the ETA only (measured: banded 1.0-1.4x; tiles
+# compute their windows' pixels, about the window's area over the tile's, each).
+BANDED_TIME_RATIO = 1.2
+
+
+def expected_seconds(net: nn.Module, x: torch.Tensor, tile: int, overlap: int) -> dict[str, float]:
+    """An estimate of each path's seconds, from one timed pass over a crop of at most 256x256 (the blocks' work
+    grows with the pixels computed; smaller crops run faster per pixel): the ETA of the progress lines."""
+    crop = x[..., :256, :256]
+    with torch.inference_mode():
+        net(crop[..., :32, :32])
+        began = time.perf_counter()
+        net(crop)
+    per_pixel = (time.perf_counter() - began) / crop[0, 0].numel()
+    height, width = x.shape[-2:]
+    window = [min(tile + 2 * overlap, side) for side in (height, width)]
+    tiles = math.ceil(height / tile) * math.ceil(width / tile)
+    whole = per_pixel * height * width
+    return {"whole": whole, "banded": BANDED_TIME_RATIO * whole, "tiled": per_pixel * tiles * window[0] * window[1]}
+
+
+def time_paths(run: dict[str, Callable[[], torch.Tensor]], paths: list[str], result: dict,
+               expected: dict[str, float]) -> dict[str, torch.Tensor]:
     """Each path's output; its seconds and peak memory go into ``result``. Lower peaks first: not hidden by
-    the whole-image one."""
+    the whole-image one. A progress line every few seconds, with an ETA from ``expected``."""
     outputs = {}
-    for name in paths:
+    for index, name in enumerate(paths):
         release_memory()
-        with PeakRSS() as memory:
+        with PeakRSS() as memory, heartbeat(f"{name} ({index + 1}/{len(paths)})", expected[name]):
             began = time.perf_counter()
             with torch.inference_mode():
                 outputs[name] = run[name]()
@@ -114,7 +136,7 @@ def main() -> None:
                        "tile": tile, "overlap": overlap, "window": tile + 3 * overlap, "blend": "linear"}
     result["matmul_gflops"] = matmul_gflops(1024 if args.quick else 2048)
     outputs = time_paths({"banded": lambda: banded_forward(net, x), "tiled": lambda: tiled_forward(net, x, tile=tile),
-                          "whole": lambda: net(x)}, paths, result)
+                          "whole": lambda: net(x)}, paths, result, expected_seconds(net, x, tile, overlap))
     compare_with_whole(outputs, paths, result)
     if args.float64:
         compare_with_float64(net, x, outputs, result)
