@@ -61,27 +61,41 @@ class OrtNetwork:
     """``net(x)`` by ONNX Runtime on the CPU: a float tensor (as float32) or a ``uint8`` one in, the graph's
     output out.
 
+    ``threads``: ONNX Runtime's intra-op threads; None follows PyTorch's thread count at each call, with one
+    session per count, so a network first used inside single-threaded workers (``core.threads``: ``espcn.py
+    eval`` scores one image per thread) does not stay single-threaded for the calls after them.
     ``memory_pattern=False`` for large images: from the second input of a shape on, ONNX Runtime otherwise
     allocates the planned pattern of that shape beside the arena's blocks (the multiblock network at 840x600:
     389 MB after two calls instead of 196 MB, within 3% of the speed)."""
 
     def __init__(self, model: bytes, threads: int | None = None, memory_pattern: bool = True) -> None:
+        self.model, self.threads, self.memory_pattern = model, threads, memory_pattern
+        self.sessions: dict[int, Any] = {}  # intra-op threads -> session
+        self.input = self.session().get_inputs()[0].name
+
+    def session(self) -> Any:
+        """The session for the threads of this call (made on first use)."""
+        threads = self.threads or torch.get_num_threads()
+        if threads not in self.sessions:
+            self.sessions[threads] = self._open(threads)
+        return self.sessions[threads]
+
+    def _open(self, threads: int) -> Any:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # idle workers sleep instead of spinning after a run: they would take the cores from PyTorch's work
         # around the call (reading, colour, writing) and from the pipeline's other threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.enable_mem_pattern = memory_pattern
-        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0].name
+        options.enable_mem_pattern = self.memory_pattern
+        return ort.InferenceSession(self.model, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: Tensor) -> Tensor:
         array = (x if x.dtype == torch.uint8 else x.to(torch.float32)).detach().contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input: array})[0])
+        return torch.from_numpy(self.session().run(None, {self.input: array})[0])
 
 
 def ort_network(net: nn.Module, example: Tensor, threads: int | None = None, graph: tuple[Any, ...] = (),

@@ -52,3 +52,22 @@ def test_unwritable_cache_still_runs(cache_in):
     x = torch.rand(1, 1, 9, 10)
     with torch.no_grad():
         assert torch.allclose(onnx_runtime.ort_network(net, x, threads=1)(x), net(x), atol=1e-5)
+
+
+def test_session_follows_pytorchs_thread_count_unless_threads_are_given():
+    """A session first used inside single-threaded workers (espcn.py eval) must not stay single-threaded."""
+    net, x = small_espcn(), torch.rand(1, 1, 12, 12)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        follows = onnx_runtime.ort_network(net, torch.rand(2, 1, 11, 13))
+        pinned = onnx_runtime.ort_network(net, torch.rand(2, 1, 11, 13), threads=1)
+        first = follows(x)
+        torch.set_num_threads(2)
+        with torch.no_grad():
+            assert torch.allclose(follows(x), first) and torch.allclose(first, net(x), atol=1e-5)
+        pinned(x)
+        assert {n: s.get_session_options().intra_op_num_threads for n, s in follows.sessions.items()} == {1: 1, 2: 2}
+        assert [s.get_session_options().intra_op_num_threads for s in pinned.sessions.values()] == [1]
+    finally:
+        torch.set_num_threads(before)
