@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import finish, matmul_gflops, parser, rounded, start  # repo on sys.path
+from common import finish, matmul_gflops, parser, progress, rounded, start  # repo on sys.path
 
 from data.paired import Pair, PairedImages, PatchSampler
 from engine.losses import make_loss
@@ -90,10 +90,15 @@ def main() -> None:
     result["matmul_gflops"] = matmul_gflops(1024 if args.quick else 2048)
     bare(sampler, 5)  # warm-up
     bare_times, trainer_times = [], []
-    for _ in range(rounds):
+    began = time.perf_counter()
+    for index in range(rounds):
         bare_times.append(bare(sampler, steps))
+        progress(f"bare loop of round {index + 1}: {1e3 * bare_times[-1]:.1f} ms/iteration; runs", 2 * index + 1,
+                 2 * rounds, began)
         seconds, evaluations = with_trainer(sampler, val, steps, eval_every)
         trainer_times.append(seconds)
+        progress(f"Trainer.fit of round {index + 1}: {1e3 * seconds:.1f} ms/iteration; runs", 2 * index + 2,
+                 2 * rounds, began)
     b, t = statistics.median(bare_times), statistics.median(trainer_times)
     result["bare_ms_per_iteration"] = 1e3 * b
     result["trainer_ms_per_iteration"] = 1e3 * t
