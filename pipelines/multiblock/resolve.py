@@ -110,7 +110,7 @@ def resolve_run(namespace: dict[str, Any], argv: list[str] | None, script: str) 
     """A phase script's command line, settings and run folder, resolved and checked (see the module
     docstring). Nothing is written; a mistake is one ``UserError`` line."""
     phase, block = chain.phase(script), collect_settings(namespace)
-    parser = CliParser(description=namespace["__doc__"], epilog=phase_help(script, block),
+    parser = CliParser(description=namespace["__doc__"], epilog=lambda: phase_help(script, block),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser, DEFAULT_OUT)
     add_phase_args(parser)
@@ -169,9 +169,7 @@ def layered(block: dict[str, Any], args: argparse.Namespace, phase: Phase, recor
     """(settings, origins, seed): the script's own settings (block < preset < --config < --set), the run-wide
     ones (the record's, else stated here, else the preset's, else phase1_1.py's defaults) and the seed."""
     known, script = catalogue(), phase.script
-    own = resolve_settings(block, args, PRESETS, accepted=known, section=phase.section)  # checks PRESET's name
-    settings, given, origins, config_seed = dict(own.settings), own.given, dict(own.origins), own.config_seed
-    origins.pop("seed", None)  # said below, with --seed and the record
+    settings, given, origins, seed = resolve_settings(block, args, PRESETS, known, phase.section)  # PRESET checked
     name = given.get("PRESET", block.get("PRESET", known["PRESET"]))
     preset = PRESETS[name]
     by = record.get("recorded_by", chain.FIRST.script)
@@ -199,13 +197,10 @@ def layered(block: dict[str, Any], args: argparse.Namespace, phase: Phase, recor
             settings[key] = given.get(key, settings.get(key, known[key]))
         else:
             settings[key], origins[key] = recorded[key], f"{source.name} (a default)"
-    seed = args.seed if args.seed is not None else config_seed
-    if seed is not None:
-        origins["seed"] = "--seed" if args.seed is not None else f"--config {args.config}"
-        if seed != record.get("seed", seed):
-            raise UserError(f"--seed {seed} differs from seed {record['seed']} recorded in "
-                            f"{source}; drop --seed or start a new run with another --out")
-    elif "seed" in record:
+    if seed is not None and seed != record.get("seed", seed):
+        raise UserError(f"--seed {seed} differs from seed {record['seed']} recorded in {source}; drop --seed or "
+                        "start a new run with another --out")
+    if seed is None and "seed" in record:
         seed, origins["seed"] = record["seed"], f"{source.name} ({by})"
     return settings, origins, seed if seed is not None else 0
 

@@ -7,9 +7,9 @@ import pytest
 
 from core.errors import UserError
 from models.blocks import block_settings
+from pipelines.multiblock.chain import FIRST
 from pipelines.multiblock.chain import SCRIPTS as PHASE_SCRIPTS
 from pipelines.multiblock.phase_settings import (
-    FIRST_SCRIPT,
     LOCATION,
     PRESETS,
     RUN_WIDE,
@@ -31,7 +31,7 @@ def test_the_catalogue_is_the_union_of_the_six_blocks_and_the_residual_blocks_se
 
 
 def test_run_wide_settings_live_in_the_first_script_only_or_in_the_residual_blocks():
-    assert set(RUN_WIDE) | set(LOCATION) <= set(script_block(FIRST_SCRIPT)) | set(block_settings())
+    assert set(RUN_WIDE) | set(LOCATION) <= set(script_block(FIRST.script)) | set(block_settings())
     assert set(block_settings()) <= set(RUN_WIDE)
     for script in PHASE_SCRIPTS[1:]:
         assert not set(script_block(script)) & (set(RUN_WIDE) | set(LOCATION)), script
