@@ -7,7 +7,7 @@ script accepts every phase setting: one ``--set`` list serves all six (``make ph
 ignores what it does not use, and a name that no phase script has is still an error.
 
 Run-wide settings (``RUN_WIDE``) must agree across the phases. They are set in ``phase1_1.py``'s block and
-recorded in the run folder (``run.json``, see ``run_record``); a later script reads them from there, and a
+recorded in the run folder (``run.json``, see ``run_folder``); a later script reads them from there, and a
 value given to it (``--set``, ``--config``) or written in its block that differs from the recorded one stops it
 before any work (``resolve``, which turns a command line into a checked run).
 """
@@ -31,7 +31,7 @@ from pipelines.multiblock import chain
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = "runs/multiblock"
 # The values that make one run one configuration: the data (checked by a fingerprint of its pairs, see
-# run_record), the block's architecture (models.blocks: the residual blocks declare theirs) and initialisation,
+# run_folder), the block's architecture (models.blocks: the residual blocks declare theirs) and initialisation,
 # the validation split (with --seed), the preset.
 RUN_WIDE = ("PRESET", "DATASET", "CAMERA", "SCALE", *network_settings(), "TAIL_GAIN", "VAL_FRACTION",
             "VALIDATE_ON_TEST")

@@ -28,13 +28,12 @@ from core.errors import UserError
 from core.runs import read_json, run_lock_of_all_ranks, sha256, write_json
 from pipelines.multiblock import chain
 from pipelines.multiblock.chain import Phase
-from pipelines.multiblock.run_record import check_recorded_with, read_record, record_path
+from pipelines.multiblock.run_folder import check_lr_folder, check_recorded_with, read_record, record_path
 
 if TYPE_CHECKING:
     from pipelines.multiblock.resolve import Run
 
 ARCHIVE = "archive"
-RUN_FILES = ("run.json", "settings.json", "results.json", "phases.png")
 
 
 def outputs(phase: Phase, run: Path) -> list[Path]:
@@ -137,17 +136,8 @@ def _checked_sources(source: Path, steps: tuple[Phase, ...], record: dict[str, A
             paths += [p for p in (weights, source / f"log_{step.network}.csv", source / f"curves_{step.network}.png",
                                   source / f"train_{step.network}.log") if p.exists()]
         if step.writes:
-            folder = source / f"LR_{step.writes}"
-            manifest = read_json(folder / "manifest.json")
-            if not manifest.get("complete"):
-                raise UserError(f"--from {source}: LR_{step.writes}/ is missing or incomplete; run {step.script} "
-                                f"there first")
-            made_by = source / manifest.get("checkpoint", f"{step.lr_maker}.pt")
-            if not made_by.exists() or manifest.get("checkpoint_sha256") != sha256(made_by):
-                raise UserError(f"--from {source}: LR_{step.writes}/ was not made by the {made_by.name} beside it; "
-                                f"rerun {step.script} there first")
-            check_recorded_with(folder / "manifest.json", manifest, record, source)
-            paths.append(folder)
+            check_lr_folder(source, step.writes, record, f"--from {source}", "there")
+            paths.append(source / f"LR_{step.writes}")
     return paths
 
 

@@ -56,8 +56,16 @@ from pipelines.multiblock.phase_settings import (
     script_block,
 )
 from pipelines.multiblock.rerun import branch_sources, outputs
-from pipelines.multiblock.run_folder import LR_SPLITS, lr_inputs, pair_source, require_lr_folder
-from pipelines.multiblock.run_record import check_data, find_record, new_record
+from pipelines.multiblock.run_folder import (
+    LR_SPLITS,
+    check_data,
+    check_lr_folder,
+    find_record,
+    lr_inputs,
+    new_record,
+    pair_source,
+    read_record,
+)
 
 NOT_COMPARED = ("TENSORBOARD",)  # how a run is watched, not what it computes
 
@@ -258,4 +266,4 @@ def check_inputs(run: Run) -> None:
         raise UserError(f"{phase.script} needs {out / (missing[0] + '.pt')}; run {chain.trainer(missing[0]).script} "
                         "first with the same --out")
     if phase.reads:
-        require_lr_folder(out, phase.reads, phase.script)
+        check_lr_folder(out, phase.reads, read_record(out), phase.script, "with the same --out")
