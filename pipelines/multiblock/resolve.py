@@ -27,7 +27,7 @@ import torch
 
 from core.dist import DistInfo, init_distributed
 from core.errors import UserError
-from core.runs import describe_differences, read_json, setting_differences
+from core.runs import read_json, setting_changes
 from core.settings import (
     CliParser,
     add_common_args,
@@ -38,7 +38,7 @@ from core.settings import (
     settings_report,
 )
 from data.pair_layouts import find_pairs, pair_set_name
-from data.paired import Pair
+from data.paired import Pair, lr_level_dir, pairs_with_lr_folder
 from engine.losses import comparable_loss
 from engine.speed import Speed, speed_from_settings
 from models.blocks import block_settings
@@ -61,7 +61,6 @@ from pipelines.multiblock.run_folder import (
     check_data,
     check_lr_folder,
     find_record,
-    lr_inputs,
     new_record,
     pair_source,
     read_record,
@@ -153,12 +152,15 @@ def resolve_run(namespace: dict[str, Any], argv: list[str] | None, script: str) 
 
 
 def phase_inputs(pairs: list[Pair], out: Path, level: int, split: str, branch_from: Path | None) -> list[Pair]:
-    """``pairs`` with the phase's input LR_<level> as their LR side. A branch reads the LR folder that ``start``
-    links into ``out`` from ``branch_from``: matched there, named at its place in ``out``."""
+    """``pairs`` with the phase's input LR_<level> as their LR side (level 0: the dataset's LR). A branch reads
+    the LR folder that ``start`` links into ``out`` from ``branch_from``: matched there, named at its place in
+    ``out``."""
+    if not level:
+        return pairs
+    found = pairs_with_lr_folder(pairs, lr_level_dir(branch_from or out, level, split))
     if branch_from is None:
-        return lr_inputs(pairs, out, level, split)
-    return [replace(pair, lr_path=out / pair.lr_path.relative_to(branch_from)) if level else pair
-            for pair in lr_inputs(pairs, branch_from, level, split)]
+        return found
+    return [replace(pair, lr_path=out / pair.lr_path.relative_to(branch_from)) for pair in found]
 
 
 def recorded_run(out: Path, branch_from: Path | None, first_redone: bool) -> tuple[dict[str, Any], Path]:
@@ -230,12 +232,11 @@ def decide(run: Run, redo: bool, dry_run: bool) -> Plan:
         return Plan("run", branch=branch)
     names = [key for key in (*own_settings(phase), "seed") if key not in NOT_COMPARED]
     recorded = read_json(out / "settings.json").get(phase.section, {})
-    diff = setting_differences(comparable_loss(recorded), comparable_loss({**run.settings, "seed": run.seed}), names)
+    changes = setting_changes(comparable_loss(recorded), comparable_loss({**run.settings, "seed": run.seed}), names)
     done = (out / f"{phase.network}.pt").exists() and phase.result in read_json(out / "results.json")
-    if done and not diff:
+    if done and not changes:
         return Plan("skip", f"{run.script}: already done in {out} ({phase.network}.pt, "
                             f"results.json['{phase.result}']) with these settings; nothing to do")
-    changes = describe_differences(diff)
     if done:
         raise UserError(f"{run.script} already finished in {out} with other settings: {changes}; pass --redo to "
                         f"archive its outputs and everything made from them into {out / 'archive'}/ and run it "
@@ -244,7 +245,7 @@ def decide(run: Run, redo: bool, dry_run: bool) -> Plan:
     if latest.exists() and not run.resume:
         raise UserError(f"{latest} already holds a run; pass --resume to continue it, --redo to start it "
                         "again (the old one archived), or choose another --out")
-    if latest.exists() and run.resume and diff:
+    if latest.exists() and run.resume and changes:
         raise UserError(f"--resume continues the run in {latest}, which started with other settings: {changes};"
                         " resume with those values, or pass --redo to start this phase again with the new ones")
     return Plan("run")

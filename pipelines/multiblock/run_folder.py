@@ -17,7 +17,7 @@ from core.checkpoint import check_meta, load_checkpoint, load_weights
 from core.errors import UserError
 from core.runs import read_json, sha256, write_json
 from data.pair_layouts import PairSource
-from data.paired import Pair, lr_level_dir, pairs_with_lr_folder
+from data.paired import Pair
 from models.blocks import RESBLOCKS, recorded_block_kwargs
 from models.rcan import Block
 from pipelines.multiblock import chain
@@ -120,11 +120,6 @@ def block_architecture(recorded: dict[str, Any], path: Path) -> dict[str, Any]:
 def pair_source(settings: dict[str, Any]) -> PairSource:
     """The run's pairs as the settings choose them (DATASET, CAMERA, SCALE, DATASET_DIR)."""
     return PairSource(str(settings["DATASET"]).lower(), settings["CAMERA"], settings["SCALE"], settings["DATASET_DIR"])
-
-
-def lr_inputs(pairs: list[Pair], run_dir: Path, level: int, split: str) -> list[Pair]:
-    """The dataset's ``split`` pairs with LR_<level> as their LR side (level 0: the dataset's LR)."""
-    return pairs_with_lr_folder(pairs, lr_level_dir(run_dir, level, split)) if level else pairs
 
 
 def record_start(run: Run, name: str) -> None:
