@@ -179,23 +179,16 @@ def layered(block: dict[str, Any], args: argparse.Namespace, phase: Phase, recor
     """(settings, origins, seed): the script's own settings (block < preset < --config < --set), the run-wide
     ones (the record's, else stated here, else the preset's, else phase1_1.py's defaults) and the seed."""
     known, script = catalogue(), phase.script
-    settings, given, origins, seed = resolve_settings(block, args, PRESETS, known, phase.section)  # PRESET checked
-    name = given.get("PRESET", block.get("PRESET", known["PRESET"]))
-    preset = PRESETS[name]
+    defaulted = {key: known[key] for key in (*RUN_WIDE, *LOCATION) if key not in block}  # set in phase1_1.py
+    settings, given, origins, seed = resolve_settings({**block, **defaulted}, args, PRESETS, known, phase.section)
     by = record.get("recorded_by", chain.FIRST.script)
     recorded = {key: value for key, value in {**record.get("settings", {}), **record.get("location", {})}.items()
                 if key in known}
     for key in RUN_WIDE:
-        stated = key in block or key in given  # written in this file, preset by it, or given
-        if stated:
-            settings[key] = given.get(key, settings.get(key))
-        elif key in preset:
-            settings[key], origins[key] = preset[key], f"preset {name}"
-        else:
-            where = "models/blocks" if key in block_settings() else chain.FIRST.script
-            settings[key], origins[key] = known[key], f"{where}'s default"
+        if key in defaulted:
+            origins.setdefault(key, f"{'models/blocks' if key in block_settings() else chain.FIRST.script}'s default")
         if key in recorded:
-            if stated and settings[key] != recorded[key]:
+            if (key in block or key in given) and settings[key] != recorded[key]:  # written here, or given
                 where = origins.get(key) or f"written in {script}"
                 raise UserError(f"{key}={settings[key]!r} ({where}) differs from {key}={recorded[key]!r} recorded in "
                                 f"{source} by {by}; a run is one configuration: use the recorded value, start a new "
@@ -203,9 +196,7 @@ def layered(block: dict[str, Any], args: argparse.Namespace, phase: Phase, recor
                                 "phases are archived)")
             settings[key], origins[key] = recorded[key], f"{source.name} ({by})"
     for key in LOCATION:
-        if key in given or key not in recorded:
-            settings[key] = given.get(key, settings.get(key, known[key]))
-        else:
+        if key in recorded and key not in given:
             settings[key], origins[key] = recorded[key], f"{source.name} (a default)"
     if seed is not None and seed != record.get("seed", seed):
         raise UserError(f"--seed {seed} differs from seed {record['seed']} recorded in {source}; drop --seed or "
