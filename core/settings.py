@@ -55,15 +55,15 @@ def setting_comments(source_file: str | Path) -> dict[str, str]:
     return comments
 
 
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _convert(default: SettingValue, text: str) -> SettingValue:
     """``text`` as the type of ``default``; ValueError when it does not parse."""
     if isinstance(default, bool):
-        lowered = text.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(text)
+        if text.strip().lower() not in _BOOLS:
+            raise ValueError(text)
+        return _BOOLS[text.strip().lower()]
     if isinstance(default, (int, float)):
         return type(default)(text)
     if isinstance(default, (list, tuple)):
