@@ -25,8 +25,6 @@ from pipelines.multiblock import chain
 if TYPE_CHECKING:
     from pipelines.multiblock.resolve import Run
 
-CHECKPOINTS = tuple(f"{network}.pt" for network in chain.NETWORKS)  # each carries the record too (meta["run"])
-
 
 def record_path(run_dir: Path) -> Path:
     return Path(run_dir) / "run.json"
@@ -43,11 +41,10 @@ def find_record(run_dir: Path) -> tuple[dict[str, Any], Path]:
     path = record_path(run_dir)
     if path.is_file():
         return read_json(path), path
-    for name in CHECKPOINTS:
-        if (Path(run_dir) / name).is_file():
-            record = load_checkpoint(Path(run_dir) / name).get("meta", {}).get("run")
-            if record:
-                return record, Path(run_dir) / name
+    for checkpoint in (Path(run_dir) / f"{network}.pt" for network in chain.NETWORKS):  # each has meta["run"]
+        record = load_checkpoint(checkpoint).get("meta", {}).get("run") if checkpoint.is_file() else None
+        if record:
+            return record, checkpoint
     return {}, path
 
 
