@@ -98,7 +98,7 @@ def run(namespace: dict[str, Any], argv: list[str] | None) -> None:
                             f"{', '.join(settings)} (see espcn.py {args.command} --help)")
     presets = namespace["PRESETS"] if args.command == "train" else None
     ctx = run_context(namespace["__file__"], settings, args, presets)
-    check_espcn_settings(ctx.settings, settings, namespace["PRESETS"])
+    check_espcn_settings(ctx.settings, settings)
     if args.command == "train":
         print(settings_report(ctx), flush=True)
         if args.dry_run:

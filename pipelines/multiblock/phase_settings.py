@@ -129,6 +129,6 @@ INIT_CHOICES = {chain.LAST.script: ("blocks", "fresh")}  # elsewhere: inherit | 
 def check_phase_settings(settings: dict[str, Any], script: str) -> None:
     """Every rule, INIT's choices for ``script``, and the chosen residual block's own check across its
     settings."""
-    rules = {**RULES, "INIT": one_of(*INIT_CHOICES.get(script, ("inherit", "fresh")))}  # PRESET: resolve.layered
+    rules = {**RULES, "INIT": one_of(*INIT_CHOICES.get(script, ("inherit", "fresh")))}  # PRESET: resolve_settings
     check_settings(settings, rules, catalogue())
     check_block_settings(settings)
