@@ -27,12 +27,11 @@ import torch
 from core.errors import UserError, fail
 
 SettingValue = int | float | bool | str | list | tuple
-DEFAULT_DATA_ROOT = "datasets"
 
 
 def resolve_data_root(arg: str | os.PathLike | None) -> Path:
     """The data root: ``arg`` (from --data), else env ``SR_DATA``, else ``./datasets``."""
-    return Path(arg or os.environ.get("SR_DATA") or DEFAULT_DATA_ROOT).expanduser()
+    return Path(arg or os.environ.get("SR_DATA") or "datasets").expanduser()
 
 
 def collect_settings(namespace: dict[str, Any]) -> dict[str, SettingValue]:
