@@ -179,7 +179,7 @@ def layered(block: dict[str, Any], args: argparse.Namespace, phase: Phase, recor
     """(settings, origins, seed): the script's own settings (block < preset < --config < --set), the run-wide
     ones (the record's, else stated here, else the preset's, else phase1_1.py's defaults) and the seed."""
     known, script = catalogue(), phase.script
-    defaulted = {key: known[key] for key in (*RUN_WIDE, *LOCATION) if key not in block}  # set in phase1_1.py
+    defaulted = {key: known[key] for key in (*RUN_WIDE, *LOCATION) if key not in block}  # phase1_1.py, models/blocks
     settings, given, origins, seed = resolve_settings({**block, **defaulted}, args, PRESETS, known, phase.section)
     by = record.get("recorded_by", chain.FIRST.script)
     recorded = {key: value for key, value in {**record.get("settings", {}), **record.get("location", {})}.items()
