@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import UserError
+from core.settings import shown
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,8 @@ class Rule:
             except ValueError as err:
                 return str(err)
             return ""
-        if self.allows(value):
-            return ""
-        return f"expected {self.describe(example)}{f': {self.hint}' if self.hint else ''}"
+        hint = f": {self.hint}" if self.hint else ""
+        return "" if self.allows(value) else f"expected {self.describe(example)}{hint}"
 
     def allows(self, value: Any) -> bool:
         if isinstance(value, (list, tuple)):
@@ -51,32 +51,28 @@ class Rule:
             return str(value).lower() in self.choices
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             return False
-        low_ok = self.low is None or (value > self.low if self.low_open else value >= self.low)
-        high_ok = self.high is None or (value < self.high if self.high_open else value <= self.high)
-        return low_ok and high_ok
+        return ((self.low is None or value > self.low or (value == self.low and not self.low_open))
+                and (self.high is None or value < self.high or (value == self.high and not self.high_open)))
 
     def describe(self, example: Any) -> str:
         """What is allowed, in words; ``example`` (the default) says whether integers are meant."""
         if self.choices:
             return f"one of {', '.join(self.choices)}"
         item = example[0] if isinstance(example, (list, tuple)) and example else example
-        kind = "an integer" if isinstance(item, int) and not isinstance(item, bool) else "a number"
-        if self.low is not None and self.high is not None:
-            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            bounds = f"{kind} in {left}{_number(self.low)}, {_number(self.high)}{right}"
-        elif self.low is not None:
-            bounds = f"{kind} {'>' if self.low_open else '>='} {_number(self.low)}"
-        elif self.high is not None:
-            bounds = f"{kind} {'<' if self.high_open else '<='} {_number(self.high)}"
-        else:
-            bounds = kind
+        bounds = "an integer" if isinstance(item, int) and not isinstance(item, bool) else "a number"
+        low, high = (_number(end) for end in (self.low, self.high))
+        if low and high:
+            bounds += f" in {'[('[self.low_open]}{low}, {high}{'])'[self.high_open]}"
+        elif low or high:
+            bounds += f" {'>' if low else '<'}{'' if (self.low_open if low else self.high_open) else '='} {low or high}"
         if isinstance(example, (list, tuple)):
             return f"a comma-separated list{' of at least one' if self.nonempty else ''}, each {bounds}"
         return bounds
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(value)
+def _number(value: float | None) -> str:
+    """An end of a range as written ('1', '0.5'); '' for no end."""
+    return "" if value is None else str(int(value)) if float(value).is_integer() else repr(value)
 
 
 def at_least(low: float) -> Rule:
@@ -110,10 +106,6 @@ def check_settings(settings: Mapping[str, Any], rules: Mapping[str, Rule], defau
     for name, rule in rules.items():
         fault = rule.fault(settings[name], defaults.get(name)) if name in settings else ""
         if fault:
-            raise UserError(f"{name}={_shown(settings[name])}: {fault} (--set {name}=...)")
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value)) or "(empty)"
-    return repr(value) if isinstance(value, str) else str(value)
+            value = settings[name]
+            raise UserError(f"{name}={repr(value) if isinstance(value, str) else shown(value) or '(empty)'}: {fault} "
+                            f"(--set {name}=...)")

@@ -51,18 +51,14 @@ def check_outputs(out: Path, pairs: list[tuple[Path, Path]], overwrite: bool) ->
         claimed[target] = source
 
 
-def setting_differences(recorded: dict[str, Any], now: dict[str, Any], names: list[str]) -> dict[str, tuple[Any, Any]]:
-    """``{NAME: (recorded, now)}`` for the ``names`` whose values differ; a name the record lacks (a setting
-    newer than the run) is not compared."""
+def setting_changes(recorded: dict[str, Any], now: dict[str, Any], names: list[str]) -> str:
+    """The ``names`` whose values differ, as ``NAME=old there, new now, ...`` ('' when none); a name the record
+    lacks (a setting newer than the run) is not compared."""
     def normal(value: Any) -> Any:
         return list(value) if isinstance(value, tuple) else value
 
-    return {key: (recorded[key], now[key]) for key in names
-            if key in recorded and key in now and normal(recorded[key]) != normal(now[key])}
-
-
-def describe_differences(diff: dict[str, tuple[Any, Any]]) -> str:
-    return ", ".join(f"{key}={old!r} there, {new!r} now" for key, (old, new) in diff.items())
+    return ", ".join(f"{key}={recorded[key]!r} there, {now[key]!r} now" for key in names
+                     if key in recorded and key in now and normal(recorded[key]) != normal(now[key]))
 
 
 LOCK_NAME = "run.lock"

@@ -6,8 +6,8 @@ type), adds the common flags (``--data --out --device --seed --resume --config``
 with its default and comment, in ``--help``.
 
 Precedence, lowest first: the settings block, the preset it names (``PRESET``), ``--config`` (a run's
-``settings.json``, replayed), ``--set``. ``RunContext.given`` keeps what ``--config`` and ``--set`` gave, so a
-caller can compare it with a value recorded earlier (the multiblock phases do).
+``settings.json``, replayed), ``--set``. ``resolve_settings`` also answers what ``--config`` and ``--set`` gave
+(``given``), so a caller can compare it with a value recorded earlier (the multiblock phases do).
 """
 from __future__ import annotations
 
@@ -27,12 +27,11 @@ import torch
 from core.errors import UserError, fail
 
 SettingValue = int | float | bool | str | list | tuple
-DEFAULT_DATA_ROOT = "datasets"
 
 
 def resolve_data_root(arg: str | os.PathLike | None) -> Path:
     """The data root: ``arg`` (from --data), else env ``SR_DATA``, else ``./datasets``."""
-    return Path(arg or os.environ.get("SR_DATA") or DEFAULT_DATA_ROOT).expanduser()
+    return Path(arg or os.environ.get("SR_DATA") or "datasets").expanduser()
 
 
 def collect_settings(namespace: dict[str, Any]) -> dict[str, SettingValue]:
@@ -55,15 +54,15 @@ def setting_comments(source_file: str | Path) -> dict[str, str]:
     return comments
 
 
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _convert(default: SettingValue, text: str) -> SettingValue:
     """``text`` as the type of ``default``; ValueError when it does not parse."""
     if isinstance(default, bool):
-        lowered = text.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(text)
+        if text.strip().lower() not in _BOOLS:
+            raise ValueError(text)
+        return _BOOLS[text.strip().lower()]
     if isinstance(default, (int, float)):
         return type(default)(text)
     if isinstance(default, (list, tuple)):
@@ -98,26 +97,14 @@ def parse_assignments(known: dict[str, SettingValue], assignments: list[str]) ->
 
 
 def _from_json(name: str, default: SettingValue, value: Any, source: Path) -> SettingValue:
-    """A value read from a settings.json, checked against (and converted to) the type of the default."""
-    if isinstance(default, bool) or isinstance(value, bool):
-        ok = isinstance(default, bool) and isinstance(value, bool)
-    elif isinstance(default, (int, float)):
-        ok = isinstance(value, (int, float)) and (isinstance(default, float) or float(value).is_integer())
-        value = type(default)(value) if ok else value
-    elif isinstance(default, (list, tuple)):
-        ok = isinstance(value, list)
-        if ok and default:
-            try:
-                value = type(default)(_from_json(name, default[0], item, source) for item in value)
-            except UserError:
-                ok = False
-        elif ok:
-            value = type(default)(value)
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        raise UserError(f"{source}: {name}={value!r} does not fit this setting (default {default!r}); fix the file")
-    return value
+    """A value read from a settings.json, converted as ``--set`` would convert its text (``shown``)."""
+    try:
+        if isinstance(value, list) != isinstance(default, (list, tuple)):
+            raise ValueError(value)
+        return _convert(default, shown(value))
+    except ValueError:
+        raise UserError(f"{source}: {name}={value!r} does not fit this setting (default {default!r}); "
+                        "fix the file") from None
 
 
 def read_config(path: Path, known: dict[str, SettingValue], section: str | None = None
@@ -150,7 +137,13 @@ def read_config(path: Path, known: dict[str, SettingValue], section: str | None 
 
 
 class CliParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one ``error:`` line and exit 2, like every user mistake."""
+    """An ArgumentParser whose usage errors are one ``error:`` line and exit 2, like every user mistake; its
+    ``epilog`` may be a function, called only when the help is shown (a script's settings, read from sources)."""
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
 
     def error(self, message: str):  # type: ignore[override]
         fail(f"{message} (see --help)")
@@ -158,12 +151,11 @@ class CliParser(argparse.ArgumentParser):
 
 @dataclass
 class RunContext:
-    """What a script runs with: the effective settings and the common flags, resolved.
+    """What a script runs with: the effective settings and the common flags, resolved (``parse_cli``).
 
     ``given``: the settings that ``--config`` or ``--set`` named, with their values (the block and the preset
-    are not in it); ``seed_given``: whether ``--seed`` (or the config's seed) chose the seed; ``origins``:
-    where each value that is not the settings block's own came from (``"preset small"``, ``"--set"``,
-    ``"--config runs/a/settings.json"``, ...), ``"seed"`` included."""
+    are not in it); ``origins``: where each value that is not the settings block's own came from
+    (``"preset small"``, ``"--set"``, ``"--config runs/a/settings.json"``, ...), ``"seed"`` included."""
 
     settings: dict[str, SettingValue]
     data_root: Path
@@ -173,12 +165,8 @@ class RunContext:
     resume: bool
     args: argparse.Namespace
     given: dict[str, SettingValue] = field(default_factory=dict)
-    seed_given: bool = False
     origins: dict[str, str] = field(default_factory=dict)
     command: str = ""  # the command line as typed (shell-quoted), for settings.json
-
-    def report(self, names: Iterable[str], title: str) -> str:
-        return settings_report(self.settings, self.origins, self.seed, names, title)
 
 
 def settings_report(settings: Mapping[str, SettingValue], origins: Mapping[str, str], seed: int,
@@ -203,21 +191,14 @@ def shown(value: SettingValue) -> str:
     return ",".join(map(shown, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
-def settings_help(settings: dict[str, SettingValue], source_file: str | Path | list,
+def settings_help(settings: Mapping[str, SettingValue], comments: Mapping[str, str],
                   presets: dict[str, dict[str, SettingValue]] | None = None,
-                  title: str = "settings (override with --set NAME=VALUE):",
-                  comments: dict[str, str] | None = None) -> str:
-    """The settings with their defaults and comments (read from ``source_file``, or several files: the first
-    that comments a name wins; ``comments`` for names declared elsewhere), and what each preset sets among them."""
-    comments = dict(comments or {})
-    for path in source_file if isinstance(source_file, list) else [source_file]:
-        comments = {**setting_comments(path), **comments}
-    lines = [title]
-    for name, value in settings.items():
-        lines.append(f"  {name}={shown(value)}  {comments.get(name, '')}".rstrip())
-    if presets:
-        lines.append(presets_help(presets, settings))
-    return "\n".join(lines)
+                  title: str = "settings (override with --set NAME=VALUE):") -> str:
+    """The settings with their defaults and ``comments`` (``setting_comments``), and what each preset sets
+    among them."""
+    lines = [title, *(f"  {name}={shown(value)}  {comments.get(name, '')}".rstrip()
+                      for name, value in settings.items())]
+    return "\n".join([*lines, presets_help(presets, settings)] if presets else lines)
 
 
 def presets_help(presets: dict[str, dict[str, SettingValue]], names: Iterable[str]) -> str:
@@ -230,44 +211,24 @@ def presets_help(presets: dict[str, dict[str, SettingValue]], names: Iterable[st
     return "\n".join(lines)
 
 
-COMMON_FLAGS = ("data", "out", "device", "seed", "resume", "config")
-
-
 def add_common_args(parser: argparse.ArgumentParser, default_out: str,
-                    flags: tuple[str, ...] = COMMON_FLAGS) -> None:
+                    flags: Iterable[str] = ("data", "out", "device", "seed", "resume", "config")) -> None:
     """``--set`` and the common ``flags`` that do something for this command."""
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                         help="override a setting of the settings block (repeatable)")
-    if "config" in flags:
-        parser.add_argument("--config", default=None, metavar="SETTINGS_JSON",
-                            help="replay a run: start from the settings in a run folder's settings.json "
-                                 "(--set still wins)")
-    if "data" in flags:
-        parser.add_argument("--data", default=None, help="dataset root (default: $SR_DATA, else ./datasets)")
-    if "out" in flags:
-        parser.add_argument("--out", default=default_out,
-                            help=f"output folder (default: {default_out or 'none, nothing written'})")
-    if "device" in flags:
-        parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N",
-                            help="auto picks cuda when available; under torchrun each rank takes GPU LOCAL_RANK")
-    if "seed" in flags:
-        parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    if "resume" in flags:
-        parser.add_argument("--resume", action="store_true",
-                            help="continue from the run folder's latest checkpoint")
-
-
-def make_parser(namespace: dict[str, Any], description: str | None, default_out: str,
-                common: bool = True) -> CliParser:
-    settings = collect_settings(namespace)
-    parser = CliParser(
-        description=description,
-        epilog=settings_help(settings, namespace["__file__"], namespace.get("PRESETS")),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    if common:
-        add_common_args(parser, default_out)
-    return parser
+    common = {
+        "config": {"default": None, "metavar": "SETTINGS_JSON",
+                   "help": "replay a run: start from the settings in a run folder's settings.json (--set still wins)"},
+        "data": {"default": None, "help": "dataset root (default: $SR_DATA, else ./datasets)"},
+        "out": {"default": default_out, "help": f"output folder (default: {default_out or 'none, nothing written'})"},
+        "device": {"default": "auto", "metavar": "auto|cpu|cuda|cuda:N",
+                   "help": "auto picks cuda when available; under torchrun each rank takes GPU LOCAL_RANK"},
+        "seed": {"type": int, "default": None, "help": "random seed (default 0)"},
+        "resume": {"action": "store_true", "help": "continue from the run folder's latest checkpoint"},
+    }
+    for flag, options in common.items():
+        if flag in flags:
+            parser.add_argument(f"--{flag}", **options)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -285,21 +246,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@dataclass
-class Resolved:
-    """``resolve_settings``' answer: the effective settings, what --config/--set gave, the config's seed,
-    and where each value that is not the block's own came from."""
-
-    settings: dict[str, SettingValue]
-    given: dict[str, SettingValue]
-    config_seed: int | None
-    origins: dict[str, str]
-
-
 def resolve_settings(block: dict[str, SettingValue], args: argparse.Namespace,
                      presets: dict[str, dict[str, SettingValue]] | None = None,
-                     accepted: dict[str, SettingValue] | None = None, section: str | None = None) -> Resolved:
-    """block < preset < --config < --set.
+                     accepted: dict[str, SettingValue] | None = None, section: str | None = None
+                     ) -> tuple[dict[str, SettingValue], dict[str, SettingValue], dict[str, str], int | None]:
+    """(settings, given, origins, seed): block < preset < --config < --set; the seed of --seed, else of the
+    config (None: neither gave one).
 
     ``accepted``: further names (with defaults, for typing) that ``--set``/``--config`` may give although
     the block lacks them; they land in ``given`` only."""
@@ -320,37 +272,30 @@ def resolve_settings(block: dict[str, SettingValue], args: argparse.Namespace,
         if key in block:
             settings[key] = value
         origins[key] = "--set" if key in assigned else f"--config {config_path}"
-    if seed is not None:
+    if getattr(args, "seed", None) is not None:
+        seed, origins["seed"] = args.seed, "--seed"
+    elif seed is not None:
         origins["seed"] = f"--config {config_path}"
-    return Resolved(settings, given, seed, origins)
+    return settings, given, origins, seed
 
 
-def context_from_args(namespace: dict[str, Any], args: argparse.Namespace,
-                      presets: dict[str, dict[str, SettingValue]] | None = None,
-                      accepted: dict[str, SettingValue] | None = None, section: str | None = None) -> RunContext:
-    """Resolve parsed common flags, ``--config`` and ``--set`` against a script's settings block."""
-    resolved = resolve_settings(collect_settings(namespace), args, presets, accepted, section)
-    script = Path(namespace.get("__file__", "script")).name
-    seed = getattr(args, "seed", None)
-    origins = {**resolved.origins, **({"seed": "--seed"} if seed is not None else {})}
-    seed = seed if seed is not None else resolved.config_seed
-    return RunContext(
-        settings=resolved.settings,
-        data_root=resolve_data_root(getattr(args, "data", None)),
-        out=Path(getattr(args, "out", "") or ""),
-        device=resolve_device(getattr(args, "device", "auto")),
-        seed=seed if seed is not None else 0,
-        resume=getattr(args, "resume", False),
-        args=args,
-        given=resolved.given,
-        seed_given=seed is not None,
-        origins=origins,
-        command=shlex.join(["python", script, *(getattr(args, "argv", None) or sys.argv[1:])]),
-    )
+def run_context(script_file: str, block: dict[str, SettingValue], args: argparse.Namespace,
+                presets: dict[str, dict[str, SettingValue]] | None = None,
+                accepted: dict[str, SettingValue] | None = None) -> RunContext:
+    """Resolve parsed common flags, ``--config`` and ``--set`` against a script's settings ``block``."""
+    settings, given, origins, seed = resolve_settings(block, args, presets, accepted)
+    argv = getattr(args, "argv", None) or sys.argv[1:]
+    return RunContext(settings, resolve_data_root(getattr(args, "data", None)), Path(getattr(args, "out", "") or ""),
+                      resolve_device(getattr(args, "device", "auto")), seed if seed is not None else 0,
+                      getattr(args, "resume", False), args, given, origins,
+                      shlex.join(["python", Path(script_file).name, *argv]))
 
 
-def parse_cli(namespace: dict[str, Any], argv: list[str] | None, description: str | None,
-              default_out: str) -> RunContext:
+def parse_cli(namespace: dict[str, Any], argv: list[str] | None, description: str | None, default_out: str,
+              accepted: dict[str, SettingValue] | None = None) -> RunContext:
     """Parse the command line of a script whose settings block is ``namespace`` (its ``globals()``)."""
-    parser = make_parser(namespace, description, default_out)
-    return context_from_args(namespace, parser.parse_args(argv), namespace.get("PRESETS"))
+    block, presets = collect_settings(namespace), namespace.get("PRESETS")
+    parser = CliParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=settings_help(block, setting_comments(namespace["__file__"]), presets))
+    add_common_args(parser, default_out)
+    return run_context(namespace["__file__"], block, parser.parse_args(argv), presets, accepted)

@@ -25,7 +25,7 @@ import numpy as np
 
 from core.errors import UserError
 from core.runs import prepare_run_dir, read_json, write_json, write_text_atomic
-from core.settings import RunContext, context_from_args, make_parser
+from core.settings import RunContext, parse_cli
 from data.datasets import bundled_photos, list_images
 from data.io import read_image
 from data.pair_layouts import PairSource, find_pairs
@@ -43,9 +43,7 @@ SOURCES = ("auto", "t91", "skimage")
 # ------------------------------------------------------------------------------ command line
 def parse(namespace: dict[str, Any], argv: list[str] | None, name: str) -> RunContext:
     """Settings block < preset < --set, plus the common flags; ``--out`` defaults to runs/experiments/<name>."""
-    parser = make_parser(namespace, namespace["__doc__"], default_out=f"runs/experiments/{name}")
-    args = parser.parse_args(argv)
-    ctx = context_from_args(namespace, args, namespace["PRESETS"], accepted=network_defaults())
+    ctx = parse_cli(namespace, argv, namespace["__doc__"], f"runs/experiments/{name}", accepted=network_defaults())
     ctx.settings = {**ctx.settings, **network_of(ctx.given)}  # --set RESBLOCK=naf reaches the phase scripts
     if str(ctx.settings.get("SOURCE", "auto")) not in SOURCES:
         raise UserError(f"SOURCE={ctx.settings['SOURCE']!r}: expected one of {', '.join(SOURCES)}")

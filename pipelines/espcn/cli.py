@@ -16,9 +16,11 @@ from core.settings import (
     RunContext,
     add_common_args,
     collect_settings,
-    context_from_args,
+    run_context,
+    setting_comments,
     settings_help,
 )
+from core.settings import settings_report as report
 from inference.weight_files import FORMATS
 from pipelines.espcn.common import DEFAULT_WEIGHTS, EVAL_OUT_DEFAULT
 from pipelines.espcn.rules import check_espcn_settings
@@ -52,16 +54,15 @@ def subcommand_settings(namespace: dict[str, Any], command: str) -> dict[str, An
 
 
 def build_parser(namespace: dict[str, Any]) -> CliParser:
-    everything = collect_settings(namespace)
-    parser = CliParser(description=namespace["__doc__"],
-                       epilog=settings_help(everything, namespace["__file__"], namespace["PRESETS"]),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    everything, comments = collect_settings(namespace), setting_comments(namespace["__file__"])
+    parser = CliParser(description=namespace["__doc__"], formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=settings_help(everything, comments, namespace["PRESETS"]))
     commands = parser.add_subparsers(dest="command", required=True, parser_class=CliParser)
     for command in SUBCOMMANDS:
         settings = subcommand_settings(namespace, command)
         presets = namespace["PRESETS"] if command == "train" else None
         sub = commands.add_parser(command, help=HELP[command], description=HELP[command],
-                                  epilog=settings_help(settings, namespace["__file__"], presets),
+                                  epilog=settings_help(settings, comments, presets),
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         add_common_args(sub, default_out=DEFAULT_OUT[command], flags=FLAGS[command])
         if command == "upscale":
@@ -83,7 +84,7 @@ def build_parser(namespace: dict[str, Any]) -> CliParser:
 def settings_report(ctx: RunContext) -> str:
     """What ``espcn.py train`` prints (and logs) before it starts: every setting, and where each value that is
     not the settings block's own came from."""
-    return ctx.report(list(ctx.settings), "espcn.py train settings:")
+    return report(ctx.settings, ctx.origins, ctx.seed, ctx.settings, "espcn.py train settings:")
 
 
 def run(namespace: dict[str, Any], argv: list[str] | None) -> None:
@@ -95,10 +96,9 @@ def run(namespace: dict[str, Any], argv: list[str] | None) -> None:
         if name in namespace and name not in settings and name.isupper():
             raise UserError(f"--set {name}: espcn.py {args.command} does not read this setting; it reads "
                             f"{', '.join(settings)} (see espcn.py {args.command} --help)")
-    sub_namespace = {"__file__": namespace["__file__"], **settings}
     presets = namespace["PRESETS"] if args.command == "train" else None
-    ctx = context_from_args(sub_namespace, args, presets)
-    check_espcn_settings(ctx.settings, settings, namespace["PRESETS"])
+    ctx = run_context(namespace["__file__"], settings, args, presets)
+    check_espcn_settings(ctx.settings, settings)
     if args.command == "train":
         print(settings_report(ctx), flush=True)
         if args.dry_run:

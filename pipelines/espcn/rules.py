@@ -24,9 +24,10 @@ RULES: dict[str, Rule] = {
 }
 
 
-def check_espcn_settings(settings: dict[str, Any], defaults: dict[str, Any], presets: dict[str, Any]) -> None:
-    """The rules, the presets' names, and what no single rule says: two feature widths, LR_END <= LR_START."""
-    check_settings(settings, {**RULES, "PRESET": one_of(*presets)}, defaults)
+def check_espcn_settings(settings: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """The rules, and what no single rule says: two feature widths, LR_END <= LR_START (PRESET's name is
+    checked where the preset is applied, ``core.settings.resolve_settings``)."""
+    check_settings(settings, RULES, defaults)
     if "FEATURES" in settings and len(settings["FEATURES"]) != 2:
         raise UserError(f"FEATURES={','.join(map(str, settings['FEATURES']))}: expected two widths, e.g. 64,32 "
                         "(the first two layers)")

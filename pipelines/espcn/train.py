@@ -15,11 +15,10 @@ from core.errors import UserError
 from core.hardware import device_has_room
 from core.runs import (
     append_results_row,
-    describe_differences,
     read_json,
     results_row,
     run_lock_of_all_ranks,
-    setting_differences,
+    setting_changes,
     update_results,
     write_json,
 )
@@ -122,11 +121,11 @@ def check_resumed_settings(ctx: RunContext, latest: Path) -> None:
     """``--resume`` continues the training that ``settings.json`` records: refuse, in one line naming each
     difference, settings (or a seed) other than those it started with."""
     names = [key for key in (*ctx.settings, "seed") if key not in NOT_COMPARED_ON_RESUME]
-    diff = setting_differences(comparable_loss(read_json(ctx.out / "settings.json")),
-                               comparable_loss({**ctx.settings, "seed": ctx.seed}), names)
-    if diff:
+    changes = setting_changes(comparable_loss(read_json(ctx.out / "settings.json")),
+                              comparable_loss({**ctx.settings, "seed": ctx.seed}), names)
+    if changes:
         raise UserError(f"--resume continues the run in {latest}, which started with other settings: "
-                        f"{describe_differences(diff)}; resume with those values, or choose another --out")
+                        f"{changes}; resume with those values, or choose another --out")
 
 
 def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, speed: Speed, images: tuple, sampler,

@@ -1,26 +1,27 @@
 """What the six phase scripts accept: one list of settings, presets, run-wide values, their rules and --help.
 
 Each phase script's settings block holds the settings that script uses, with their comments. The catalogue
-of phase settings is the union of the six blocks, read from the scripts themselves (literal assignments,
-parsed, never executed), so a setting is written once, in the script that uses it, and yet every phase
+of phase settings is the union of the six blocks, read from the scripts themselves (imported: their heavy
+imports wait inside ``main``), so a setting is written once, in the script that uses it, and yet every phase
 script accepts every phase setting: one ``--set`` list serves all six (``make phases ARGS=...``); a script
 ignores what it does not use, and a name that no phase script has is still an error.
 
 Run-wide settings (``RUN_WIDE``) must agree across the phases. They are set in ``phase1_1.py``'s block and
-recorded in the run folder (``run.json``, see ``run_record``); a later script reads them from there, and a
+recorded in the run folder (``run.json``, see ``run_folder``); a later script reads them from there, and a
 value given to it (``--set``, ``--config``) or written in its block that differs from the recorded one stops it
 before any work (``resolve``, which turns a command line into a checked run).
 """
 from __future__ import annotations
 
 import argparse
-import ast
 import functools
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from core.rules import EMA_RULE, Rule, at_least, between, check_settings, fraction, one_of, positive
-from core.settings import SettingValue, presets_help, settings_help
+from core.settings import SettingValue, collect_settings, presets_help, setting_comments, settings_help
 from data.pair_layouts import LAYOUTS
 from engine.losses import LOSS_RULE
 from engine.speed import SPEED_RULES
@@ -28,10 +29,9 @@ from models.blocks import block_settings, check_block_settings, network_rules, n
 from pipelines.multiblock import chain
 
 REPO = Path(__file__).resolve().parents[2]
-FIRST_SCRIPT = chain.FIRST.script
 DEFAULT_OUT = "runs/multiblock"
 # The values that make one run one configuration: the data (checked by a fingerprint of its pairs, see
-# run_record), the block's architecture (models.blocks: the residual blocks declare theirs) and initialisation,
+# run_folder), the block's architecture (models.blocks: the residual blocks declare theirs) and initialisation,
 # the validation split (with --seed), the preset.
 RUN_WIDE = ("PRESET", "DATASET", "CAMERA", "SCALE", *network_settings(), "TAIL_GAIN", "VAL_FRACTION",
             "VALIDATE_ON_TEST")
@@ -56,23 +56,16 @@ PRESETS: dict[str, dict[str, SettingValue]] = {
 
 
 def script_block(name: str) -> dict[str, SettingValue]:
-    """The settings block of phase script ``name``: its UPPER_CASE literal assignments, in order."""
-    return dict(_script_block(name))
+    """The settings block of phase script ``name``, in order."""
+    return collect_settings(vars(_script(name)))
 
 
 @functools.cache
-def _script_block(name: str) -> tuple[tuple[str, SettingValue], ...]:
-    tree = ast.parse((REPO / name).read_text(encoding="utf-8"))
-    found = []
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            target = node.targets[0].id
-            if target.isupper() and not target.startswith("_"):
-                try:
-                    found.append((target, ast.literal_eval(node.value)))
-                except ValueError:
-                    continue
-    return tuple(found)
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_phase_script_{name.removesuffix('.py')}", REPO / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def catalogue() -> dict[str, SettingValue]:
@@ -87,17 +80,18 @@ def catalogue() -> dict[str, SettingValue]:
 
 def phase_help(script: str, block: dict[str, SettingValue]) -> str:
     """--help: this script's settings, the run-wide ones, what the presets set, and the names it ignores."""
-    known = catalogue()
-    sources = [REPO / script, *(REPO / name for name in chain.SCRIPTS)]  # this script's comments first
+    known, first = catalogue(), chain.FIRST.script
+    comments = {key: setting.comment for key, setting in block_settings().items()}
+    for name in reversed([script, *chain.SCRIPTS]):  # this script's comments win
+        comments.update(setting_comments(REPO / name))
     own = {key: value for key, value in block.items() if key not in (*RUN_WIDE, *LOCATION)}
     run_wide = {key: known[key] for key in (*RUN_WIDE, *LOCATION)}
-    where = ("recorded in the run folder's run.json; the later phases read them from there" if script == FIRST_SCRIPT
-             else f"set in {FIRST_SCRIPT}, read here from the run folder's run.json; a different value given "
-                  "here stops this script")
-    parts = [settings_help(own, sources, title="settings of this script (override with --set NAME=VALUE):")
+    where = ("recorded in the run folder's run.json; the later phases read them from there" if script == first
+             else f"set in {first}, read here from the run folder's run.json; a different value given here stops "
+                  "this script")
+    parts = [settings_help(own, comments, title="settings of this script (override with --set NAME=VALUE):")
              if own else "settings of this script: none",
-             settings_help(run_wide, sources, title=f"run-wide settings ({where}; {LOCATION[0]} is only a default):",
-                           comments={key: setting.comment for key, setting in block_settings().items()}),
+             settings_help(run_wide, comments, title=f"run-wide settings ({where}; {LOCATION[0]} is only a default):"),
              presets_help(PRESETS, [*own, *run_wide])]
     ignored = [key for key in known if key not in own and key not in run_wide]
     if ignored:
@@ -135,6 +129,6 @@ INIT_CHOICES = {chain.LAST.script: ("blocks", "fresh")}  # elsewhere: inherit | 
 def check_phase_settings(settings: dict[str, Any], script: str) -> None:
     """Every rule, INIT's choices for ``script``, and the chosen residual block's own check across its
     settings."""
-    rules = {**RULES, "INIT": one_of(*INIT_CHOICES.get(script, ("inherit", "fresh")))}  # PRESET: resolve.layered
+    rules = {**RULES, "INIT": one_of(*INIT_CHOICES.get(script, ("inherit", "fresh")))}  # PRESET: resolve_settings
     check_settings(settings, rules, catalogue())
     check_block_settings(settings)

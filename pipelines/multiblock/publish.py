@@ -6,7 +6,7 @@
 The .pt keeps what inference needs (the weights and the architecture meta: ``python -m
 pipelines.multiblock.apply --weights weights/<name>.pt`` and ``pipelines.multiblock.api.sharpen`` load it);
 the .json records the command, the seed, the data (its dataset, camera and the fingerprint of its pairs,
-``run_record.data_fingerprint``), each phase's settings and command, the steps chosen on validation and the
+``run_folder.data_fingerprint``), each phase's settings and command, the steps chosen on validation and the
 test scores of every phase with their protocol, copied from the run's files.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from core.entry import cli_entry
 from core.errors import UserError
 from core.runs import read_json, write_json
 from pipelines.multiblock import chain
-from pipelines.multiblock.run_record import read_record
+from pipelines.multiblock.run_folder import read_record
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 

@@ -28,23 +28,21 @@ from core.errors import UserError
 from core.runs import read_json, run_lock_of_all_ranks, sha256, write_json
 from pipelines.multiblock import chain
 from pipelines.multiblock.chain import Phase
-from pipelines.multiblock.run_record import check_recorded_with, read_record, record_path
+from pipelines.multiblock.run_folder import check_lr_folder, check_recorded_with, read_record, record_path
 
 if TYPE_CHECKING:
     from pipelines.multiblock.resolve import Run
 
 ARCHIVE = "archive"
-RUN_FILES = ("run.json", "settings.json", "results.json", "phases.png")
 
 
-def outputs(phase: Phase, run: Path) -> list[Path]:
-    """The files and folders of ``run`` that ``phase`` wrote: its network's and its LR folder."""
-    found = []
-    if phase.network:
-        name = phase.network
-        found += [run / f"{name}{suffix}.pt" for suffix in ("", "_latest", "_best")]
-        found += [run / f"log_{name}.csv", run / f"curves_{name}.png", run / f"train_{name}.log",
-                  run / "tensorboard" / name]
+def outputs(phase: Phase, run: Path, reused: bool = False) -> list[Path]:
+    """The files and folders of ``run`` that ``phase`` wrote: its network's and its LR folder; ``reused``: those
+    a branch reuses (not the resume state, the best so far or the tensorboard logs)."""
+    found, name = [], phase.network
+    if name:
+        found += [run / f"{name}.pt", run / f"log_{name}.csv", run / f"curves_{name}.png", run / f"train_{name}.log"]
+        found += [] if reused else [run / f"{name}_latest.pt", run / f"{name}_best.pt", run / "tensorboard" / name]
     if phase.writes:
         found.append(run / f"LR_{phase.writes}")
     return [path for path in found if path.exists()]
@@ -126,7 +124,6 @@ def branch(source: Path, run: Path, script: str, checked: tuple[Path, ...]) -> N
 def _checked_sources(source: Path, steps: tuple[Phase, ...], record: dict[str, Any]) -> list[Path]:
     """The files and folders of ``steps`` in ``source`` that a branch links: each network ``N<i>.pt`` (with
     its log and curves) and complete LR folder, checked to belong to ``record`` and to each other."""
-    paths: list[Path] = []
     for step in steps:
         if step.network:
             weights = source / f"{step.network}.pt"
@@ -134,21 +131,9 @@ def _checked_sources(source: Path, steps: tuple[Phase, ...], record: dict[str, A
                 raise UserError(f"--from {source}: {weights.name} is missing; run {step.script} there first, or "
                                 f"branch from an earlier phase")
             check_recorded_with(weights, load_checkpoint(weights).get("meta", {}), record, source)
-            paths += [p for p in (weights, source / f"log_{step.network}.csv", source / f"curves_{step.network}.png",
-                                  source / f"train_{step.network}.log") if p.exists()]
         if step.writes:
-            folder = source / f"LR_{step.writes}"
-            manifest = read_json(folder / "manifest.json")
-            if not manifest.get("complete"):
-                raise UserError(f"--from {source}: LR_{step.writes}/ is missing or incomplete; run {step.script} "
-                                f"there first")
-            made_by = source / manifest.get("checkpoint", f"{step.lr_maker}.pt")
-            if not made_by.exists() or manifest.get("checkpoint_sha256") != sha256(made_by):
-                raise UserError(f"--from {source}: LR_{step.writes}/ was not made by the {made_by.name} beside it; "
-                                f"rerun {step.script} there first")
-            check_recorded_with(folder / "manifest.json", manifest, record, source)
-            paths.append(folder)
-    return paths
+            check_lr_folder(source, step.writes, record, f"--from {source}", "there")
+    return [path for step in steps for path in outputs(step, source, reused=True)]
 
 
 def _link_tree(source: Path, target: Path) -> None:

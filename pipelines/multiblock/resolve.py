@@ -27,7 +27,7 @@ import torch
 
 from core.dist import DistInfo, init_distributed
 from core.errors import UserError
-from core.runs import describe_differences, read_json, setting_differences
+from core.runs import read_json, setting_changes
 from core.settings import (
     CliParser,
     add_common_args,
@@ -38,7 +38,7 @@ from core.settings import (
     settings_report,
 )
 from data.pair_layouts import find_pairs, pair_set_name
-from data.paired import Pair
+from data.paired import Pair, lr_level_dir, pairs_with_lr_folder
 from engine.losses import comparable_loss
 from engine.speed import Speed, speed_from_settings
 from models.blocks import block_settings
@@ -56,8 +56,15 @@ from pipelines.multiblock.phase_settings import (
     script_block,
 )
 from pipelines.multiblock.rerun import branch_sources, outputs
-from pipelines.multiblock.run_folder import LR_SPLITS, lr_inputs, pair_source, require_lr_folder
-from pipelines.multiblock.run_record import check_data, find_record, new_record
+from pipelines.multiblock.run_folder import (
+    LR_SPLITS,
+    check_data,
+    check_lr_folder,
+    find_record,
+    new_record,
+    pair_source,
+    read_record,
+)
 
 NOT_COMPARED = ("TENSORBOARD",)  # how a run is watched, not what it computes
 
@@ -110,7 +117,7 @@ def resolve_run(namespace: dict[str, Any], argv: list[str] | None, script: str) 
     """A phase script's command line, settings and run folder, resolved and checked (see the module
     docstring). Nothing is written; a mistake is one ``UserError`` line."""
     phase, block = chain.phase(script), collect_settings(namespace)
-    parser = CliParser(description=namespace["__doc__"], epilog=phase_help(script, block),
+    parser = CliParser(description=namespace["__doc__"], epilog=lambda: phase_help(script, block),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser, DEFAULT_OUT)
     add_phase_args(parser)
@@ -145,12 +152,15 @@ def resolve_run(namespace: dict[str, Any], argv: list[str] | None, script: str) 
 
 
 def phase_inputs(pairs: list[Pair], out: Path, level: int, split: str, branch_from: Path | None) -> list[Pair]:
-    """``pairs`` with the phase's input LR_<level> as their LR side. A branch reads the LR folder that ``start``
-    links into ``out`` from ``branch_from``: matched there, named at its place in ``out``."""
+    """``pairs`` with the phase's input LR_<level> as their LR side (level 0: the dataset's LR). A branch reads
+    the LR folder that ``start`` links into ``out`` from ``branch_from``: matched there, named at its place in
+    ``out``."""
+    if not level:
+        return pairs
+    found = pairs_with_lr_folder(pairs, lr_level_dir(branch_from or out, level, split))
     if branch_from is None:
-        return lr_inputs(pairs, out, level, split)
-    return [replace(pair, lr_path=out / pair.lr_path.relative_to(branch_from)) if level else pair
-            for pair in lr_inputs(pairs, branch_from, level, split)]
+        return found
+    return [replace(pair, lr_path=out / pair.lr_path.relative_to(branch_from)) for pair in found]
 
 
 def recorded_run(out: Path, branch_from: Path | None, first_redone: bool) -> tuple[dict[str, Any], Path]:
@@ -169,25 +179,16 @@ def layered(block: dict[str, Any], args: argparse.Namespace, phase: Phase, recor
     """(settings, origins, seed): the script's own settings (block < preset < --config < --set), the run-wide
     ones (the record's, else stated here, else the preset's, else phase1_1.py's defaults) and the seed."""
     known, script = catalogue(), phase.script
-    own = resolve_settings(block, args, PRESETS, accepted=known, section=phase.section)  # checks PRESET's name
-    settings, given, origins, config_seed = dict(own.settings), own.given, dict(own.origins), own.config_seed
-    origins.pop("seed", None)  # said below, with --seed and the record
-    name = given.get("PRESET", block.get("PRESET", known["PRESET"]))
-    preset = PRESETS[name]
+    defaulted = {key: known[key] for key in (*RUN_WIDE, *LOCATION) if key not in block}  # phase1_1.py, models/blocks
+    settings, given, origins, seed = resolve_settings({**block, **defaulted}, args, PRESETS, known, phase.section)
     by = record.get("recorded_by", chain.FIRST.script)
     recorded = {key: value for key, value in {**record.get("settings", {}), **record.get("location", {})}.items()
                 if key in known}
     for key in RUN_WIDE:
-        stated = key in block or key in given  # written in this file, preset by it, or given
-        if stated:
-            settings[key] = given.get(key, settings.get(key))
-        elif key in preset:
-            settings[key], origins[key] = preset[key], f"preset {name}"
-        else:
-            where = "models/blocks" if key in block_settings() else chain.FIRST.script
-            settings[key], origins[key] = known[key], f"{where}'s default"
+        if key in defaulted:
+            origins.setdefault(key, f"{'models/blocks' if key in block_settings() else chain.FIRST.script}'s default")
         if key in recorded:
-            if stated and settings[key] != recorded[key]:
+            if (key in block or key in given) and settings[key] != recorded[key]:  # written here, or given
                 where = origins.get(key) or f"written in {script}"
                 raise UserError(f"{key}={settings[key]!r} ({where}) differs from {key}={recorded[key]!r} recorded in "
                                 f"{source} by {by}; a run is one configuration: use the recorded value, start a new "
@@ -195,17 +196,12 @@ def layered(block: dict[str, Any], args: argparse.Namespace, phase: Phase, recor
                                 "phases are archived)")
             settings[key], origins[key] = recorded[key], f"{source.name} ({by})"
     for key in LOCATION:
-        if key in given or key not in recorded:
-            settings[key] = given.get(key, settings.get(key, known[key]))
-        else:
+        if key in recorded and key not in given:
             settings[key], origins[key] = recorded[key], f"{source.name} (a default)"
-    seed = args.seed if args.seed is not None else config_seed
-    if seed is not None:
-        origins["seed"] = "--seed" if args.seed is not None else f"--config {args.config}"
-        if seed != record.get("seed", seed):
-            raise UserError(f"--seed {seed} differs from seed {record['seed']} recorded in "
-                            f"{source}; drop --seed or start a new run with another --out")
-    elif "seed" in record:
+    if seed is not None and seed != record.get("seed", seed):
+        raise UserError(f"--seed {seed} differs from seed {record['seed']} recorded in {source}; drop --seed or "
+                        "start a new run with another --out")
+    if seed is None and "seed" in record:
         seed, origins["seed"] = record["seed"], f"{source.name} ({by})"
     return settings, origins, seed if seed is not None else 0
 
@@ -227,12 +223,11 @@ def decide(run: Run, redo: bool, dry_run: bool) -> Plan:
         return Plan("run", branch=branch)
     names = [key for key in (*own_settings(phase), "seed") if key not in NOT_COMPARED]
     recorded = read_json(out / "settings.json").get(phase.section, {})
-    diff = setting_differences(comparable_loss(recorded), comparable_loss({**run.settings, "seed": run.seed}), names)
+    changes = setting_changes(comparable_loss(recorded), comparable_loss({**run.settings, "seed": run.seed}), names)
     done = (out / f"{phase.network}.pt").exists() and phase.result in read_json(out / "results.json")
-    if done and not diff:
+    if done and not changes:
         return Plan("skip", f"{run.script}: already done in {out} ({phase.network}.pt, "
                             f"results.json['{phase.result}']) with these settings; nothing to do")
-    changes = describe_differences(diff)
     if done:
         raise UserError(f"{run.script} already finished in {out} with other settings: {changes}; pass --redo to "
                         f"archive its outputs and everything made from them into {out / 'archive'}/ and run it "
@@ -241,7 +236,7 @@ def decide(run: Run, redo: bool, dry_run: bool) -> Plan:
     if latest.exists() and not run.resume:
         raise UserError(f"{latest} already holds a run; pass --resume to continue it, --redo to start it "
                         "again (the old one archived), or choose another --out")
-    if latest.exists() and run.resume and diff:
+    if latest.exists() and run.resume and changes:
         raise UserError(f"--resume continues the run in {latest}, which started with other settings: {changes};"
                         " resume with those values, or pass --redo to start this phase again with the new ones")
     return Plan("run")
@@ -263,4 +258,4 @@ def check_inputs(run: Run) -> None:
         raise UserError(f"{phase.script} needs {out / (missing[0] + '.pt')}; run {chain.trainer(missing[0]).script} "
                         "first with the same --out")
     if phase.reads:
-        require_lr_folder(out, phase.reads, phase.script)
+        check_lr_folder(out, phase.reads, read_record(out), phase.script, "with the same --out")

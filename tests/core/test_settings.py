@@ -68,7 +68,8 @@ def test_block_then_preset_then_config_then_set(tmp_path: Path):
     config.write_text('{"PRESET": "short", "LR": 0.5, "SETS": ["Set14", "B100"], "seed": 4, "data": "/x"}')
     ctx = parse_cli(namespace, ["--config", str(config), "--set", "SETS=Urban100"], "doc", "runs/x")
     assert ctx.settings == {"PRESET": "short", "EPOCHS": 2, "LR": 0.5, "SETS": ["Urban100"]}
-    assert ctx.seed == 4 and ctx.seed_given and ctx.given == {"PRESET": "short", "LR": 0.5, "SETS": ["Urban100"]}
+    assert ctx.seed == 4 and ctx.origins["seed"] == f"--config {config}"
+    assert ctx.given == {"PRESET": "short", "LR": 0.5, "SETS": ["Urban100"]}
     assert parse_cli(namespace, ["--config", str(config), "--seed", "1"], "doc", "runs/x").seed == 1
 
 

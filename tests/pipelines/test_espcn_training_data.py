@@ -45,7 +45,7 @@ def test_hr_scales_outside_zero_to_one_are_refused_in_one_line() -> None:
     for factors, shown in (([1.0, 1.5], "1.0,1.5"), ([], "(empty)"), ([0.0], "0.0")):
         with pytest.raises(UserError, match=rf"^HR_SCALES={re.escape(shown)}: expected a comma-separated list of "
                                             r"at least one, each a number in \(0, 1\]"):
-            check_espcn_settings({**SETTINGS, "HR_SCALES": factors}, SETTINGS, {"none": {}})
+            check_espcn_settings({**SETTINGS, "HR_SCALES": factors}, SETTINGS)
 
 
 def test_a_subimage_larger_than_every_training_image_is_one_line() -> None:
@@ -63,4 +63,4 @@ def test_random_offsets_give_an_epoch_as_long_as_the_grid_without_cutting_it() -
     assert random.examples_per_epoch == grid.examples_per_epoch == len(build_subimages(images, settings)[0])
     assert random.steps_per_epoch == grid.steps_per_epoch
     with pytest.raises(UserError, match="SUBIMAGE_OFFSETS='spiral': expected one of grid, random"):
-        check_espcn_settings({**settings, "SUBIMAGE_OFFSETS": "spiral"}, SETTINGS, {"none": {}})
+        check_espcn_settings({**settings, "SUBIMAGE_OFFSETS": "spiral"}, SETTINGS)

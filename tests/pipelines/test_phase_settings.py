@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 
 from core.errors import UserError
+from core.runs import write_json
 from models.blocks import block_settings
+from pipelines.multiblock.chain import FIRST
 from pipelines.multiblock.chain import SCRIPTS as PHASE_SCRIPTS
 from pipelines.multiblock.phase_settings import (
-    FIRST_SCRIPT,
     LOCATION,
     PRESETS,
     RUN_WIDE,
@@ -17,7 +18,7 @@ from pipelines.multiblock.phase_settings import (
     script_block,
 )
 from pipelines.multiblock.resolve import resolve_run
-from pipelines.multiblock.run_record import write_record
+from pipelines.multiblock.run_folder import record_path
 from tests.scripts.helpers import load_script
 
 
@@ -31,7 +32,7 @@ def test_the_catalogue_is_the_union_of_the_six_blocks_and_the_residual_blocks_se
 
 
 def test_run_wide_settings_live_in_the_first_script_only_or_in_the_residual_blocks():
-    assert set(RUN_WIDE) | set(LOCATION) <= set(script_block(FIRST_SCRIPT)) | set(block_settings())
+    assert set(RUN_WIDE) | set(LOCATION) <= set(script_block(FIRST.script)) | set(block_settings())
     assert set(block_settings()) <= set(RUN_WIDE)
     for script in PHASE_SCRIPTS[1:]:
         assert not set(script_block(script)) & (set(RUN_WIDE) | set(LOCATION)), script
@@ -62,7 +63,7 @@ def tiny_record(tmp_path: Path) -> dict:
                                                          "PRESET": "tiny", "N_FEATS": 8, "CAMERA": "Nikon"},
               "location": {"DATASET_DIR": "RealSR(V3)"}, "seed": 7, "data": {}}
     tmp_path.mkdir(exist_ok=True)
-    write_record(tmp_path, record)
+    write_json(record_path(tmp_path), record)
     return record
 
 
@@ -125,7 +126,7 @@ def test_the_dataset_is_run_wide_and_its_folder_a_default(tmp_path: Path):
     record = {"recorded_by": "phase1_1.py", "settings": {**{k: catalogue()[k] for k in RUN_WIDE},
                                                          "DATASET": "city100", "CAMERA": "iPhoneX"},
               "location": {"DATASET_DIR": "City100/City100_iPhoneX"}, "seed": 0, "data": {}}
-    write_record(tmp_path, record)
+    write_json(record_path(tmp_path), record)
     ctx = parse_phase_cli(phase("phase1_2.py"), ["--out", str(tmp_path)], "phase1_2.py")
     assert (ctx.settings["DATASET"], ctx.settings["DATASET_DIR"]) == ("city100", "City100/City100_iPhoneX")
     with pytest.raises(UserError, match=r"^DATASET='paired' \(--set\) differs from DATASET='city100' recorded in "):

@@ -12,8 +12,9 @@ from core.settings import collect_settings
 from models.blocks import block_settings
 from pipelines.espcn.cli import UPSCALE_ONLY
 from pipelines.espcn.rules import RULES as ESPCN_RULES
+from pipelines.multiblock.chain import FIRST
 from pipelines.multiblock.chain import SCRIPTS as PHASE_SCRIPTS
-from pipelines.multiblock.phase_settings import FIRST_SCRIPT, RULES
+from pipelines.multiblock.phase_settings import RULES
 from pipelines.multiblock.resolve import resolve_run
 from tests.scripts.helpers import load_script
 
@@ -50,7 +51,7 @@ def text(value) -> str:
 PHASE_CASES = [(script, name, value) for script in PHASE_SCRIPTS
                for name, default in collect_settings(vars(load_script(script))).items()
                if numeric({name: default}) for value in bad_values(RULES[name], default)]
-PHASE_CASES += [(FIRST_SCRIPT, name, value) for name, setting in block_settings().items()  # declared in models/blocks
+PHASE_CASES += [(FIRST.script, name, value) for name, setting in block_settings().items()  # declared in models/blocks
                 for value in bad_values(RULES[name], setting.default)]
 ESPCN_CASES = [(name, value) for name in numeric(ESPCN) for value in bad_values(ESPCN_RULES[name], ESPCN[name])]
 

@@ -14,7 +14,7 @@ from data.pair_layouts import PairSource, find_pairs
 from data.paired import load_pairs
 from inference.scoring import score_pairs
 from pipelines.multiblock.export import load_network
-from pipelines.multiblock.run_record import data_fingerprint
+from pipelines.multiblock.run_folder import data_fingerprint
 
 from .helpers import REPO
 
