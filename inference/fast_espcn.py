@@ -182,7 +182,10 @@ class FastESPCN(nn.Module):
         ``ort``; ``inference.espcn_onnx.rgb_frame_graph``) -> the 8-bit image ``scale`` times larger."""
         if self.backend != "ort" or self.channels != 1 or rgb.dtype != np.uint8:
             raise ValueError("rgb_frame is the ort backend's, for a luminance model and uint8 RGB images")
-        return self._session("rgb_frame")(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0].numpy()
+        from inference.espcn_onnx import frame_from_phases
+
+        phases = self._session("rgb_frame")(torch.from_numpy(rgb).permute(2, 0, 1)[None])
+        return frame_from_phases(phases, self.scale)[0].numpy()
 
     def _session(self, graph: str) -> onnx_runtime.OrtNetwork:
         """ONNX Runtime on ``graph`` ('network' or 'rgb_frame') of these weights, built on first use."""
@@ -191,7 +194,7 @@ class FastESPCN(nn.Module):
 
             build = {"network": espcn_onnx.network_graph, "rgb_frame": espcn_onnx.rgb_frame_graph}[graph]
             self._ort[graph] = onnx_runtime.cached_network(self.net, lambda: build(self.net), graph=(
-                "espcn_onnx", graph, espcn_onnx.OPSET))
+                "espcn_onnx", graph, espcn_onnx.OPSET, espcn_onnx.LAYOUT))
         return self._ort[graph]
 
     def upscale_uint8(self, x: Tensor) -> Tensor:
