@@ -23,6 +23,15 @@ def batches(step: int, dist: DistInfo):
     return x, 0.5 * x + 0.1
 
 
+def crashing_at(crash_step: int):
+    """``batches``, except that the batch of ``crash_step`` kills the run (RuntimeError 'killed')."""
+    def batch_fn(step: int, dist: DistInfo):
+        if step == crash_step:
+            raise RuntimeError("killed")
+        return batches(step, dist)
+    return batch_fn
+
+
 def make_trainer(run_dir: Path, batch_fn=batches, lr: float = 0.01, eval_every: int = 3, schedule=None,
                  ema_decay: float = 0.0, speed: Speed | None = None, optimizers: list | None = None):
     """The trainer of a small network in two stages (7 and 5 iterations), and the network; ``optimizers``
@@ -51,12 +60,7 @@ def test_a_crashed_run_resumed_ends_with_the_same_weights(tmp_path: Path):
     reference, ref_net = make_trainer(tmp_path / "ref")
     reference.fit()
 
-    def crash_at_8(step, dist):
-        if step == 8:
-            raise RuntimeError("killed")
-        return batches(step, dist)
-
-    crashed, _ = make_trainer(tmp_path / "run", crash_at_8)
+    crashed, _ = make_trainer(tmp_path / "run", crashing_at(8))
     with pytest.raises(RuntimeError, match="killed"):
         crashed.fit()
     assert load_checkpoint(tmp_path / "run" / "latest.pt")["step"] == 7  # end of stage a
@@ -74,13 +78,8 @@ def test_a_run_resumed_with_the_other_memory_format_ends_with_the_same_weights(t
     reference, ref_net = make_trainer(tmp_path / "ref")
     reference.fit()
 
-    def crash_at_5(step, dist):
-        if step == 5:
-            raise RuntimeError("killed")
-        return batches(step, dist)
-
     with pytest.raises(RuntimeError, match="killed"):
-        make_trainer(tmp_path / "run", crash_at_5)[0].fit()
+        make_trainer(tmp_path / "run", crashing_at(5))[0].fit()
     assert load_checkpoint(tmp_path / "run" / "latest.pt")["optimizer"] is not None  # stage a's, at step 3
     optimizers: list = []
     resumed, net = make_trainer(tmp_path / "run", speed=Speed(channels_last=True), optimizers=optimizers)
@@ -207,12 +206,7 @@ def test_a_run_with_a_weight_average_resumes_to_the_same_average(tmp_path: Path)
     reference, _ = make_trainer(tmp_path / "ref", ema_decay=0.8)
     reference.fit()
 
-    def crash_at_8(step, dist):
-        if step == 8:
-            raise RuntimeError("killed")
-        return batches(step, dist)
-
-    crashed, _ = make_trainer(tmp_path / "run", crash_at_8, ema_decay=0.8)
+    crashed, _ = make_trainer(tmp_path / "run", crashing_at(8), ema_decay=0.8)
     with pytest.raises(RuntimeError, match="killed"):
         crashed.fit()
     make_trainer(tmp_path / "run", ema_decay=0.8)[0].fit(resume=True)

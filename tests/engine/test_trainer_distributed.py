@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import socket
 import time
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 from core.dist import DistInfo, mean_over_shards, rank_device
@@ -20,6 +17,7 @@ from core.errors import StopRequested, UserError
 from core.runs import run_lock_of_all_ranks
 from engine.schedules import Constant, Plateau
 from engine.trainer import Stage, TrainConfig, Trainer
+from tests import gloo
 
 COLLECTIVES = ("all_reduce", "broadcast", "broadcast_object_list", "all_gather", "reduce", "barrier")
 
@@ -64,10 +62,9 @@ def sharded_evaluation(model: nn.Module, info: DistInfo, evaluations: list) -> d
     return {"val_psnr": sharded}
 
 
-def worker(rank: int, run_dir: str, port: int, scenario: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def worker(rank: int, port: int, run_dir: str, scenario: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    gloo.join(rank, port)
     info = DistInfo(rank=rank, world_size=2, device=torch.device("cpu"))
     log: list[str] = []
     record_collectives(log)
@@ -128,18 +125,11 @@ def worker(rank: int, run_dir: str, port: int, scenario: str) -> None:
     outcome["collective_devices"] = sorted(set(log))
     Path(run_dir, f"rank{rank}.json").write_text(json.dumps(outcome))
     dist.barrier()
-    dist.destroy_process_group()
-    # What the test reads is written. Leave without the interpreter's teardown: once, on a loaded 2-core CI
-    # machine, a rank stopped by a NaN aborted there ("terminate called without an active exception", a C++
-    # thread of the finished group still joinable), after its results were complete.
-    os._exit(0)
+    gloo.leave()
 
 
 def run_two_ranks(tmp_path: Path, scenario: str) -> list[dict]:
-    with socket.socket() as probe:  # a free port: other test runs on this machine may hold the usual ones
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    mp.start_processes(worker, args=(str(tmp_path), port, scenario), nprocs=2, start_method="spawn")
+    gloo.run_two_ranks(worker, str(tmp_path), scenario)
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 

@@ -3,15 +3,11 @@ under torchrun each rank scores its share of the images and all get the one proc
 from __future__ import annotations
 
 import json
-import os
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from core.dist import DistInfo
 from core.settings import collect_settings
@@ -22,6 +18,7 @@ from models.espcn import ESPCN
 from models.rcan import Block, orthogonal_init_
 from pipelines.espcn.train import validation_psnr
 from pipelines.multiblock.train import as_tensor, mean_psnr
+from tests import gloo
 from tests.inference import metrics_reference as reference
 from tests.scripts.helpers import load_script
 
@@ -69,9 +66,8 @@ def two_rank_worker(rank: int, port: int, out: str) -> None:
     import pipelines.espcn.train as espcn_train
     import pipelines.multiblock.train as phases_train
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    gloo.join(rank, port)
     scored = {"phases": 0, "espcn": 0}
 
     def counting(key: str, metric):
@@ -84,15 +80,12 @@ def two_rank_worker(rank: int, port: int, out: str) -> None:
     espcn_train.psnr = counting("espcn", espcn_train.psnr)
     scores = validation_scores(DistInfo(rank=rank, world_size=2, device=torch.device("cpu")))
     Path(out, f"rank{rank}.json").write_text(json.dumps({"scores": scores, "scored": scored}))
-    dist.destroy_process_group()
+    gloo.leave()
 
 
 @pytest.mark.slow
 def test_two_gloo_ranks_each_score_their_share_and_get_the_one_process_validation_psnr(tmp_path: Path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    mp.start_processes(two_rank_worker, args=(port, str(tmp_path)), nprocs=2, start_method="spawn")
+    gloo.run_two_ranks(two_rank_worker, str(tmp_path))
     alone = validation_scores(None)
     for rank, share in ((0, 3), (1, 2)):
         seen = json.loads((tmp_path / f"rank{rank}.json").read_text())
