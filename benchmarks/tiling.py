@@ -35,7 +35,7 @@ from torch import nn
 from data.io import to_float
 from data.resize import imresize
 from inference.banded import banded_forward
-from inference.tiling import default_overlap, tiled_forward
+from inference.tiling import default_overlap, tiled_forward, window_spans
 from models.rcan import Block, MultiBlockNet, orthogonal_init_
 
 
@@ -62,14 +62,13 @@ def parse_args() -> tuple[argparse.Namespace, list[str]]:
     return args, [name for name in ("banded", "tiled", "whole") if name in requested]
 
 
-# Each path's time over the whole image's, for the ETA only (measured: banded 1.0-1.4x; tiles
-# compute their windows' pixels, about the window's area over the tile's, each).
-BANDED_TIME_RATIO = 1.2
+BANDED_TIME_RATIO = 1.2  # the banded pass's time over the whole image's, for the ETA only (measured 1.0-1.4x)
 
 
-def expected_seconds(net: nn.Module, x: torch.Tensor, tile: int, overlap: int) -> dict[str, float]:
+def expected_seconds(net: nn.Module, x: torch.Tensor, tile: int, window: int) -> dict[str, float]:
     """An estimate of each path's seconds, from one timed pass over a crop of at most 256x256 (the blocks' work
-    grows with the pixels computed; smaller crops run faster per pixel): the ETA of the progress lines."""
+    grows with the pixels computed, the tiles' windows included; smaller crops run faster per pixel): the ETA
+    of the progress lines."""
     crop = x[..., :256, :256]
     with torch.inference_mode():
         net(crop[..., :32, :32])
@@ -77,10 +76,10 @@ def expected_seconds(net: nn.Module, x: torch.Tensor, tile: int, overlap: int) -
         net(crop)
     per_pixel = (time.perf_counter() - began) / crop[0, 0].numel()
     height, width = x.shape[-2:]
-    window = [min(tile + 2 * overlap, side) for side in (height, width)]
-    tiles = math.ceil(height / tile) * math.ceil(width / tile)
+    tiled = sum(y1 - y0 for y0, y1 in window_spans(height, window, tile)) * sum(
+        x1 - x0 for x0, x1 in window_spans(width, window, tile))
     whole = per_pixel * height * width
-    return {"whole": whole, "banded": BANDED_TIME_RATIO * whole, "tiled": per_pixel * tiles * window[0] * window[1]}
+    return {"whole": whole, "banded": BANDED_TIME_RATIO * whole, "tiled": per_pixel * tiled}
 
 
 def time_paths(run: dict[str, Callable[[], torch.Tensor]], paths: list[str], result: dict,
@@ -136,7 +135,8 @@ def main() -> None:
                        "tile": tile, "overlap": overlap, "window": tile + 3 * overlap, "blend": "linear"}
     result["matmul_gflops"] = matmul_gflops(1024 if args.quick else 2048)
     outputs = time_paths({"banded": lambda: banded_forward(net, x), "tiled": lambda: tiled_forward(net, x, tile=tile),
-                          "whole": lambda: net(x)}, paths, result, expected_seconds(net, x, tile, overlap))
+                          "whole": lambda: net(x)}, paths, result,
+                         expected_seconds(net, x, tile, result["setup"]["window"]))
     compare_with_whole(outputs, paths, result)
     if args.float64:
         compare_with_float64(net, x, outputs, result)

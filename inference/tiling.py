@@ -95,9 +95,9 @@ def _blend_tiles(model: nn.Module, x: torch.Tensor, grid: _Grid) -> torch.Tensor
     n, _, h, w = x.shape
     scale = grid.scale
     out = weight = None
-    for y0, y1 in _spans(h, grid.window, grid.tile):
+    for y0, y1 in window_spans(h, grid.window, grid.tile):
         wy = grid.ramp(h, y0, y1)
-        for x0, x1 in _spans(w, grid.window, grid.tile):
+        for x0, x1 in window_spans(w, grid.window, grid.tile):
             tile_weight = wy[:, None] * grid.ramp(w, x0, x1)[None, :]
             pred = model(x[:, :, y0:y1, x0:x1].to(grid.model_device)).to(grid.out_device)
             if pred.shape[-2:] != ((y1 - y0) * scale, (x1 - x0) * scale):
@@ -111,7 +111,7 @@ def _blend_tiles(model: nn.Module, x: torch.Tensor, grid: _Grid) -> torch.Tensor
     return out / weight
 
 
-def _spans(length: int, window: int, step: int) -> list[tuple[int, int]]:
+def window_spans(length: int, window: int, step: int) -> list[tuple[int, int]]:
     """Window [start, end) positions covering ``length``; the last one is pushed back to end at the edge."""
     if length <= window:
         return [(0, length)]
