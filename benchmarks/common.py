@@ -32,6 +32,8 @@ if str(REPO) not in sys.path:  # run as `python benchmarks/x.py` from anywhere
 
 import torch  # noqa: E402
 
+from engine.progress import format_duration  # noqa: E402
+
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
@@ -92,12 +94,15 @@ PAUSE_S = 0.02  # before each timed run: the previous candidate's idle threads s
 
 def progress(label: str, done: int, total: int, started: float) -> None:
     """One progress line on stderr (the JSON result keeps stdout): 'label: done/total, elapsed, ETA'."""
-    from engine.progress import format_duration
-
     elapsed = time.perf_counter() - started
     eta = elapsed / done * (total - done) if done else 0.0
-    print(f"[{Path(sys.argv[0]).stem}] {label}: {done}/{total}, {format_duration(elapsed)} elapsed, ETA "
-          f"{format_duration(eta)}", file=sys.stderr, flush=True)
+    say(f"{label}: {done}/{total}, {format_duration(elapsed)} elapsed, ETA {format_duration(eta)}")
+
+
+def say(line: str) -> None:
+    """A progress line on stderr, named by the benchmark."""
+    print(f"[{Path(sys.argv[0]).stem}] {line}", file=sys.stderr, flush=True)
+
 
 
 @contextlib.contextmanager
@@ -109,13 +114,10 @@ def heartbeat(label: str, expected_s: float) -> Iterator[None]:
 
     def beat() -> None:
         while not done.wait(PROGRESS_EVERY_S):
-            from engine.progress import format_duration
-
             elapsed = time.perf_counter() - began
-            left = f"ETA ~{format_duration(expected_s - elapsed)} (estimated)" if elapsed < expected_s else \
-                "over the estimate"
-            print(f"[{Path(sys.argv[0]).stem}] {label}: {format_duration(elapsed)} elapsed, {left}",
-                  file=sys.stderr, flush=True)
+            left = (f"ETA ~{format_duration(expected_s - elapsed)} (estimated)" if elapsed < expected_s
+                    else "over the estimate")
+            say(f"{label}: {format_duration(elapsed)} elapsed, {left}")
 
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import REPO, finish, interleaved, matmul_gflops, parser, progress, rounded, start  # repo on sys.path
+from common import REPO, finish, interleaved, matmul_gflops, parser, progress, rounded, say, start  # repo on sys.path
 from torch import nn
 
 from core.hardware import cpu_bf16, cpu_description
@@ -208,8 +208,7 @@ def main() -> None:
     auto = FastESPCN(net, precision=upscale_precision("auto", cpu, "auto"))
     fallback = f" (not ort: {auto.fallback})" if auto.fallback else ""
     result["auto_picks"] = f"{auto.backend} {auto.precision}{fallback}"
-    print(f"[espcn_speed] {result['cpu']}, {torch.get_num_threads()} threads: auto picks {result['auto_picks']}",
-          file=sys.stderr, flush=True)
+    say(f"{result['cpu']}, {torch.get_num_threads()} threads: auto picks {result['auto_picks']}")
     models = backends(net)
     result["backends"] = list(models)
     reference = PlainESPCN(scale, 1).eval()

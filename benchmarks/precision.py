@@ -26,7 +26,6 @@ anyway. Progress lines go to stderr.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import finish, interleaved, parser, progress, rounded, start  # repo on sys.path
+from common import finish, interleaved, parser, progress, rounded, say, start  # repo on sys.path
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -229,7 +228,7 @@ def main() -> None:
     result["cpu"] = cpu_description()
     skipped = result["skipped"] = skipped_variants(args.all)
     for reason in skipped.values():
-        print(f"[precision] skipped: {reason}", file=sys.stderr, flush=True)
+        say(f"skipped: {reason}")
     result["steps"] = timed_steps(args.quick, skipped)
     if "bf16" in skipped:  # the short training measures bf16's cost in dB: nothing to compare without bf16
         result["short_training"] = {"skipped": skipped["bf16"]}
