@@ -1,5 +1,5 @@
 """ESPCN's ONNX graphs for ONNX Runtime, written out directly: the network (NCHW float in and out), and the
-whole 8-bit RGB frame of a luminance model (``uint8`` RGB in, ``uint8`` colour phases out).
+whole 8-bit RGB frame of a luminance model (``uint8`` RGB in, float colour phases out).
 
 Why not the exporter of ``espcn.py export --format onnx`` (``inference.weight_files.onnx_program``): for
 these few fixed operators it takes about 5 s on a 2-core CPU (torch.export and onnxscript's import), a
@@ -16,26 +16,33 @@ on a 2-core CPU) to the LR size, where the network already works:
   is a 5x5 convolution from the edge-padded Cb, Cr to the ``r^2`` phases of each output colour, with the
   Cb, Cr -> RGB matrix and offset folded into its weights (each phase's taps sum to 1, so the offset passes
   through), scaled to 0 .. 255;
-- Y's part of R, G and B (one factor for all three) is folded into the last layer;
-- ``QuantizeLinear`` (scale 1, zero point 0) is clamp to 0 .. 255, round half to even and the cast, in one
-  pass. The graph ends there, with the channels phase-major (``(p s + q) 3 + colour``): the pixel shuffle and
-  the HWC interleave are one PyTorch permute of the 8-bit result (``frame_from_phases``: 2.5 ms at 1080p on the
-  2-core AVX2 EPYC, where ONNX Runtime's ``DepthToSpace`` and ``Transpose`` on 8-bit data took 8.8 ms).
+- Y's part of R, G and B (one factor for all three) is folded into the last layer.
+The graph ends there, with two float outputs at the LR size: Y's ``r^2`` phases and the ``3 r^2`` colour phases.
+Their sum, the rounding to 8 bits, the pixel shuffle and the HWC interleave are one pass of the small C kernel
+``rgb_frame.c`` (``frame_from_outputs``; PyTorch where it cannot be compiled, same bytes, 17 ms): 2.8 ms at
+1080p on the 2-core AVX2 EPYC, where the graph that ended in 8 bits spent 4.0 ms in its Add, Reshape and
+QuantizeLinear (ONNX Runtime's profile) and 2.5 ms in PyTorch's permute; its chroma convolution, with the colour
+mix now in the C pass, fell from 27 to 18 channels (4.8 -> 3.2 ms).
 Equal to the float path (``inference.fast_espcn.upscale_image`` on another backend) within one 8-bit step.
 """
 from __future__ import annotations
 
+import ctypes
+import functools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from core.threads import map_single_threaded
 from data.color import rgb_to_ycbcr_affine, ycbcr_to_rgb_affine
+from inference import c_kernels
 from inference.whole_image import bicubic_phases
 from models.espcn import ESPCN
 
 OPSET = 18
-LAYOUT = 2  # part of the disk cache's key (inference.onnx_runtime): raise it when a graph's input or output changes
+LAYOUT = 4  # part of the disk cache's key (inference.onnx_runtime): raise it when a graph's input or output changes
 
 
 def network_graph(net: ESPCN) -> bytes:
@@ -43,18 +50,18 @@ def network_graph(net: ESPCN) -> bytes:
     h = _Graph(net)
     x = h.input("input", 1, net.channels)  # TensorProto.FLOAT
     y = h.conv(h.network(x, net.conv3.weight, net.conv3.bias), None, None, depth_to_space=net.scale)
-    return h.model(y, "output", 1, net.channels, net.scale)
+    return h.model([(y, "output", net.channels)], net.scale, upscaled=True)
 
 
 def rgb_frame_graph(net: ESPCN) -> bytes:
-    """A luminance ``net`` on 8-bit RGB frames: ``uint8`` (N, 3, h, w) ``input`` -> ``uint8`` (N, 3 r^2, h, w)
-    ``output``, channel ``(p r + q) 3 + c`` the colour ``c`` of output pixel ``(r i + p, r j + q)`` (see
-    ``frame_from_phases``); colour conversion, chroma and rounding inside (see the module docstring)."""
+    """A luminance ``net`` on 8-bit RGB frames: ``uint8`` (N, 3, h, w) ``input`` -> float (N, r^2, h, w) ``y``
+    (Y's part of every colour, 0 .. 255) and (N, 2 r^2, h, w) ``chroma`` (Cb's phases, then Cr's, 0 .. 1), phase
+    ``p r + q`` the output pixel ``(r i + p, r j + q)`` at ``(i, j)`` (``frame_from_outputs`` makes the frame)."""
     if net.channels != 1:
         raise ValueError("the RGB frame graph needs a luminance (channels=1) ESPCN")
     s = net.scale
     to_ycbcr, ycbcr_offset = rgb_to_ycbcr_affine()
-    to_rgb, rgb_offset = ycbcr_to_rgb_affine()
+    to_rgb, _ = ycbcr_to_rgb_affine()
     if not np.allclose(to_rgb[:, 0], to_rgb[0, 0]):
         raise ValueError("Y's factor in YCbCr -> RGB differs between colours")
     y_factor = 255.0 * to_rgb[0, 0]
@@ -65,22 +72,59 @@ def rgb_frame_graph(net: ESPCN) -> bytes:
     y = h.network(y_in, net.conv3.weight.double() * y_factor, net.conv3.bias.double() * y_factor)  # (N, s*s, h, w)
     phases = bicubic_phases(s).numpy()  # (s, 5): phase p's taps over input rows j-2 .. j+2
     kernels = (phases[:, None, :, None] * phases[None, :, None, :]).reshape(s * s, 5, 5)  # phase p*s + q
-    chroma_weight = 255.0 * to_rgb[:, 1:, None, None, None] * kernels[None, None]  # (colour, Cb/Cr, phase, 5, 5)
+    weight = np.zeros((2, s * s, 2, 5, 5))
+    weight[0, :, 0], weight[1, :, 1] = kernels, kernels  # Cb's phases from Cb, Cr's from Cr
     padded = h.node("Pad", [chroma_in, h.const(np.array([0, 0, 2, 2, 0, 0, 2, 2], np.int64))], mode="edge")
-    chroma = h.conv(padded, chroma_weight.transpose(2, 0, 1, 3, 4).reshape(s * s * 3, 2, 5, 5),
-                    np.tile(255.0 * rgb_offset, s * s), same=False)  # channel k*3 + c: phase k, colour c
-    flat = [h.node("Reshape", [t, h.const(np.array([0, s * s, c, -1], np.int64))]) for t, c in ((chroma, 3), (y, 1))]
-    total = h.node("Reshape", [h.node("Add", flat), h.node("Shape", [chroma])])  # Y + colour c, per phase
-    levels = h.node("QuantizeLinear", [total, h.const(np.array(1.0, np.float32)), h.const(np.array(0, np.uint8))])
-    return h.model(levels, "output", 2, 3 * s * s, s, out_size=False)
+    chroma = h.conv(padded, weight.reshape(2 * s * s, 2, 5, 5), np.zeros(2 * s * s), same=False)
+    return h.model([(y, "y", s * s), (chroma, "chroma", 2 * s * s)], s)
 
 
-def frame_from_phases(phases: torch.Tensor, scale: int) -> torch.Tensor:
-    """The (N, 3 r^2, h, w) output of ``rgb_frame_graph`` as (N, r h, r w, 3) 8-bit RGB frames: the pixel
-    shuffle and the HWC interleave in one copy."""
-    n, _, height, width = phases.shape
-    return (phases.view(n, scale, scale, 3, height, width).permute(0, 4, 1, 5, 2, 3)
-            .reshape(n, height * scale, width * scale, 3))
+def frame_from_outputs(y: np.ndarray, chroma: np.ndarray, scale: int) -> np.ndarray:
+    """The ``y`` and ``chroma`` outputs of ``rgb_frame_graph`` as (N, r h, r w, 3) 8-bit RGB frames: each colour
+    ``y + m_cb cb + m_cr cr + offset`` (YCbCr -> RGB at 0 .. 255, float32), rounded half to even, clamped and
+    interleaved in one pass of ``rgb_frame.c`` (in bands of rows on PyTorch's thread count), or by PyTorch
+    where the kernel cannot be had (the same operations in the same order: the same bytes)."""
+    n, _, height, width = y.shape
+    y, chroma = np.ascontiguousarray(y, np.float32), np.ascontiguousarray(chroma, np.float32)
+    mix = _colour_mix()
+    library = _kernel()
+    if library is None:
+        cb, cr = torch.from_numpy(chroma).view(n, 2, scale * scale, 1, height, width).unbind(1)
+        m = torch.from_numpy(mix).view(3, 3, 1, 1)
+        levels = torch.from_numpy(y)[:, :, None] + cb * m[:, 0] + cr * m[:, 1] + m[:, 2]
+        levels = levels.round_().clamp_(0, 255).to(torch.uint8).view(n, scale, scale, 3, height, width)
+        return levels.permute(0, 4, 1, 5, 2, 3).reshape(n, height * scale, width * scale, 3).numpy()
+    out = np.empty((n, height * scale, width * scale, 3), np.uint8)
+    threads = torch.get_num_threads() if out.size >= MIN_PARALLEL_VALUES else 1
+    bands = [(i, height * k // threads, height * (k + 1) // threads) for i in range(n) for k in range(threads)]
+
+    def band(job: tuple[int, int, int]) -> None:
+        i, first, last = job
+        library.rgb_frame_rows(y[i].ctypes.data, chroma[i].ctypes.data, mix.ctypes.data, height, width, scale,
+                               first, last, out[i].ctypes.data)
+
+    map_single_threaded(band, bands, torch.device("cpu"), threads)
+    return out
+
+
+MIN_PARALLEL_VALUES = 1 << 20  # smaller frames are finished in the calling thread: a hand-off costs more
+
+
+@functools.cache
+def _colour_mix() -> np.ndarray:
+    """(3, 3) float32: per colour, the factors of Cb and Cr and the offset of YCbCr -> RGB, at 0 .. 255."""
+    to_rgb, offset = ycbcr_to_rgb_affine()
+    return np.ascontiguousarray(255.0 * np.concatenate([to_rgb[:, 1:], offset[:, None]], axis=1), np.float32)
+
+
+@functools.cache
+def _kernel() -> ctypes.CDLL | None:
+    library, _ = c_kernels.compiled(Path(__file__).with_name("rgb_frame.c"), "SR_FRAME_KERNEL")
+    if library is not None:
+        pointer, long = ctypes.c_void_p, ctypes.c_long
+        library.rgb_frame_rows.argtypes = [pointer, pointer, pointer, long, long, long, long, long, pointer]
+        library.rgb_frame_rows.restype = None
+    return library
 
 
 class _Graph:
@@ -134,14 +178,16 @@ class _Graph:
         x = self.conv(x, net.conv2.weight, net.conv2.bias, "Tanh")
         return self.conv(x, conv3_weight, conv3_bias)
 
-    def model(self, out: str, name: str, elem_type: int, channels: int, scale: int, out_size: bool = True) -> bytes:
-        """The graph with ``out`` as its NCHW output ``name``, ``channels`` deep, ``scale`` times larger than the
-        input (``out_size``) or as large."""
+    def model(self, outputs: list[tuple[str, str, int]], scale: int, upscaled: bool = False) -> bytes:
+        """The graph with float NCHW ``outputs`` (tensor, name, channels), as large as the input or, when
+        ``upscaled``, ``scale`` times larger."""
         helper = self.onnx.helper
-        self.nodes.append(helper.make_node("Identity", [out], [name]))
-        dims = ["batch", channels, *(("out_height", "out_width") if out_size else ("height", "width"))]
-        graph = helper.make_graph(self.nodes, f"espcn_x{scale}", self.inputs,
-                                  [helper.make_tensor_value_info(name, elem_type, dims)], self.constants)
+        values = []
+        for tensor, name, channels in outputs:
+            self.nodes.append(helper.make_node("Identity", [tensor], [name]))
+            size = ("out_height", "out_width") if upscaled else ("height", "width")
+            values.append(helper.make_tensor_value_info(name, 1, ["batch", channels, *size]))
+        graph = helper.make_graph(self.nodes, f"espcn_x{scale}", self.inputs, values, self.constants)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
         model.ir_version = 8
         return model.SerializeToString()

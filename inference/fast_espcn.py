@@ -182,10 +182,12 @@ class FastESPCN(nn.Module):
         ``ort``; ``inference.espcn_onnx.rgb_frame_graph``) -> the 8-bit image ``scale`` times larger."""
         if self.backend != "ort" or self.channels != 1 or rgb.dtype != np.uint8:
             raise ValueError("rgb_frame is the ort backend's, for a luminance model and uint8 RGB images")
-        from inference.espcn_onnx import frame_from_phases
+        from inference.espcn_onnx import frame_from_outputs
 
-        phases = self._session("rgb_frame")(torch.from_numpy(rgb).permute(2, 0, 1)[None])
-        return frame_from_phases(phases, self.scale)[0].numpy()
+        # the NCHW copy by numpy: a PyTorch tensor allocated and freed around the call made ONNX Runtime's run
+        # 6 ms slower at 640x360 (81 against 75 ms on the 2-core AVX2 EPYC, 30 interleaved rounds)
+        y, chroma = self._session("rgb_frame").outputs(np.ascontiguousarray(rgb.transpose(2, 0, 1)[None]))
+        return frame_from_outputs(y, chroma, self.scale)[0]
 
     def _session(self, graph: str) -> onnx_runtime.OrtNetwork:
         """ONNX Runtime on ``graph`` ('network' or 'rgb_frame') of these weights, built on first use."""

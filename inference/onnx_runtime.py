@@ -15,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from core.atomic import WriteError, atomic_write
-from inference.ssim_kernel import cache_folder
+from inference.c_kernels import cache_folder
 
 
 def missing_packages(*packages: str) -> list[str]:
@@ -94,8 +95,13 @@ class OrtNetwork:
         return ort.InferenceSession(self.model, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: Tensor) -> Tensor:
-        array = (x if x.dtype == torch.uint8 else x.to(torch.float32)).detach().contiguous().numpy()
-        return torch.from_numpy(self.session().run(None, {self.input: array})[0])
+        return torch.from_numpy(self.outputs(x)[0])
+
+    def outputs(self, x: Tensor | np.ndarray) -> list[np.ndarray]:
+        """Every output of the graph on ``x`` (a tensor, or an array passed as it is), as arrays."""
+        if isinstance(x, Tensor):
+            x = (x if x.dtype == torch.uint8 else x.to(torch.float32)).detach().contiguous().numpy()
+        return self.session().run(None, {self.input: np.ascontiguousarray(x)})
 
 
 def ort_network(net: nn.Module, example: Tensor, threads: int | None = None, graph: tuple[Any, ...] = (),

@@ -3,50 +3,30 @@
 
 The eager PyTorch SSIM in ``inference.metrics`` is exact but memory-bound (22 passes over each of four
 maps); the C kernel reads every row once and is about 5x faster on one core, equal within 1e-15. It is
-compiled on first use with the system's C compiler (``$CC``, else ``cc``) at ``-O3 -march=native`` into
-``$SR_KERNEL_CACHE`` (default ``~/.cache/sr-multiblock-espcn``), under a name that hashes the source, the
-compiler and the CPU, so a cache shared by different machines never loads a library built for another
-CPU. Where there is no compiler, or ``SR_SSIM_KERNEL=torch``, or the build fails, ``load()`` returns None
-and ``backend()`` says why; the metrics then use the eager PyTorch SSIM (same numbers, slower).
+compiled on first use (``inference.c_kernels``). Where there is no compiler, or ``SR_SSIM_KERNEL=torch``, or
+the build fails, ``load()`` returns None and ``backend()`` says why; the metrics then use
+the eager PyTorch SSIM (same numbers, slower).
 
 Large images (``MIN_PARALLEL_PIXELS``) run in bands of rows on PyTorch's thread count (ctypes releases the
 GIL); inside the per-image workers of ``inference.scoring`` that count is 1 and the kernel runs in the caller.
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
-import hashlib
 import math
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
-from core.hardware import cpuinfo
 from core.threads import map_single_threaded
+from inference import c_kernels
 
 SOURCE = Path(__file__).with_name("ssim_kernel.c")
 RADIUS = 5
 MIN_BAND_ROWS = 64  # a band re-reads 10 rows of its neighbour: keep that small next to its own rows
 MIN_PARALLEL_PIXELS = 1 << 18  # smaller calls run in the calling thread: a hand-off to a thread costs more
-
-
-def cache_folder() -> Path:
-    """``$SR_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/sr-multiblock-espcn``, else ``~/.cache/sr-multiblock-espcn``."""
-    if "SR_KERNEL_CACHE" in os.environ:
-        return Path(os.environ["SR_KERNEL_CACHE"])
-    try:
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    except RuntimeError:  # no home directory to be found
-        cache = Path(tempfile.gettempdir())
-    return cache / "sr-multiblock-espcn"
 
 
 def load() -> ctypes.CDLL | None:
@@ -138,48 +118,11 @@ def _over_bands(a: torch.Tensor, b: torch.Tensor, luma: Luma | None, rows: int, 
 
 @functools.cache
 def _loaded() -> tuple[ctypes.CDLL | None, str]:
-    if os.environ.get("SR_SSIM_KERNEL", "c") == "torch":
-        return None, "SR_SSIM_KERNEL=torch"
-    compiler = shutil.which(os.environ.get("CC", "cc"))
-    if compiler is None:
-        return None, f"no C compiler ({os.environ.get('CC', 'cc')}) found"
-    try:
-        library = ctypes.CDLL(str(_build(compiler)))
-    except subprocess.CalledProcessError as err:
-        first_line = next(iter((err.stderr or "").strip().splitlines()), f"exit status {err.returncode}")
-        return None, f"the C kernel did not compile: {first_line}"
-    except (OSError, subprocess.SubprocessError) as err:
-        return None, f"the C kernel could not be built or loaded: {err}"
-    pointer, long, real = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
-    image = [pointer, pointer, ctypes.c_int, long, long, long, pointer, real]  # a, b, float32, strides, luma
-    library.ssim_band.argtypes = [*image, long, long, pointer, real, real, long, pointer, pointer]
-    library.sse_band.argtypes = [*image, long, long, pointer]
-    library.ssim_band.restype = library.sse_band.restype = ctypes.c_int
-    return library, ""
-
-
-def _build(compiler: str) -> Path:
-    """The shared library for this source, compiler and CPU, compiled once per cache folder."""
-    source = SOURCE.read_bytes()
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
-    flags = ["-O3", "-march=native", "-shared", "-fPIC"]
-    info = cpuinfo()
-    machine = [platform.machine(), info.get("model name", ""), info.get("flags", info.get("Features", ""))]
-    digest = hashlib.sha256(b"\0".join([source, version.encode(), " ".join(flags).encode(),
-                                        "\0".join(machine).encode()])).hexdigest()[:16]
-    folder = cache_folder()
-    with contextlib.suppress(OSError):
-        folder.mkdir(parents=True, exist_ok=True)
-    if not os.access(folder, os.W_OK):
-        folder = Path(tempfile.mkdtemp(prefix="sr-kernel-"))  # a read-only home: build for this process only
-    library = folder / f"ssim_kernel-{digest}.so"
-    if library.is_file():
-        return library
-    scratch = folder / f".{library.name}.{os.getpid()}.tmp"
-    try:
-        subprocess.run([compiler, *flags, "-o", str(scratch), str(SOURCE)], check=True, capture_output=True,
-                       text=True, timeout=120)
-        os.replace(scratch, library)  # atomic: ranks building at once never load a half-written file
-    finally:
-        scratch.unlink(missing_ok=True)
-    return library
+    library, reason = c_kernels.compiled(SOURCE, "SR_SSIM_KERNEL")
+    if library is not None:
+        pointer, long, real = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
+        image = [pointer, pointer, ctypes.c_int, long, long, long, pointer, real]  # a, b, float32, strides, luma
+        library.ssim_band.argtypes = [*image, long, long, pointer, real, real, long, pointer, pointer]
+        library.sse_band.argtypes = [*image, long, long, pointer]
+        library.ssim_band.restype = library.sse_band.restype = ctypes.c_int
+    return library, reason
