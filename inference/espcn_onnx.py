@@ -42,15 +42,25 @@ from inference.whole_image import bicubic_phases
 from models.espcn import ESPCN
 
 OPSET = 18
-LAYOUT = 4  # part of the disk cache's key (inference.onnx_runtime): raise it when a graph's input or output changes
+LAYOUT = 5  # part of the disk cache's key (inference.onnx_runtime): raise it when a graph's input or output changes
 
 
 def network_graph(net: ESPCN) -> bytes:
     """``net`` (NCHW float32 ``input`` in [0, 1] -> NCHW float32 ``output``, batch, height and width dynamic)."""
     h = _Graph(net)
     x = h.input("input", 1, net.channels)  # TensorProto.FLOAT
-    y = h.conv(h.network(x, net.conv3.weight, net.conv3.bias), None, None, depth_to_space=net.scale)
+    y = h.conv(h.network(x), None, None, depth_to_space=net.scale)
     return h.model([(y, "output", net.channels)], net.scale, upscaled=True)
+
+
+def uint8_graph(net: ESPCN) -> bytes:
+    """``net`` on 8-bit frames: ``uint8`` (N, C, h, w) ``input`` -> ``uint8`` (N, C r^2, h, w) ``output``, the
+    network's output before the pixel shuffle (channel ``c r^2 + p r + q``), times 255, rounded half to even and
+    clamped by ``QuantizeLinear``; the 1/255 of the input folded into the first layer, the 255 into the last."""
+    h = _Graph(net)
+    x = h.network(h.node("Cast", [h.input("input", 2, net.channels)], to=1), in_scale=255.0, out_scale=255.0)
+    levels = h.node("QuantizeLinear", [x, h.const(np.array(1.0, np.float32)), h.const(np.array(0, np.uint8))])
+    return h.model([(levels, "output", net.channels * net.scale**2)], net.scale, elem_type=2)
 
 
 def rgb_frame_graph(net: ESPCN) -> bytes:
@@ -69,7 +79,7 @@ def rgb_frame_graph(net: ESPCN) -> bytes:
     rgb = h.node("Cast", [h.input("input", 2, 3)], to=1)  # uint8 -> float
     ycbcr = h.conv(rgb, to_ycbcr[:, :, None, None] / 255.0, ycbcr_offset)
     y_in, chroma_in = h.node("Split", [ycbcr, h.const(np.array([1, 2], np.int64))], axis=1, outputs=2)
-    y = h.network(y_in, net.conv3.weight.double() * y_factor, net.conv3.bias.double() * y_factor)  # (N, s*s, h, w)
+    y = h.network(y_in, out_scale=y_factor)  # (N, s*s, h, w)
     phases = bicubic_phases(s).numpy()  # (s, 5): phase p's taps over input rows j-2 .. j+2
     kernels = (phases[:, None, :, None] * phases[None, :, None, :]).reshape(s * s, 5, 5)  # phase p*s + q
     weight = np.zeros((2, s * s, 2, 5, 5))
@@ -171,22 +181,24 @@ class _Graph:
             x = self.node(activation, [x])
         return self.node("DepthToSpace", [x], blocksize=depth_to_space, mode="CRD") if depth_to_space else x
 
-    def network(self, x: str, conv3_weight: Any, conv3_bias: Any) -> str:
-        """conv1, tanh, conv2, tanh, conv3 (its weights given: the frame graph scales them), before the shuffle."""
+    def network(self, x: str, in_scale: float = 1.0, out_scale: float = 1.0) -> str:
+        """conv1, tanh, conv2, tanh, conv3, before the shuffle: for an input ``in_scale`` times the network's (its
+        first weights divided by it), the output ``out_scale`` times the network's (its last weights times it)."""
         net = self.net
-        x = self.conv(x, net.conv1.weight, net.conv1.bias, "Tanh")
+        x = self.conv(x, net.conv1.weight.double() / in_scale, net.conv1.bias, "Tanh")
         x = self.conv(x, net.conv2.weight, net.conv2.bias, "Tanh")
-        return self.conv(x, conv3_weight, conv3_bias)
+        return self.conv(x, net.conv3.weight.double() * out_scale, net.conv3.bias.double() * out_scale)
 
-    def model(self, outputs: list[tuple[str, str, int]], scale: int, upscaled: bool = False) -> bytes:
-        """The graph with float NCHW ``outputs`` (tensor, name, channels), as large as the input or, when
-        ``upscaled``, ``scale`` times larger."""
+    def model(self, outputs: list[tuple[str, str, int]], scale: int, upscaled: bool = False,
+              elem_type: int = 1) -> bytes:
+        """The graph with NCHW ``outputs`` (tensor, name, channels) of ``elem_type`` (1 float, 2 uint8), as
+        large as the input or, when ``upscaled``, ``scale`` times larger."""
         helper = self.onnx.helper
         values = []
         for tensor, name, channels in outputs:
             self.nodes.append(helper.make_node("Identity", [tensor], [name]))
             size = ("out_height", "out_width") if upscaled else ("height", "width")
-            values.append(helper.make_tensor_value_info(name, 1, ["batch", channels, *size]))
+            values.append(helper.make_tensor_value_info(name, elem_type, ["batch", channels, *size]))
         graph = helper.make_graph(self.nodes, f"espcn_x{scale}", self.inputs, values, self.constants)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
         model.ir_version = 8

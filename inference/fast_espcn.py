@@ -35,10 +35,12 @@ NCHW float32 out, pixel shuffle included). It snapshots the weights when it is b
   photos) pay no second pass and no host read. fp16 never on CPU (about 100x slower than fp32 there).
 - ``eager``: the network as written (the reference).
 
-``backend='auto'`` (``pick_backend``): on a CPU, bf16 ``strips`` where the CPU computes bf16 in hardware
-(``core.hardware.cpu_bf16().fast``: AVX512-BF16 or AMX) and bf16 is asked for; otherwise ``ort`` where
-onnxruntime and onnx are installed, else ``strips`` (``fallback`` says why); ``channels_last`` on CUDA.
-bf16 is refused where oneDNN's bf16 kernels cannot run (AVX2-only CPUs).
+``backend='auto'`` (``pick_backend``): on a CPU, bf16 ``strips`` where bf16 is asked for; otherwise ``ort``
+where onnxruntime and onnx are installed, else ``strips`` (``fallback`` says why); ``channels_last`` on CUDA.
+``espcn.py upscale``'s ``auto`` asks for bf16 only where the strips would run anyway (no onnxruntime) and the
+CPU computes bf16 in hardware (``core.hardware.cpu_bf16().fast``: AVX512-BF16 or AMX): ONNX Runtime fp32 has
+not been timed against the bf16 strips on such a CPU, so the default there is the library itself, never slower
+than it. bf16 is refused where oneDNN's bf16 kernels cannot run (AVX2-only CPUs).
 """
 from __future__ import annotations
 
@@ -190,11 +192,12 @@ class FastESPCN(nn.Module):
         return frame_from_outputs(y, chroma, self.scale)[0]
 
     def _session(self, graph: str) -> onnx_runtime.OrtNetwork:
-        """ONNX Runtime on ``graph`` ('network' or 'rgb_frame') of these weights, built on first use."""
+        """ONNX Runtime on ``graph`` ('network', 'uint8' or 'rgb_frame') of these weights, built on first use."""
         if graph not in self._ort:
             from inference import espcn_onnx
 
-            build = {"network": espcn_onnx.network_graph, "rgb_frame": espcn_onnx.rgb_frame_graph}[graph]
+            build = {"network": espcn_onnx.network_graph, "rgb_frame": espcn_onnx.rgb_frame_graph,
+                     "uint8": espcn_onnx.uint8_graph}[graph]
             self._ort[graph] = onnx_runtime.cached_network(self.net, lambda: build(self.net), graph=(
                 "espcn_onnx", graph, espcn_onnx.OPSET, espcn_onnx.LAYOUT))
         return self._ort[graph]
@@ -208,6 +211,9 @@ class FastESPCN(nn.Module):
             raise ValueError(f"upscale_uint8 takes uint8 frames, got {x.dtype}")
         with torch.inference_mode():
             x = x.to(self.device)
+            if self.backend == "ort":  # the 8-bit graph; its input straight from x's memory (see rgb_frame)
+                phases = self._session("uint8").outputs(x.numpy())[0]
+                return F.pixel_shuffle(torch.from_numpy(phases), self.scale)
             if self.backend != "strips":
                 return to_uint8(self(x.float().div_(255.0)))
             reduced = self.precision == "bf16" and self._use_reduced(x)

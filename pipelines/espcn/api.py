@@ -67,7 +67,7 @@ def _device(device: str | torch.device | None) -> torch.device:
 
 @functools.lru_cache(maxsize=4)
 def _model(path: str, device: str) -> FastESPCN:
-    """As ``espcn.py upscale`` with its defaults: bf16 strips on a CPU with bf16 hardware (``upscale_precision``),
-    else ONNX Runtime on a CPU where it is installed."""
+    """As ``espcn.py upscale`` with its defaults: ONNX Runtime on a CPU where it is installed, else the strips
+    (bf16 on a CPU with bf16 hardware: ``upscale_precision``)."""
     precision = upscale_precision("auto", torch.device(device), "auto")
     return FastESPCN(load_espcn(Path(path), torch.device(device)), precision=precision, device=device)

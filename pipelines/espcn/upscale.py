@@ -69,8 +69,9 @@ def fast_model(net: ESPCN, settings: dict[str, Any], device: torch.device) -> Fa
 
 def upscale_precision(name: str, device: torch.device, backend: str) -> str:
     """UPSCALE_PRECISION -> FastESPCN's precision. ``auto``: bf16 where the CPU computes it in hardware and
-    the strip backend runs (``engine.speed.auto_precision``, as for training; with INFERENCE=auto that
-    makes the backend the strips, else ONNX Runtime in fp32), else fp32 (fp16 on CUDA only when asked);
+    the strip backend runs (``engine.speed.auto_precision``, as for training; with INFERENCE=auto the strips
+    run only where onnxruntime is missing: ONNX Runtime fp32 is the default wherever it is installed), else
+    fp32 (fp16 on CUDA only when asked);
     bf16 asked for where it cannot run is refused in one line. Either reduced precision is
     checked against fp32 on the first input and dropped when the two disagree
     (``inference.fast_espcn.reduced_agrees``)."""
@@ -79,7 +80,7 @@ def upscale_precision(name: str, device: torch.device, backend: str) -> str:
         check_bf16_runs("UPSCALE_PRECISION", device)
     if name != "auto":
         return name
-    strips = backend == "strips" or (backend == "auto" and pick_backend(device, "bf16") == "strips")
+    strips = backend == "strips" or (backend == "auto" and pick_backend(device) == "strips")
     return "bf16" if strips and auto_precision(device) == "bf16" else "fp32"
 
 

@@ -126,12 +126,13 @@ def simulate_cpu(monkeypatch, bf16_fast: bool, ort: bool) -> None:
 
 @needs_onednn
 @pytest.mark.parametrize(("bf16_fast", "ort", "expected"), [
-    (True, True, ("strips", "bf16", "")), (True, False, ("strips", "bf16", "")),
+    (True, True, ("ort", "fp32", "")), (True, False, ("strips", "bf16", "")),
     (False, True, ("ort", "fp32", "")), (False, False, ("strips", "fp32", "onnxruntime is not installed")),
 ])
 def test_auto_backend_follows_the_cpu(monkeypatch, bf16_fast, ort, expected):
-    """bf16 strips where the CPU computes bf16 in hardware, else ONNX Runtime fp32, else the fp32 strips (and
-    why); a pinned UPSCALE_PRECISION=fp32 goes to ONNX Runtime wherever it is installed."""
+    """ONNX Runtime fp32 wherever it is installed (bf16 hardware or not); without it the strips, in bf16 where
+    the CPU computes bf16 in hardware, else in fp32 (and why); a pinned UPSCALE_PRECISION=fp32 goes to ONNX
+    Runtime wherever it is installed."""
     from pipelines.espcn.upscale import fast_model
 
     simulate_cpu(monkeypatch, bf16_fast, ort)
@@ -300,6 +301,20 @@ def test_uint8_upscaling_takes_uint8_only_and_other_backends_round_their_float_o
     assert torch.equal(fast.upscale_uint8(x), rounded(fast(x.float() / 255)))
     with pytest.raises(ValueError, match="uint8"):
         fast.upscale_uint8(x.float())
+
+
+@needs_ort
+@pytest.mark.parametrize(("scale", "channels"), [(3, 1), (2, 3)])
+def test_ort_uint8_frames_are_the_rounded_float_output(scale, channels):
+    """The 8-bit graph (1/255 and 255 folded into the weights, rounding by QuantizeLinear) against the float
+    network rounded: equal but where float rounding lands a value on the other side of a half."""
+    net = make_net(scale, channels, gain=1.0)
+    x = u8(torch.rand(2, channels, 13, 19))
+    fast = FastESPCN(net, "ort")
+    out, ref = fast.upscale_uint8(x), rounded(eager(net, x.float() / 255))
+    diff = (out.int() - ref.int()).abs()
+    assert out.dtype == torch.uint8 and out.shape == ref.shape == (2, channels, 13 * scale, 19 * scale)
+    assert diff.max() <= 1 and diff.float().mean() < 1e-3
 
 
 def test_strip_height_keeps_the_first_feature_map_near_8_mb():
