@@ -112,6 +112,22 @@ def bench_yuv_frame(models: dict[str, FastESPCN], height: int, width: int, repea
                               repeats, label="whole 4:2:0 frame"))
 
 
+def bench_outside(model: FastESPCN, frame: torch.Tensor, rgb: np.ndarray, repeats: int) -> dict:
+    """The share of each whole frame spent outside the network, (frame - network alone) / network alone, from
+    the picked backend's three in the same interleaved rounds: medians from different groups of rounds would
+    carry the machine's drift between them (23% against 4% in two runs minutes apart on a noisy CPU)."""
+    height, width = frame.shape[-2:]
+    rng = np.random.default_rng(0)
+    y = rng.integers(16, 236, (height, width), dtype=np.uint8)
+    u, v = (rng.integers(16, 241, (height // 2, width // 2), dtype=np.uint8) for _ in range(2))
+    times = interleaved({"network": lambda: model(frame), "whole_rgb_frame": lambda: upscale_image(model, rgb),
+                         "whole_yuv420_frame": lambda: upscale_yuv420(model, y, u, v)}, repeats,
+                        label="outside the network")
+    ms = {name: 1e3 * t["median_s"] for name, t in times.items()}
+    return {"ms": ms, "share": {kind: (ms[kind] - ms["network"]) / ms["network"]
+                                for kind in ("whole_rgb_frame", "whole_yuv420_frame")}}
+
+
 def _no_grad(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return model(x)
@@ -218,9 +234,9 @@ def main() -> None:
     result["whole_rgb_frame"] = bench_rgb_frame(models, photo(height, width), repeats)
     result["whole_yuv420_frame"] = bench_yuv_frame(models, height, width, repeats)
     picked = "strips_bf16" if auto.precision == "bf16" else auto.backend
-    network_ms = result["network"][picked]["ms"]
-    outside = {kind: (result[kind][picked]["ms"] - network_ms) / network_ms
-               for kind in ("whole_rgb_frame", "whole_yuv420_frame")}
+    result["outside_network"] = bench_outside(models[picked], torch.rand(1, 1, height, width), photo(height, width),
+                                              2 * repeats)
+    outside = result["outside_network"]["share"]
     sets = find_sets(args.data)
     if "strips_bf16" in models and sets is not None:
         result["bf16_set5_set14_psnr_y"] = bench_bf16_psnr(sets)
