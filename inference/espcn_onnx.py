@@ -1,5 +1,6 @@
-"""ESPCN's ONNX graphs for ONNX Runtime, written out directly: the network (NCHW float in and out), and the
-whole 8-bit RGB frame of a luminance model (``uint8`` RGB in, float colour phases out).
+"""ESPCN's ONNX graphs for ONNX Runtime, written out directly: the network (NCHW float in and out), the network
+on 8-bit frames (``uint8`` in and out), and the whole 8-bit RGB frame of a luminance model (``uint8`` RGB in,
+float phases out, finished by ``frame_from_outputs``).
 
 Why not the exporter of ``espcn.py export --format onnx`` (``inference.weight_files.onnx_program``): for
 these few fixed operators it takes about 5 s on a 2-core CPU (torch.export and onnxscript's import), a
@@ -8,21 +9,23 @@ the result is cached on disk by weights hash (``inference.onnx_runtime.cached_mo
 The network graph is the exporter's (Conv, Tanh, Conv, Tanh, Conv, DepthToSpace in CRD order, which is
 PyTorch's pixel shuffle), so ONNX Runtime computes the same numbers (tests/inference/test_espcn_onnx.py).
 
+The 8-bit graph folds the input's 1/255 into the first layer and the output's 255 into the last, and ends
+with ``QuantizeLinear`` (round half to even, clamp, 8 bits) before the pixel shuffle, which PyTorch does on the
+8-bit phases: video's Y frames no longer round a float 1080p image in PyTorch.
+
 The frame graph moves the colour work that PyTorch did in separate passes over the 1080p image (the
 chroma's bicubic, YCbCr -> RGB, clamp, round, the 8-bit interleaved copy: about half the network's time
 on a 2-core CPU) to the LR size, where the network already works:
 - RGB -> YCbCr (MATLAB's rgb2ycbcr on ``rgb / 255``) is a 1x1 convolution;
 - the chroma's bicubic upscale (Keys a = -0.75, edges clamped: ``inference.whole_image.bicubic_upscale``)
-  is a 5x5 convolution from the edge-padded Cb, Cr to the ``r^2`` phases of each output colour, with the
-  Cb, Cr -> RGB matrix and offset folded into its weights (each phase's taps sum to 1, so the offset passes
-  through), scaled to 0 .. 255;
+  is a 5x5 convolution from the edge-padded Cb, Cr to the ``r^2`` phases of each;
 - Y's part of R, G and B (one factor for all three) is folded into the last layer.
-The graph ends there, with two float outputs at the LR size: Y's ``r^2`` phases and the ``3 r^2`` colour phases.
-Their sum, the rounding to 8 bits, the pixel shuffle and the HWC interleave are one pass of the small C kernel
-``rgb_frame.c`` (``frame_from_outputs``; PyTorch where it cannot be compiled, same bytes, 17 ms): 2.8 ms at
-1080p on the 2-core AVX2 EPYC, where the graph that ended in 8 bits spent 4.0 ms in its Add, Reshape and
-QuantizeLinear (ONNX Runtime's profile) and 2.5 ms in PyTorch's permute; its chroma convolution, with the colour
-mix now in the C pass, fell from 27 to 18 channels (4.8 -> 3.2 ms).
+The graph ends there, with two float outputs at the LR size: Y's ``r^2`` phases and the chroma's ``2 r^2``.
+The colour mix (Cb, Cr -> RGB at 0 .. 255), the rounding to 8 bits, the pixel shuffle and the HWC interleave are
+one pass of the small C kernel ``rgb_frame.c`` (``frame_from_outputs``; PyTorch where it cannot be compiled,
+same bytes, 17 ms): 2.8 ms at 1080p on the 2-core AVX2 EPYC, where the graph that ended in 8 bits spent 4.0 ms
+in its Add, Reshape and QuantizeLinear (ONNX Runtime's profile) and 2.5 ms in PyTorch's permute, and its
+chroma convolution, the colour mix folded in, had 27 output channels instead of 18 (4.8 against 3.2 ms).
 Equal to the float path (``inference.fast_espcn.upscale_image`` on another backend) within one 8-bit step.
 """
 from __future__ import annotations
