@@ -103,11 +103,17 @@ def bench_rgb_frame(models: dict[str, FastESPCN], rgb: np.ndarray, repeats: int)
     return result
 
 
-def bench_yuv_frame(models: dict[str, FastESPCN], height: int, width: int, repeats: int) -> dict:
-    """Video's per-frame work for a Y model on 4:2:0 planes (no decode or encode)."""
+def yuv420_planes(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random 8-bit 4:2:0 frame (Y, U, V planes) in the studio range, the same on every call."""
     rng = np.random.default_rng(0)
     y = rng.integers(16, 236, (height, width), dtype=np.uint8)
     u, v = (rng.integers(16, 241, (height // 2, width // 2), dtype=np.uint8) for _ in range(2))
+    return y, u, v
+
+
+def bench_yuv_frame(models: dict[str, FastESPCN], height: int, width: int, repeats: int) -> dict:
+    """Video's per-frame work for a Y model on 4:2:0 planes (no decode or encode)."""
+    y, u, v = yuv420_planes(height, width)
     return ratios(interleaved({name: (lambda m=m: upscale_yuv420(m, y, u, v)) for name, m in models.items()},
                               repeats, label="whole 4:2:0 frame"))
 
@@ -117,9 +123,7 @@ def bench_outside(model: FastESPCN, frame: torch.Tensor, rgb: np.ndarray, repeat
     the picked backend's three in the same interleaved rounds: medians from different groups of rounds would
     carry the machine's drift between them (23% against 4% in two runs minutes apart on a noisy CPU)."""
     height, width = frame.shape[-2:]
-    rng = np.random.default_rng(0)
-    y = rng.integers(16, 236, (height, width), dtype=np.uint8)
-    u, v = (rng.integers(16, 241, (height // 2, width // 2), dtype=np.uint8) for _ in range(2))
+    y, u, v = yuv420_planes(height, width)
     times = interleaved({"network": lambda: model(frame), "whole_rgb_frame": lambda: upscale_image(model, rgb),
                          "whole_yuv420_frame": lambda: upscale_yuv420(model, y, u, v)}, repeats,
                         label="outside the network")
@@ -230,12 +234,12 @@ def main() -> None:
     reference = PlainESPCN(scale, 1).eval()
     reference.load_state_dict(net.state_dict())
     torch.manual_seed(3)
-    result["network"] = bench_network(models, reference, torch.rand(1, 1, height, width), repeats)
-    result["whole_rgb_frame"] = bench_rgb_frame(models, photo(height, width), repeats)
+    frame, rgb = torch.rand(1, 1, height, width), photo(height, width)
+    result["network"] = bench_network(models, reference, frame, repeats)
+    result["whole_rgb_frame"] = bench_rgb_frame(models, rgb, repeats)
     result["whole_yuv420_frame"] = bench_yuv_frame(models, height, width, repeats)
     picked = "strips_bf16" if auto.precision == "bf16" else auto.backend
-    result["outside_network"] = bench_outside(models[picked], torch.rand(1, 1, height, width), photo(height, width),
-                                              2 * repeats)
+    result["outside_network"] = bench_outside(models[picked], frame, rgb, 2 * repeats)
     outside = result["outside_network"]["share"]
     sets = find_sets(args.data)
     if "strips_bf16" in models and sets is not None:
