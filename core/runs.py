@@ -1,12 +1,10 @@
-"""The run folder: one writer at a time (``run_lock``), settings.json, results.json (merged, never
-clobbered) and the sweep table results.csv."""
+"""The run folder: one writer at a time (``run_lock``), settings.json and results.json (merged, never
+clobbered). The sweep table results.csv is ``engine.csv_log``'s."""
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
 import hashlib
-import io
 import json
 import os
 import socket
@@ -171,34 +169,3 @@ def update_results(run_dir: Path, entry: dict[str, Any]) -> dict:
     results.update(entry)
     write_json(path, results)
     return results
-
-
-def append_results_row(csv_path: Path, row: dict[str, Any]) -> None:
-    """Append one run (settings and scores) to a sweep table, widening its header when new columns appear."""
-    rows: list[dict[str, Any]] = []
-    header: list[str] = []
-    if csv_path.exists():
-        with csv_path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = list(reader.fieldnames or [])
-            rows = list(reader)
-    header += [name for name in row if name not in header]
-    rows.append({name: row.get(name, "") for name in header})
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(csv_path, buffer.getvalue())
-
-
-def results_row(run_dir: Path, settings: dict[str, Any], seed: int, metrics: dict[str, dict[str, dict[str, float]]],
-                **extra: Any) -> dict[str, Any]:
-    """One results.csv row: the run, ``extra`` (e.g. the phase), the seed, every setting, and each metric as
-    a ``SET/METHOD/METRIC`` column (rounded to 4 decimals)."""
-    row: dict[str, Any] = {"run": str(run_dir), **extra, "seed": seed}
-    row.update({k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in settings.items()})
-    for set_name, methods in metrics.items():
-        for method, values in methods.items():
-            for metric, value in values.items():
-                row[f"{set_name}/{method}/{metric}"] = round(value, 4)
-    return row

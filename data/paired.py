@@ -163,6 +163,11 @@ class PairedImages:
         return list(zip(self.lr, self.hr, strict=True))
 
     @property
+    def named(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """``(name, lr, hr)`` per pair, for scoring (``inference.scoring.score_pairs``)."""
+        return [(pair.name, lr, hr) for pair, lr, hr in zip(self.pairs, self.lr, self.hr, strict=True)]
+
+    @property
     def nbytes(self) -> int:
         return sum(image.nbytes for image in (*self.lr, *self.hr))
 

@@ -1,4 +1,5 @@
-"""Training curves as data: one CSV row per evaluation, rewritten atomically, read back for plots."""
+"""The CSV tables: training curves (one row per evaluation, read back for plots) and the sweep table results.csv
+(one row per run); each rewritten atomically with the union of its rows' columns."""
 from __future__ import annotations
 
 import csv
@@ -25,14 +26,44 @@ class CsvLog:
         self._rewrite()
 
     def _rewrite(self) -> None:
-        header: list[str] = []
-        for row in self.rows:
-            header += [key for key in row if key not in header]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=header or ["step"], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        write_text_atomic(self.path, buffer.getvalue())
+        write_rows(self.path, self.rows, ["step"])
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]], header: list[str] | None = None) -> None:
+    """``rows`` as CSV, the columns in order of first appearance (``header`` first), written atomically."""
+    header = list(header or [])
+    for row in rows:
+        header += [key for key in row if key not in header]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def append_results_row(csv_path: Path, row: dict[str, Any]) -> None:
+    """Append one run (settings and scores) to a sweep table, widening its header when new columns appear."""
+    rows: list[dict[str, Any]] = []
+    header: list[str] = []
+    if csv_path.exists():
+        with csv_path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = list(reader.fieldnames or [])
+            rows = list(reader)
+    write_rows(csv_path, [*rows, row], header)
+
+
+def results_row(run_dir: Path, settings: dict[str, Any], seed: int, metrics: dict[str, dict[str, dict[str, float]]],
+                **extra: Any) -> dict[str, Any]:
+    """One results.csv row: the run, ``extra`` (e.g. the phase), the seed, every setting, and each metric as
+    a ``SET/METHOD/METRIC`` column (rounded to 4 decimals)."""
+    row: dict[str, Any] = {"run": str(run_dir), **extra, "seed": seed}
+    row.update({k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in settings.items()})
+    for set_name, methods in metrics.items():
+        for method, values in methods.items():
+            for metric, value in values.items():
+                row[f"{set_name}/{method}/{metric}"] = round(value, 4)
+    return row
 
 
 def read_log(path: Path) -> list[dict[str, float]]:

@@ -20,6 +20,7 @@ at the same iteration.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import signal
@@ -37,9 +38,9 @@ from core.checkpoint import check_meta, load_checkpoint, load_weights, save_chec
 from core.dist import DistInfo, any_rank, barrier, from_every_rank, from_main, mean_over_ranks, over_ranks
 from core.errors import StopRequested, UserError
 from engine.csv_log import CsvLog
-from engine.optimizers import load_optimizer_state
+from engine.optimizers import load_optimizer_state, optimizer_by_name
 from engine.progress import ProgressReporter
-from engine.schedules import Schedule
+from engine.schedules import Constant, Schedule
 from engine.speed import Speed, backend_flags, without_autotuning
 from engine.tensorboard import open_tensorboard
 from engine.weight_average import WeightAverage
@@ -56,6 +57,13 @@ class Stage:
     make_optimizer: Callable[[nn.Module], torch.optim.Optimizer]
     schedule: Schedule
     prepare: Callable[[nn.Module], None] | None = None
+
+
+def constant_stage(name: str, steps: int, optimizer: str, lr: float,
+                   prepare: Callable[[nn.Module], None] | None = None) -> Stage:
+    """A stage of ``optimizer`` (adam or adadelta, ``engine.optimizers.optimizer_by_name``) at a constant
+    ``lr``: the multiblock report's stages (sec. 4.3) and the toy experiments'."""
+    return Stage(name, steps, optimizer_by_name(optimizer, lr), Constant(lr), prepare)
 
 
 @dataclass
@@ -290,6 +298,19 @@ class Trainer:
                 self.tensorboard.close()
             self._restore_signal_handlers(previous)
         return TrainResult(state.step, state.best, state.last_eval, state.stopped_early)
+
+    def select(self, how: str = "best-val") -> tuple[Path, dict[str, Any]]:
+        """(path, checkpoint) of the weights a finished run keeps, loaded into ``net``: the best evaluation's
+        (``best-val``), else the last (``last``, or when no evaluation ran: every stage of 0 iterations)."""
+        path = self.best_path if how == "best-val" and self.best_path and self.best_path.exists() else self.latest_path
+        state = load_checkpoint(path)
+        load_weights(self.net, state, path)
+        return path, state
+
+    def numerics(self) -> contextlib.AbstractContextManager:
+        """The numerics the run trained in (TF32 or strict fp32): scoring the result inside them scores what
+        was selected."""
+        return backend_flags(self.speed, self.device)
 
     def _run_stage(self, index: int, state: LoopState, saved: dict[str, Any] | None, log: CsvLog | None,
                    reporter: ProgressReporter) -> None:

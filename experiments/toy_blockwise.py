@@ -63,8 +63,7 @@ from data.paired import PairedImages, PatchSampler, find_realsr_pairs, load_pair
 from engine.csv_log import read_log
 from engine.losses import make_loss
 from engine.plots import plt
-from engine.schedules import Constant
-from engine.trainer import Stage, TrainConfig, Trainer
+from engine.trainer import Stage, TrainConfig, Trainer, constant_stage
 from experiments.common import (
     command_line,
     data_sentence,
@@ -83,10 +82,6 @@ from models.rcan import normal_init_
 from models.toy import ToyBlock
 
 _NAME = "toy_blockwise"
-
-
-def adam(lr: float):
-    return lambda net: torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
 
 
 def new_block(s: dict, n_layers: int, seed: int) -> ToyBlock:
@@ -131,8 +126,7 @@ class SeedRun:
         return {"test_psnr": self.test_psnr(net)}
 
     def score(self, net: nn.Module) -> dict[str, dict[str, float]]:
-        pairs = [(p.name, lr, hr) for p, (lr, hr) in zip(self.test_pairs.pairs, self.test_pairs.arrays, strict=True)]
-        return score_pairs(net.eval(), pairs, device=self.ctx.device)
+        return score_pairs(net.eval(), self.test_pairs.named, device=self.ctx.device)
 
     def train(self, net: nn.Module, name: str, stages: list[Stage], batches=None, evaluate=None) -> float:
         """One network through the shared training loop; returns the wall seconds (kept across --resume)."""
@@ -165,8 +159,8 @@ def run_seed(ctx: RunContext, seed: int, train_pairs: PairedImages, test_pairs: 
         with torch.no_grad():
             return n1(lr.to(ctx.device)), hr
 
-    block_stage = Stage("block", s["ITERS_BLOCK"], adam(s["LR_BLOCK"]), Constant(s["LR_BLOCK"]))
-    combined_stage = Stage("combined", s["ITERS_COMBINED"], adam(s["LR_COMBINED"]), Constant(s["LR_COMBINED"]))
+    block_stage = constant_stage("block", s["ITERS_BLOCK"], "adam", s["LR_BLOCK"])
+    combined_stage = constant_stage("combined", s["ITERS_COMBINED"], "adam", s["LR_COMBINED"])
     start = {"N1": run.test_psnr(n1), "deep": run.test_psnr(deep)}
     walls = {"N1": run.train(n1, "N1", [block_stage])}
     final = {"N1": run.score(n1)}  # now: the combined training changes N_1

@@ -9,29 +9,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.checkpoint import keeps_checkpoint, load_checkpoint, load_weights
+from core.checkpoint import keeps_checkpoint, load_checkpoint
 from core.dist import DistInfo, init_distributed, mean_over_shards
 from core.errors import UserError
 from core.hardware import device_has_room
-from core.runs import (
-    append_results_row,
-    read_json,
-    results_row,
-    run_lock_of_all_ranks,
-    setting_changes,
-    update_results,
-    write_json,
-)
+from core.runs import read_json, run_lock_of_all_ranks, setting_changes, update_results, write_json
 from core.settings import RunContext
 from data.degrade import modcrop
 from data.io import to_float
 from data.splits import hold_out
+from engine.csv_log import append_results_row, results_row
 from engine.losses import comparable_loss, make_loss
 from engine.optimizers import adam
 from engine.plots import plot_curves
 from engine.report import metrics_table
 from engine.schedules import Cosine, Plateau
-from engine.speed import Speed, backend_flags, speed_from_settings
+from engine.speed import Speed, speed_from_settings
 from engine.tensorboard import fixed_crop
 from engine.trainer import Stage, TrainConfig, Trainer
 from inference.metrics import psnr
@@ -144,8 +137,8 @@ def _train(ctx: RunContext, dist_info: DistInfo, device: torch.device, speed: Sp
     started = time.perf_counter()
     result = trainer.fit(resume=ctx.resume)
     if dist_info.is_main:
-        with backend_flags(speed, device):  # scored in the numerics it trained in (TF32 or strict fp32)
-            _score_best(ctx, net, eval_sets, device, {
+        with trainer.numerics():  # scored in the numerics it trained in (TF32 or strict fp32)
+            _score_best(ctx, trainer, eval_sets, device, {
                 "best_val_psnr_y": result.best,
                 "epochs_run": result.step / sampler.steps_per_epoch,
                 "stopped_early": result.stopped_early,
@@ -186,17 +179,17 @@ def _record_settings(ctx: RunContext, dist_info: DistInfo, device: torch.device,
           f"for validation, {steps_per_epoch} steps per epoch", flush=True)
 
 
-def _score_best(ctx: RunContext, net: ESPCN, eval_sets: dict, device: torch.device, training: dict[str, Any],
+def _score_best(ctx: RunContext, trainer: Trainer, eval_sets: dict, device: torch.device, training: dict[str, Any],
                 steps_per_epoch: int) -> None:
     """best.pt scored on the EVAL_SETS, into results.json, the sweep's results.csv and the printed table."""
     settings, run_dir = ctx.settings, ctx.out
-    state = load_checkpoint(run_dir / "best.pt")
-    load_weights(net, state, run_dir / "best.pt")
+    path, state = trainer.select("best-val")
+    net = trainer.net
     metrics = {name: score_scaled_set(net, images, scale=settings["SCALE"], channels=settings["CHANNELS"],
                                       device=device, tile=settings["EVAL_TILE"])
                for name, images in eval_sets.items()}
     results = update_results(run_dir, {"metrics": metrics, "protocol": protocol_text(settings["SCALE"]),
-                                       "checkpoint": "best.pt", "best_epoch": state["step"] / steps_per_epoch,
+                                       "checkpoint": path.name, "best_epoch": state["step"] / steps_per_epoch,
                                        **training})
     plot_curves(run_dir / "log.csv", run_dir / "curves.png", x="epoch", title=f"ESPCN x{settings['SCALE']}")
     append_results_row(run_dir.parent / "results.csv", sweep_row(run_dir, settings, ctx.seed, results))

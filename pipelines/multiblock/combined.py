@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from core.checkpoint import load_checkpoint
+from engine.trainer import constant_stage
 from models.blocks import block_kwargs
 from models.rcan import MultiBlockNet
 from pipelines.multiblock import chain
 from pipelines.multiblock.run_folder import block_architecture, load_block
-from pipelines.multiblock.train import NetworkJob, constant_stage, initial_block, train_network
+from pipelines.multiblock.train import NetworkJob, initial_block, set_clamp, train_network
 
 if TYPE_CHECKING:
     from pipelines.multiblock.resolve import Run
@@ -33,8 +34,8 @@ def train_combined(run: Run) -> None:
         net = MultiBlockNet([load_block(path, clamp=True, record=record) for path in paths])
         block_meta = block_architecture(load_checkpoint(paths[0])["meta"], paths[0])
     torch.manual_seed(run.seed)
-    stages = [constant_stage("high", s["ITERS_HIGH"], "adam", s["LR_HIGH"], clamp=True),
-              constant_stage("low", s["ITERS_LOW"], "adam", s["LR_LOW"], clamp=True)]
+    stages = [constant_stage("high", s["ITERS_HIGH"], "adam", s["LR_HIGH"], set_clamp(True)),
+              constant_stage("low", s["ITERS_LOW"], "adam", s["LR_LOW"], set_clamp(True))]
     meta = {"arch": "multiblock-net", "blocks": len(phase.needs), **block_meta, "run": record}
     job = NetworkJob(net, [st for st in stages if st.steps > 0], meta)
     train_network(run, job)

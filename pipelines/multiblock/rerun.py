@@ -105,20 +105,21 @@ def branch_sources(source: Path, run: Path, script: str) -> list[Path] | None:
     return _checked_sources(source, chain.before(script), record)
 
 
-def branch(source: Path, run: Path, script: str, checked: tuple[Path, ...]) -> None:
-    """Link (or copy) ``checked`` (``branch_sources``) into ``run`` with the run record, their settings.json
-    sections and results.json entries; the record notes where the branch came from."""
-    needed = chain.before(script)
+def branch(run: Run) -> None:
+    """Link (or copy) the checked outputs of ``run.plan.branch`` (``branch_sources``) from ``run.branch_from`` into
+    ``run.out`` with the run record (``run.record``: the source's), their settings.json sections and results.json
+    entries; the record notes where the branch came from."""
+    source, needed, checked = run.branch_from, chain.before(run.script), run.plan.branch
     for path in checked:
-        _link_tree(path, run / path.relative_to(source))
+        _link_tree(path, run.out / path.relative_to(source))
     names = {step.section for step in needed if step.network}
-    write_json(run / "settings.json", {k: v for k, v in read_json(source / "settings.json").items() if k in names})
-    write_json(run / "results.json", {k: v for k, v in read_json(source / "results.json").items()
-                                      if k in {step.result for step in needed}})
-    write_json(record_path(run), {**read_record(source), "branched_from": {
-        "run": str(source.resolve()), "up_to": script,
+    write_json(run.out / "settings.json", {k: v for k, v in read_json(source / "settings.json").items() if k in names})
+    write_json(run.out / "results.json", {k: v for k, v in read_json(source / "results.json").items()
+                                          if k in {step.result for step in needed}})
+    write_json(record_path(run.out), {**run.record, "branched_from": {
+        "run": str(source.resolve()), "up_to": run.script,
         "sha256": {p.name: sha256(p) for p in checked if p.suffix == ".pt"}}})
-    print(f"branched {run} from {source}: reusing {', '.join(p.name for p in checked)}", flush=True)
+    print(f"branched {run.out} from {source}: reusing {', '.join(p.name for p in checked)}", flush=True)
 
 
 def _checked_sources(source: Path, steps: tuple[Phase, ...], record: dict[str, Any]) -> list[Path]:
@@ -161,7 +162,7 @@ def start(run: Run) -> bool:
     if plan.action == "dry-run":
         print(plan.message, flush=True)
         return False
-    for due, write in ((plan.branch is not None, lambda: branch(run.branch_from, run.out, run.script, plan.branch)),
+    for due, write in ((plan.branch is not None, lambda: branch(run)),
                        (plan.archive, lambda: archive(run.out, run.script, plan.message))):
         if due:
             with run_lock_of_all_ranks(run.out, info):

@@ -18,19 +18,17 @@ import torch
 from core.checkpoint import check_meta, keeps_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from core.dist import DistInfo, barrier, mean_over_shards
 from core.hardware import device_has_room
-from core.runs import append_results_row, read_json, results_row, run_lock_of_all_ranks, update_results
+from core.runs import run_lock_of_all_ranks, update_results
 from data.io import to_float
 from data.paired import PairedImages, PatchSampler, decoded_on, load_pairs, peak
 from data.splits import hold_out
+from engine.csv_log import append_results_row, results_row
 from engine.losses import make_loss
-from engine.optimizers import optimizer_by_name
 from engine.plots import plot_curves, plot_phases
 from engine.progress import format_duration
 from engine.report import metrics_table
-from engine.schedules import Constant
-from engine.speed import backend_flags
 from engine.tensorboard import fixed_crop
-from engine.trainer import Stage, TrainConfig, Trainer, TrainResult
+from engine.trainer import Stage, TrainConfig, Trainer, TrainResult, constant_stage
 from inference.exact_forward import exact_forward
 from inference.metrics import psnr_per_image
 from inference.scoring import score_pairs
@@ -111,18 +109,15 @@ def set_clamp(value: bool):
     return prepare
 
 
-def constant_stage(name: str, steps: int, optimizer: str, lr: float, clamp: bool) -> Stage:
-    """A stage of the report's training (sec. 4.3): ``optimizer`` (adam or adadelta) at a constant ``lr``,
-    the blocks' outputs clamped to [0, 1] or not."""
-    return Stage(name, steps, optimizer_by_name(optimizer, lr), Constant(lr), set_clamp(clamp))
-
-
 def block_stages(settings: Mapping[str, Any]) -> list[Stage]:
-    """Report 4.3: unclamped warm-up, then N_i^+ with Adam 1e-4, then 1e-5 (stages of 0 steps left out)."""
+    """Report 4.3 (each ``optimizer`` at a constant learning rate, the blocks' outputs clamped to [0, 1] or not):
+    unclamped warm-up, then N_i^+ with Adam 1e-4, then 1e-5 (stages of 0 steps left out)."""
     stages = [constant_stage("warmup", settings["ITERS_WARMUP"], settings["WARMUP_OPTIMIZER"], settings["LR_WARMUP"],
-                             clamp=False),
-              constant_stage("clamp_high", settings["ITERS_CLAMP_HIGH"], "adam", settings["LR_CLAMP_HIGH"], clamp=True),
-              constant_stage("clamp_low", settings["ITERS_CLAMP_LOW"], "adam", settings["LR_CLAMP_LOW"], clamp=True)]
+                             set_clamp(False)),
+              constant_stage("clamp_high", settings["ITERS_CLAMP_HIGH"], "adam", settings["LR_CLAMP_HIGH"],
+                             set_clamp(True)),
+              constant_stage("clamp_low", settings["ITERS_CLAMP_LOW"], "adam", settings["LR_CLAMP_LOW"],
+                             set_clamp(True))]
     return [stage for stage in stages if stage.steps > 0]
 
 
@@ -155,15 +150,17 @@ def load_phase_images(run: Run) -> PhaseImages:
 
 def train_network(run: Run, job: NetworkJob) -> None:
     """Train ``job.net`` on (LR_<reads>, HR), score the test pairs, write ``<name>.pt`` and results."""
-    images, device = load_phase_images(run), run.device
+    images = load_phase_images(run)
     # Only now, with the inputs read, is anything written, and only by the run holding the folder.
     with run_lock_of_all_ranks(run.out, run.dist), keeps_checkpoint(run.out / f"{run.phase.network}_latest.pt"):
         record_start(run, run.phase.network)
         started = time.perf_counter()
-        result = make_trainer(run, job, images).fit(resume=run.resume)
+        trainer = make_trainer(run, job, images)
+        result = trainer.fit(resume=run.resume)
         if run.dist.is_main:
-            with backend_flags(run.speed, device):  # scored in the numerics it trained in (TF32 or strict fp32)
-                score_and_record(run, job, images, result, time.perf_counter() - started, device)
+            _, selected = trainer.select(run.settings["SELECT"])
+            with trainer.numerics():  # scored in the numerics it trained in (TF32 or strict fp32)
+                score_and_record(run, job, images, result, selected["step"], time.perf_counter() - started)
 
 
 def make_trainer(run: Run, job: NetworkJob, images: PhaseImages) -> Trainer:
@@ -191,48 +188,44 @@ def make_trainer(run: Run, job: NetworkJob, images: PhaseImages) -> Trainer:
     return Trainer(job.net, job.stages, sampler.batch, loss, evaluate, config, device, dist_info)  # moves it there
 
 
-def score_and_record(run: Run, job: NetworkJob, images: PhaseImages, result: TrainResult,
-                     seconds: float, device: torch.device) -> None:
-    """Write ``<name>.pt`` (the selected weights, clamped), score the test pairs, add the phase's results."""
-    s, run_dir, name, test_set, phase = run.settings, run.out, run.phase.network, run.test_set, run.phase
-    chosen = run_dir / (f"{name}_best.pt" if s["SELECT"] == "best-val" else f"{name}_latest.pt")
-    if not chosen.exists():  # no evaluation happened (every stage has 0 iterations): the starting weights
-        chosen = run_dir / f"{name}_latest.pt"
-    state = load_checkpoint(chosen)
-    load_weights(job.net, state, chosen)
+def score_and_record(run: Run, job: NetworkJob, images: PhaseImages, result: TrainResult, selected_step: int,
+                     seconds: float) -> None:
+    """Write ``<name>.pt`` (the selected weights, now in ``job.net``, clamped), score the test pairs, add the
+    phase's entry to results.json and its row to the sweep's results.csv, plot the curves."""
+    s, phase, name = run.settings, run.phase, run.phase.network
     set_clamp(True)(job.net)
-    save_checkpoint(run_dir / f"{name}.pt", {"model": job.net.state_dict(), "meta": job.meta,
-                                              "selected_step": state["step"], "select": s["SELECT"]})
+    save_checkpoint(run.out / f"{name}.pt", {"model": job.net.state_dict(), "meta": job.meta,
+                                             "selected_step": selected_step, "select": s["SELECT"]})
+    metrics = {run.test_set: score_test_pairs(run, job.net, images)}
+    entry = {"metrics": metrics, "network": name, "selected_step": selected_step,
+             "best_val_psnr_rgb": result.best if math.isfinite(result.best) else None,
+             "iterations": result.step, "train_seconds": round(seconds, 1),
+             "protocol": "same-size pairs; *_y: BT.601 Y, no shave; *_rgb: RGB, no shave; *_report: RGB, no "
+                         "shave, top-left crop of at most 1500x1500 (the report's); identity = the dataset LR"
+                         + ("; " + ENSEMBLE_DESCRIPTION if s["SELF_ENSEMBLE"] else "")}
+    update_results(run.out, {phase.result: entry})
+    plot_curves(run.out / f"log_{name}.csv", run.out / f"curves_{name}.png", title=f"{name} ({phase.script})")
+    plot_phases(run.out, chain.NETWORKS)
+    append_results_row(run.out.parent / "results.csv", results_row(
+        run.out, s, run.seed, metrics, phase=phase.result, script=phase.script, selected_step=selected_step,
+        iterations=result.step, train_seconds=entry["train_seconds"]))
+    print(metrics_table(metrics))
+
+
+def score_test_pairs(run: Run, net: torch.nn.Module, images: PhaseImages) -> dict[str, dict[str, float]]:
+    """The test pairs' scores: the model (and ``model+``, the x8 self-ensemble, with SELF_ENSEMBLE), its input
+    LR_<reads> when that is not the dataset's LR, and the dataset's LR (``identity``)."""
     began = time.perf_counter()
-    metrics = score_pairs(job.net, named_pairs(images.test), device=device)
-    if s["SELF_ENSEMBLE"]:  # scored beside the plain model, never used to select it
-        print(f"{name}: scoring the {len(images.test)} test pairs with the x8 self-ensemble (SELF_ENSEMBLE=true), "
-              f"ETA {format_duration(8 * (time.perf_counter() - began))}", flush=True)
-        ensembled = score_pairs(job.net, named_pairs(images.test), device=device, ensemble=True)
+    metrics = score_pairs(net, images.test.named, device=run.device)
+    if run.settings["SELF_ENSEMBLE"]:  # scored beside the plain model, never used to select it
+        print(f"{run.phase.network}: scoring the {len(images.test)} test pairs with the x8 self-ensemble "
+              f"(SELF_ENSEMBLE=true), ETA {format_duration(8 * (time.perf_counter() - began))}", flush=True)
+        ensembled = score_pairs(net, images.test.named, device=run.device, ensemble=True)
         metrics = {"model": metrics.pop("model"), plus("model"): ensembled[plus("model")], **metrics}
-    if phase.reads > 0:  # the baseline is the dataset's LR; LR_<i-1> (this block's input) is reported too
+    if run.phase.reads > 0:  # the baseline is the dataset's LR; LR_<i-1> (this block's input) is reported too
         metrics["input"] = metrics.pop("identity")
-    metrics["identity"] = score_pairs(None, named_pairs(images.raw_test), device=device)["identity"]
-    update_results(run_dir, {phase.result: {
-        "metrics": {test_set: metrics},
-        "network": name, "selected_step": state["step"],
-        "best_val_psnr_rgb": result.best if math.isfinite(result.best) else None,
-        "iterations": result.step, "train_seconds": round(seconds, 1),
-        "protocol": "same-size pairs; *_y: BT.601 Y, no shave; *_rgb: RGB, no shave; *_report: RGB, no "
-                    "shave, top-left crop of at most 1500x1500 (the report's); identity = the dataset LR"
-                    + ("; " + ENSEMBLE_DESCRIPTION if s["SELF_ENSEMBLE"] else ""),
-    }})
-    plot_curves(run_dir / f"log_{name}.csv", run_dir / f"curves_{name}.png", title=f"{name} ({phase.script})")
-    plot_phases(run_dir, chain.NETWORKS)
-    entry = read_json(run_dir / "results.json")[phase.result]
-    append_results_row(run_dir.parent / "results.csv", results_row(
-        run_dir, s, run.seed, entry["metrics"], phase=phase.result, script=phase.script,
-        selected_step=entry["selected_step"], iterations=entry["iterations"], train_seconds=entry["train_seconds"]))
-    print(metrics_table({test_set: metrics}))
-
-
-def named_pairs(images: PairedImages) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    return [(pair.name, lr, hr) for pair, (lr, hr) in zip(images.pairs, images.arrays, strict=True)]
+    metrics["identity"] = score_pairs(None, images.raw_test.named, device=run.device)["identity"]
+    return metrics
 
 
 def train_block(run: Run) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import UserError
-from core.runs import append_results_row, prepare_run_dir, read_json, run_lock, update_results
+from core.runs import prepare_run_dir, read_json, run_lock, update_results
+from engine.csv_log import append_results_row
 
 
 def test_update_results_merges_per_phase(tmp_path: Path):

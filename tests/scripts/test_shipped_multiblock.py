@@ -47,8 +47,7 @@ def test_rescoring_the_test_pairs_gives_the_recorded_scores(path: Path, datasets
     assert data_fingerprint(pairs) == data["fingerprint"]  # the very pairs it was trained and scored on
     net, _ = load_network(REPO / "weights" / entry["weights"])
     test = load_pairs(pairs["test"])
-    named = [(pair.name, lr, hr) for pair, (lr, hr) in zip(test.pairs, test.arrays, strict=True)]
-    scored = score_pairs(net, named, device=torch.device("cpu"))
+    scored = score_pairs(net, test.named, device=torch.device("cpu"))
     (recorded,) = entry["metrics"]["phase4"].values()
     for metric in ("psnr_rgb", "psnr_y"):
         assert scored["model"][metric] == pytest.approx(recorded["model"][metric], abs=0.005), metric
