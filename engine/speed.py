@@ -1,16 +1,16 @@
 """The training speed settings (PRECISION, CHANNELS_LAST, COMPILE, DETERMINISTIC), resolved for one device.
 
-``auto`` picks what was measured faster (docs/benchmarks.md): bf16 autocast on CUDA GPUs that support it
-and on CPUs that compute bf16 in hardware (AMX or AVX512-BF16; elsewhere bf16 is emulated and about 100x
-slower, so fp32; bf16 asked for where oneDNN's bf16 kernels cannot run is refused in one line), and the
-channels_last memory format (on the CPU measured here bf16 + channels_last is
-1.91x fp32 for the full-size block step, bf16 alone 1.82x, channels_last alone 1.05x). COMPILE stays off
-unless asked: on that CPU it made the bf16 block step only about 4% faster, for about 30 s of compiling per
-training stage, and its fused kernels round bf16 differently from eager. fp16 is CUDA-only and runs with a
-gradient scaler. fp32 on a CUDA GPU of compute capability 8.0 or newer runs its convolutions in TF32
-(cuDNN's default, kept for speed) and says so (``fp32 (TF32 convolutions)``); ``fp32_strict`` turns TF32 off.
-DETERMINISTIC turns on deterministic kernels and turns off TF32 and cudnn.benchmark, for exact comparisons
-between runs.
+``auto`` picks what was measured faster (docs/benchmarks.md): bf16 autocast on CUDA GPUs that support it and on
+CPUs that compute bf16 in hardware (AMX or AVX512-BF16; elsewhere bf16 is emulated and about 100x slower, so fp32;
+bf16 asked for where oneDNN's bf16 kernels cannot run is refused in one line), and the channels_last memory format
+on GPUs and on AVX-512 CPUs (on the AMX Xeon bf16 + channels_last is 1.91x fp32 for the full-size block step, bf16
+alone 1.82x, channels_last alone 1.05x; 1.06x in fp32 on the AVX-512 EPYCs) but not on AVX2-only CPUs, where fp32
+channels_last measured 0.89x NCHW (``channels_last_is_fast``). COMPILE stays off unless asked: on the AMX Xeon it
+made the bf16 block step only about 4% faster, for about 30 s of compiling per training stage, and its fused
+kernels round bf16 differently from eager. fp16 is CUDA-only and runs with a gradient scaler. fp32 on a CUDA GPU
+of compute capability 8.0 or newer runs its convolutions in TF32 (cuDNN's default, kept for speed) and says so
+(``fp32 (TF32 convolutions)``); ``fp32_strict`` turns TF32 off. DETERMINISTIC turns on deterministic kernels and
+turns off TF32 and cudnn.benchmark, for exact comparisons between runs.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from core.errors import UserError
-from core.hardware import cpu_bf16
+from core.hardware import cpu_bf16, cpu_flags
 from core.rules import one_of
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -78,6 +78,13 @@ def bf16_is_fast(device: torch.device) -> bool:
             return torch.cuda.is_bf16_supported()
         return torch.cuda.get_device_capability(device)[0] >= 8
     return cpu_bf16().fast
+
+
+def channels_last_is_fast(device: torch.device) -> bool:
+    """Whether ``CHANNELS_LAST=auto`` turns channels_last on: on CUDA GPUs and on CPUs with AVX-512, where oneDNN's
+    channels_last convolutions measured faster (1.05-1.08x fp32, and in bf16); not on AVX2-only CPUs, where they
+    measured 0.89x NCHW (docs/benchmarks.md)."""
+    return device.type == "cuda" or "avx512f" in cpu_flags()
 
 
 def check_bf16_runs(setting: str, device: torch.device) -> None:
@@ -140,7 +147,8 @@ def speed_from_settings(settings: dict[str, Any], device: torch.device) -> Speed
     precision = resolve_precision(settings.get("PRECISION", "fp32"), device)
     strict = precision == "fp32_strict"
     return Speed(precision="fp32" if strict else precision, tf32=precision == "fp32" and tf32_runs(device),
-                 channels_last=resolve_flag("CHANNELS_LAST", settings.get("CHANNELS_LAST", False), auto=True),
+                 channels_last=resolve_flag("CHANNELS_LAST", settings.get("CHANNELS_LAST", False),
+                                            auto=channels_last_is_fast(device)),
                  compile=resolve_flag("COMPILE", settings.get("COMPILE", False), auto=False))
 
 

@@ -84,6 +84,16 @@ def test_deterministic_wins_over_the_fast_settings():
         speed_from_settings({"CHANNELS_LAST": "sometimes"}, CPU)
 
 
+@pytest.mark.parametrize(("flags", "on"), [("fma avx2", False), ("avx2 avx512f avx512bw", True)])
+def test_channels_last_auto_follows_what_was_measured_on_the_cpu(monkeypatch: pytest.MonkeyPatch, flags: str,
+                                                                    on: bool):
+    """auto: on with AVX-512 (measured 1.05-1.08x), off on AVX2-only CPUs (measured 0.89x); asked for, it is on."""
+    monkeypatch.setattr(speed_module, "cpu_flags", lambda: frozenset(flags.split()))
+    assert speed_from_settings({"PRECISION": "fp32", "CHANNELS_LAST": "auto"}, CPU).channels_last is on
+    assert speed_from_settings({"PRECISION": "fp32", "CHANNELS_LAST": "true"}, CPU).channels_last
+    assert speed_module.channels_last_is_fast(torch.device("cuda", 0))
+
+
 def train_a_little(run_dir: Path, speed: Speed) -> tuple[nn.Module, float]:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
