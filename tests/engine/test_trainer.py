@@ -214,3 +214,22 @@ def test_a_run_with_a_weight_average_resumes_to_the_same_average(tmp_path: Path)
     for key in ("model", "trained_model"):
         for a, b in zip(run[key].values(), ref[key].values(), strict=True):
             assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(("how", "kept"), [("best-val", "best.pt"), ("last", "latest.pt")])
+def test_select_loads_the_best_evaluation_or_the_last_weights(tmp_path: Path, how: str, kept: str):
+    trainer, net = make_trainer(tmp_path, lr=0.05)  # at this rate the best evaluation (iteration 9) is not the last
+    trainer.fit()
+    best, latest = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "latest.pt")
+    assert best["step"] < latest["step"]
+    path, state = trainer.select(how)
+    assert path.name == kept and state["step"] == (best if how == "best-val" else latest)["step"]
+    assert all(torch.equal(net.state_dict()[key], state["model"][key]) for key in state["model"])
+
+
+def test_select_without_an_evaluation_keeps_the_last_weights(tmp_path: Path):
+    trainer, _ = make_trainer(tmp_path)
+    trainer.stages = []  # every stage of 0 iterations: no evaluation, no best.pt
+    trainer.fit()
+    path, state = trainer.select("best-val")
+    assert (path.name, state["step"]) == ("latest.pt", 0)
