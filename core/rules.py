@@ -51,8 +51,9 @@ class Rule:
             return str(value).lower() in self.choices
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             return False
-        return ((self.low is None or value > self.low or (value == self.low and not self.low_open))
-                and (self.high is None or value < self.high or (value == self.high and not self.high_open)))
+        low_ok = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        high_ok = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return low_ok and high_ok
 
     def describe(self, example: Any) -> str:
         """What is allowed, in words; ``example`` (the default) says whether integers are meant."""
@@ -60,19 +61,21 @@ class Rule:
             return f"one of {', '.join(self.choices)}"
         item = example[0] if isinstance(example, (list, tuple)) and example else example
         bounds = "an integer" if isinstance(item, int) and not isinstance(item, bool) else "a number"
-        low, high = (_number(end) for end in (self.low, self.high))
-        if low and high:
-            bounds += f" in {'[('[self.low_open]}{low}, {high}{'])'[self.high_open]}"
-        elif low or high:
-            bounds += f" {'>' if low else '<'}{'' if (self.low_open if low else self.high_open) else '='} {low or high}"
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            bounds += f" in {left}{_number(self.low)}, {_number(self.high)}{right}"
+        elif self.low is not None:
+            bounds += f" {'>' if self.low_open else '>='} {_number(self.low)}"
+        elif self.high is not None:
+            bounds += f" {'<' if self.high_open else '<='} {_number(self.high)}"
         if isinstance(example, (list, tuple)):
             return f"a comma-separated list{' of at least one' if self.nonempty else ''}, each {bounds}"
         return bounds
 
 
-def _number(value: float | None) -> str:
-    """An end of a range as written ('1', '0.5'); '' for no end."""
-    return "" if value is None else str(int(value)) if float(value).is_integer() else repr(value)
+def _number(value: float) -> str:
+    """An end of a range as written ('1', '0.5')."""
+    return str(int(value)) if float(value).is_integer() else repr(value)
 
 
 def at_least(low: float) -> Rule:
