@@ -63,7 +63,6 @@ from pipelines.multiblock.run_folder import (
     find_record,
     new_record,
     pair_source,
-    read_record,
 )
 
 NOT_COMPARED = ("TENSORBOARD",)  # how a run is watched, not what it computes
@@ -134,7 +133,7 @@ def resolve_run(namespace: dict[str, Any], argv: list[str] | None, script: str) 
                              f"{script} settings (own, then run-wide):")
     draft = Run(phase, MappingProxyType(settings), MappingProxyType(origins), seed, data_root, out, device, dist,
                 args.resume, shlex.join(["python", script, *argv]), Plan("dry-run"), speed=speed,
-                branch_from=branch_from, header=header)
+                branch_from=branch_from, header=header, record=record)
     plan = decide(draft, args.redo, args.dry_run)
     if plan.action == "dry-run" or (plan.action == "skip" and not phase.writes):  # phase3.py still writes LR_3/
         return replace(draft, plan=plan)
@@ -258,4 +257,4 @@ def check_inputs(run: Run) -> None:
         raise UserError(f"{phase.script} needs {out / (missing[0] + '.pt')}; run {chain.trainer(missing[0]).script} "
                         "first with the same --out")
     if phase.reads:
-        check_lr_folder(out, phase.reads, read_record(out), phase.script, "with the same --out")
+        check_lr_folder(out, phase.reads, run.record, phase.script, "with the same --out")
