@@ -11,8 +11,6 @@ from ``BASELINE_CACHE`` when an earlier eval scored the same images at the same 
 """
 from __future__ import annotations
 
-import csv
-import io
 import time
 from pathlib import Path
 from typing import Any
@@ -22,10 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import UserError
-from core.runs import prepare_run_dir, write_json, write_text_atomic
+from core.runs import prepare_run_dir, write_json
 from core.settings import RunContext
 from data.io import write_image
 from data.resize import imresize
+from engine.csv_log import write_rows
 from engine.report import metrics_table
 from inference.fast_espcn import FastESPCN
 from inference.scoring import BaselineCache, ImageScores, prepare_hr, score_scaled_images, set_means
@@ -78,7 +77,7 @@ def evaluate(ctx: RunContext) -> None:
     write_json(out / "eval.json", {"weights": str(path), "metrics": metrics, "protocol": protocol,
                                    "self_ensemble": settings["SELF_ENSEMBLE"], "seconds": round(seconds, 2),
                                    "pass_seconds": {method: round(t, 2) for method, t in pass_seconds.items()}})
-    write_text_atomic(out / "per_image.csv", per_image_csv(per_set))
+    write_rows(out / "per_image.csv", per_image_rows(per_set))
     print(f"wrote {out}/eval.json, per_image.csv{', compare_*.png' if settings['FIGURE'] else ''}"
           f"{', images/' if save_images else ''} ({seconds:.1f} s{timing})")
 
@@ -91,18 +90,12 @@ def merge_methods(rows: list[ImageScores], more: list[ImageScores]) -> list[Imag
     return rows
 
 
-def per_image_csv(per_set: dict[str, list[ImageScores]]) -> str:
+def per_image_rows(per_set: dict[str, list[ImageScores]]) -> list[dict[str, str | int]]:
     """One row per image: set, name, height, width, then METHOD_METRIC for every method and metric."""
-    first = next(rows[0] for rows in per_set.values() if rows)
-    columns = [f"{method}_{metric}" for method, values in first.metrics.items() for metric in values]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["set", "name", "height", "width", *columns])
-    for set_name, rows in per_set.items():
-        for row in rows:
-            cells = [f"{row.metrics[c.split('_', 1)[0]][c.split('_', 1)[1]]:.6f}" for c in columns]
-            writer.writerow([set_name, row.name, row.height, row.width, *cells])
-    return buffer.getvalue()
+    return [{"set": set_name, "name": row.name, "height": row.height, "width": row.width,
+             **{f"{method}_{metric}": f"{value:.6f}" for method, values in row.metrics.items()
+                for metric, value in values.items()}}
+            for set_name, rows in per_set.items() for row in rows]
 
 
 def image_saver(folder: Path, scale: int, suffix: str = ""):
