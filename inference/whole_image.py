@@ -80,9 +80,11 @@ def super_resolve_tensor(model: nn.Module, rgb: torch.Tensor, *, scale: int, cha
                          tile: int = DEFAULT_TILE, chroma: str = "matlab", ensemble: bool = False) -> torch.Tensor:
     """``super_resolve`` for a (1, 3, H, W) float32 tensor in [0, 1], on its device; output clipped. A
     luminance model's ensemble runs on Y alone (chroma does not go through the network)."""
+    def network(x: torch.Tensor) -> torch.Tensor:
+        return _forward(model, x, scale, tile)
+
     def forward(x: torch.Tensor) -> torch.Tensor:
-        return self_ensemble(lambda t: _forward(model, t, scale, tile), x) if ensemble else _forward(
-            model, x, scale, tile)
+        return self_ensemble(network, x) if ensemble else network(x)
 
     with torch.inference_mode():
         if channels == 3:
