@@ -104,7 +104,6 @@ def say(line: str) -> None:
     print(f"[{Path(sys.argv[0]).stem}] {line}", file=sys.stderr, flush=True)
 
 
-
 @contextlib.contextmanager
 def heartbeat(label: str, expected_s: float) -> Iterator[None]:
     """Progress lines while one long call runs (one every ``PROGRESS_EVERY_S`` seconds): the time elapsed and
