@@ -60,7 +60,7 @@ from core.threads import single_threaded_pool
 from data.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
 from inference import onnx_runtime
 from inference.self_ensemble import self_ensemble
-from inference.whole_image import upscale_chroma
+from inference.whole_image import to_uint8, upscale_chroma
 from models.espcn import ESPCN
 
 BACKENDS = ("auto", "ort", "strips", "channels_last", "eager")
@@ -355,11 +355,6 @@ def _strip_compatible(net: nn.Module) -> bool:
 
 
 # ------------------------------------------------------------------------------- whole frames
-def to_uint8(t: Tensor) -> Tensor:
-    """[0, 1] floats -> rounded ``uint8`` (in place on ``t``)."""
-    return t.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
-
-
 def upscale_yuv420(model: FastESPCN, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
     """A luminance model on one 8-bit 4:2:0 video frame: planes in, planes ``model.scale`` times larger out.
 

@@ -33,11 +33,10 @@ from data.color import rgb_to_y
 from data.degrade import modcrop
 from data.io import to_float
 from data.resize import imresize
-from inference.fast_espcn import to_uint8
 from inference.metrics import evaluate_pair, protocol, psnr, psnr_per_image, psnr_ssim_per_image, ssim, to_floats
 from inference.multiblock_forward import multiblock_forward
 from inference.self_ensemble import plus
-from inference.whole_image import DEFAULT_TILE, run_model, super_resolve_tensor
+from inference.whole_image import DEFAULT_TILE, run_model, super_resolve_tensor, to_uint8
 
 Named = Sequence[tuple[str, np.ndarray]]
 BASELINE_VERSION = 1  # bump when the baseline's computation changes: old cache entries are then ignored

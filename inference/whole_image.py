@@ -31,6 +31,11 @@ from models.exactness import declared_radius
 DEFAULT_TILE = 512
 
 
+def to_uint8(t: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats -> rounded ``uint8`` (in place on ``t``)."""
+    return t.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+
+
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """HxWxC float array -> 1xCxHxW float32 tensor."""
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None]
