@@ -44,7 +44,8 @@ from pipelines.espcn.train import make_trainer as espcn_trainer  # noqa: E402
 from pipelines.espcn.training_data import training_sampler  # noqa: E402
 from pipelines.multiblock.chain import FIRST  # noqa: E402
 from pipelines.multiblock.phase_settings import PRESETS, catalogue  # noqa: E402
-from pipelines.multiblock.resolve import Plan, Run  # noqa: E402
+from pipelines.multiblock.rerun import Plan  # noqa: E402
+from pipelines.multiblock.resolve import Run  # noqa: E402
 from pipelines.multiblock.train import NetworkJob, PhaseImages, block_stages, initial_block, make_trainer  # noqa: E402
 from tests.scripts.helpers import load_script  # noqa: E402
 

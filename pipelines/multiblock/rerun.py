@@ -11,29 +11,85 @@
   runs there with new values while RUN keeps its results.
 - ``--resume`` of an interrupted phase needs the settings it started with.
 
-What a script does is decided, before anything is written, by ``resolve.decide`` (the run's ``Plan``);
-this module writes it: ``start`` branches and archives.
+What a script does is decided here, before anything is written (``decide``: the run's ``Plan``, called while
+``resolve`` resolves the run), and done here too: ``start`` branches and archives.
 """
 from __future__ import annotations
 
 import datetime
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.checkpoint import load_checkpoint
 from core.dist import barrier
 from core.errors import UserError
-from core.runs import read_json, run_lock_of_all_ranks, sha256, write_json
+from core.runs import read_json, run_lock_of_all_ranks, setting_changes, sha256, write_json
+from engine.losses import comparable_loss
 from pipelines.multiblock import chain
 from pipelines.multiblock.chain import Phase
+from pipelines.multiblock.phase_settings import LOCATION, RUN_WIDE, script_block
 from pipelines.multiblock.run_folder import check_lr_folder, check_recorded_with, read_record, record_path
 
 if TYPE_CHECKING:
     from pipelines.multiblock.resolve import Run
 
 ARCHIVE = "archive"
+NOT_COMPARED = ("TENSORBOARD",)  # how a run is watched, not what it computes
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the script does on its run folder: ``run``, ``skip`` (already done) or ``dry-run``; ``archive``:
+    --redo moves outputs first; ``branch``: --from links these checked outputs of another run first."""
+
+    action: str
+    message: str = ""
+    archive: bool = False
+    branch: tuple[Path, ...] | None = None
+
+
+def own_settings(phase: Phase) -> list[str]:
+    """The settings ``phase``'s script itself uses: its block, less the run-wide ones."""
+    return [key for key in script_block(phase.script) if key not in (*RUN_WIDE, *LOCATION)]
+
+
+def decide(run: Run, redo: bool, dry_run: bool) -> Plan:
+    """What the script does on ``run.out`` (the module docstring says why); nothing is written here."""
+    phase, out = run.phase, run.out
+    if dry_run:
+        what = (f"would start {out} from {run.branch_from}'s outputs before {run.script}, then run it"
+                if run.branch_from else decide(run, redo, False).message or f"would run {run.script}")
+        return Plan("dry-run", f"dry run: {what} (nothing was written)")
+    reused = branch_sources(run.branch_from, out, run.script) if run.branch_from else None
+    branch = tuple(reused) if reused is not None else None
+    if redo:
+        later = [row for row in chain.from_here(run.script) if outputs(row, out)]
+        return Plan("run", f"--redo: archiving {run.script}'s outputs and later ones" if later
+                    else f"--redo: {run.script} has no outputs in {out} yet", archive=bool(later), branch=branch)
+    if phase.network is None or branch is not None:  # a regeneration: LR_<writes>/manifest.json decides
+        return Plan("run", branch=branch)
+    names = [key for key in (*own_settings(phase), "seed") if key not in NOT_COMPARED]
+    recorded = read_json(out / "settings.json").get(phase.section, {})
+    changes = setting_changes(comparable_loss(recorded), comparable_loss({**run.settings, "seed": run.seed}), names)
+    done = (out / f"{phase.network}.pt").exists() and phase.result in read_json(out / "results.json")
+    if done and not changes:
+        return Plan("skip", f"{run.script}: already done in {out} ({phase.network}.pt, "
+                            f"results.json['{phase.result}']) with these settings; nothing to do")
+    if done:
+        raise UserError(f"{run.script} already finished in {out} with other settings: {changes}; pass --redo to "
+                        f"archive its outputs and everything made from them into {out / 'archive'}/ and run it "
+                        f"again, or try the new values in a new folder with --out NEW --from {out}")
+    latest = out / f"{phase.network}_latest.pt"
+    if latest.exists() and not run.resume:
+        raise UserError(f"{latest} already holds a run; pass --resume to continue it, --redo to start it "
+                        "again (the old one archived), or choose another --out")
+    if latest.exists() and run.resume and changes:
+        raise UserError(f"--resume continues the run in {latest}, which started with other settings: {changes};"
+                        " resume with those values, or pass --redo to start this phase again with the new ones")
+    return Plan("run")
 
 
 def outputs(phase: Phase, run: Path, reused: bool = False) -> list[Path]:

@@ -27,7 +27,6 @@ import torch
 
 from core.dist import DistInfo, init_distributed
 from core.errors import UserError
-from core.runs import read_json, setting_changes
 from core.settings import (
     CliParser,
     add_common_args,
@@ -39,7 +38,6 @@ from core.settings import (
 )
 from data.pair_layouts import find_pairs, pair_set_name
 from data.paired import Pair, lr_level_dir, pairs_with_lr_folder
-from engine.losses import comparable_loss
 from engine.speed import Speed, speed_from_settings
 from models.blocks import block_settings
 from pipelines.multiblock import chain
@@ -53,9 +51,8 @@ from pipelines.multiblock.phase_settings import (
     catalogue,
     check_phase_settings,
     phase_help,
-    script_block,
 )
-from pipelines.multiblock.rerun import branch_sources, outputs
+from pipelines.multiblock.rerun import Plan, decide, own_settings
 from pipelines.multiblock.run_folder import (
     LR_SPLITS,
     check_data,
@@ -64,19 +61,6 @@ from pipelines.multiblock.run_folder import (
     new_record,
     pair_source,
 )
-
-NOT_COMPARED = ("TENSORBOARD",)  # how a run is watched, not what it computes
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the script does on its run folder: ``run``, ``skip`` (already done) or ``dry-run``; ``archive``:
-    --redo moves outputs first; ``branch``: --from links these checked outputs of another run first."""
-
-    action: str
-    message: str = ""
-    archive: bool = False
-    branch: tuple[Path, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,11 +89,6 @@ class Run:
     @property
     def script(self) -> str:
         return self.phase.script
-
-
-def own_settings(phase: Phase) -> list[str]:
-    """The settings ``phase``'s script itself uses: its block, less the run-wide ones."""
-    return [key for key in script_block(phase.script) if key not in (*RUN_WIDE, *LOCATION)]
 
 
 def resolve_run(namespace: dict[str, Any], argv: list[str] | None, script: str) -> Run:
@@ -203,42 +182,6 @@ def layered(block: dict[str, Any], args: argparse.Namespace, phase: Phase, recor
     if seed is None and "seed" in record:
         seed, origins["seed"] = record["seed"], f"{source.name} ({by})"
     return settings, origins, seed if seed is not None else 0
-
-
-def decide(run: Run, redo: bool, dry_run: bool) -> Plan:
-    """What the script does on ``run.out`` (``pipelines.multiblock.rerun``): nothing is written here."""
-    phase, out = run.phase, run.out
-    if dry_run:
-        what = (f"would start {out} from {run.branch_from}'s outputs before {run.script}, then run it"
-                if run.branch_from else decide(run, redo, False).message or f"would run {run.script}")
-        return Plan("dry-run", f"dry run: {what} (nothing was written)")
-    reused = branch_sources(run.branch_from, out, run.script) if run.branch_from else None
-    branch = tuple(reused) if reused is not None else None
-    if redo:
-        later = [row for row in chain.from_here(run.script) if outputs(row, out)]
-        return Plan("run", f"--redo: archiving {run.script}'s outputs and later ones" if later
-                    else f"--redo: {run.script} has no outputs in {out} yet", archive=bool(later), branch=branch)
-    if phase.network is None or branch is not None:  # a regeneration: LR_<writes>/manifest.json decides
-        return Plan("run", branch=branch)
-    names = [key for key in (*own_settings(phase), "seed") if key not in NOT_COMPARED]
-    recorded = read_json(out / "settings.json").get(phase.section, {})
-    changes = setting_changes(comparable_loss(recorded), comparable_loss({**run.settings, "seed": run.seed}), names)
-    done = (out / f"{phase.network}.pt").exists() and phase.result in read_json(out / "results.json")
-    if done and not changes:
-        return Plan("skip", f"{run.script}: already done in {out} ({phase.network}.pt, "
-                            f"results.json['{phase.result}']) with these settings; nothing to do")
-    if done:
-        raise UserError(f"{run.script} already finished in {out} with other settings: {changes}; pass --redo to "
-                        f"archive its outputs and everything made from them into {out / 'archive'}/ and run it "
-                        f"again, or try the new values in a new folder with --out NEW --from {out}")
-    latest = out / f"{phase.network}_latest.pt"
-    if latest.exists() and not run.resume:
-        raise UserError(f"{latest} already holds a run; pass --resume to continue it, --redo to start it "
-                        "again (the old one archived), or choose another --out")
-    if latest.exists() and run.resume and changes:
-        raise UserError(f"--resume continues the run in {latest}, which started with other settings: {changes};"
-                        " resume with those values, or pass --redo to start this phase again with the new ones")
-    return Plan("run")
 
 
 def check_inputs(run: Run) -> None:
