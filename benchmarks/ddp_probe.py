@@ -22,7 +22,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from torch import nn  # noqa: E402
 
-from core.dist import any_rank, barrier, from_every_rank, from_main, init_distributed, mean_over_ranks  # noqa: E402
+from core.dist import barrier, from_every_rank, from_main, gathered, init_distributed  # noqa: E402
 from core.entry import cli_entry  # noqa: E402
 from engine.schedules import Constant  # noqa: E402
 from engine.trainer import Stage, TrainConfig, Trainer  # noqa: E402
@@ -50,14 +50,14 @@ def main(argv: list[str] | None) -> None:
     trainer = Trainer(net, [stage], batches, nn.functional.l1_loss, lambda _m: {"val_psnr": 0.0},
                       TrainConfig(run_dir=args.out, eval_every=3, progress=False), device, info)
     result = trainer.fit()
-    mean = mean_over_ranks(torch.tensor(3.0, device=device), info)
+    rows = gathered(torch.tensor([3.0], device=device), info)
     report = {
         "backend": dist.get_backend() if dist.is_initialized() else None,
         "world_size": info.world_size, "rank": info.rank, "device": str(device), "joined": info.enabled,
         "same_group_on_second_call": again is info,
         "ddp": type(trainer.module).__name__, "steps": result.step,
         "parameters_on": sorted({p.device.type for p in net.parameters()}),
-        "any_rank": any_rank(True, info), "mean_over_ranks": mean.item(), "mean_on": mean.device.type,
+        "gathered": rows.tolist(), "gathered_on": rows.device.type,
         "from_main": from_main({"checked": True}, info), "from_every_rank": from_every_rank(info.rank, info),
     }
     barrier(info)

@@ -154,10 +154,9 @@ def ddp(check: Check) -> dict[str, Any]:
                seen.get("backend") == backend and seen.get("same_group_on_second_call") is True),
         target("DDP wraps the training network and trains every step", [seen.get("ddp"), seen.get("steps")],
                seen.get("ddp") == "DistributedDataParallel" and seen.get("steps") == 6),
-        target("collectives answer on the device", {k: seen.get(k) for k in ("any_rank", "mean_over_ranks",
-                                                                             "mean_on", "from_main")},
-               seen.get("any_rank") is True and seen.get("mean_over_ranks") == 3.0
-               and seen.get("mean_on") == check.device.type and seen.get("from_main") == {"checked": True})]
+        target("collectives answer on the device", {k: seen.get(k) for k in ("gathered", "gathered_on", "from_main")},
+               seen.get("gathered") == [[3.0]] * seen.get("world_size", 0)
+               and seen.get("gathered_on") == check.device.type and seen.get("from_main") == {"checked": True})]
     source = check.scratch / "phases"
     if (source / "N2.pt").exists() and (source / "LR_2").is_dir():  # phase 3 again, on a copy without its outputs
         run = out / "phases"

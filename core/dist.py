@@ -134,21 +134,15 @@ def shard_range(total: int, info: DistInfo) -> range:
     return range(start, start + base + (1 if info.rank < extra else 0))
 
 
-def any_rank(flag: bool | torch.Tensor, info: DistInfo) -> bool:
-    """True on every rank if it is true on any rank (stop requests, a non-finite loss)."""
-    value = torch.as_tensor(flag, dtype=torch.float32).reshape(1).to(info.device)
-    if info.enabled:
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item() > 0)
-
-
-def mean_over_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """The mean of a scalar tensor over all ranks (the logged training loss)."""
-    value = value.detach().float().reshape(1).to(info.device)
-    if info.enabled:
-        dist.all_reduce(value, op=dist.ReduceOp.SUM)
-        value /= info.world_size
-    return value[0]
+def gathered(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Every rank's 1-D ``values``, in rank order, as rows of a (world size, n) tensor on every rank: one
+    collective for numbers that each need a reduction of their own (a mean, a maximum, the first rank's)."""
+    values = values.detach().reshape(1, -1).to(info.device)
+    if not info.enabled:
+        return values
+    rows = [torch.empty_like(values) for _ in range(info.world_size)]
+    dist.all_gather(rows, values)
+    return torch.cat(rows)
 
 
 def over_ranks(values: torch.Tensor, info: DistInfo, op: str = "sum") -> torch.Tensor:

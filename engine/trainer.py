@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from core.checkpoint import check_meta, load_checkpoint, load_weights, save_checkpoint
-from core.dist import DistInfo, any_rank, barrier, from_every_rank, from_main, mean_over_ranks, over_ranks
+from core.dist import DistInfo, barrier, from_every_rank, from_main, gathered
 from core.errors import StopRequested, UserError
 from engine.csv_log import CsvLog
 from engine.optimizers import load_optimizer_state, optimizer_by_name
@@ -139,30 +139,40 @@ class LossWatch:
         self.first_bad_step = torch.where(bad, step, self.first_bad_step)
         self.first_bad_value = torch.where(bad, loss, self.first_bad_value)
 
-    def mean(self, dist: DistInfo) -> float:
-        """The mean finite loss since the last call, averaged over the ranks (NaN when every one was skipped)."""
-        value = mean_over_ranks(self.total / self.count, dist).item()
-        self.total.zero_()
-        self.count.zero_()
-        return value
+    def read(self, dist: DistInfo, stage: str, latest: Path) -> tuple[float, int]:
+        """(the mean finite loss since the last read, averaged over the ranks, NaN when none was finite; the
+        non-finite losses since then on the rank that saw most: under DDP a step is skipped on every rank when
+        one rank's loss is not finite, so adding the ranks' counts would count it again), in one collective,
+        which also stops the run as ``check`` does."""
+        every = self._gathered(dist, self.total / self.count, self.skipped)
+        for counter in (self.total, self.count, self.skipped):
+            counter.zero_()
+        self._raise_if_bad(every, dist, stage, latest)
+        return every[:, 2].mean().item(), int(every[:, 3].max().item())
 
-    def skipped_steps(self, dist: DistInfo) -> int:
-        """Non-finite losses since the last call, on the rank that saw most: under DDP a step is skipped on
-        every rank when one rank's loss is not finite, so adding the ranks' counts would count it again."""
-        value = int(over_ranks(self.skipped, dist, op="max").item())
-        self.skipped.zero_()
-        return value
+    def check(self, dist: DistInfo, stage: str, latest: Path, stop: bool = False) -> bool:
+        """Stop the run (``UserError``) when a rank saw ``skip_limit`` non-finite losses in a row; else whether a
+        rank was asked to ``stop``: one collective."""
+        every = self._gathered(dist, torch.tensor(float(stop)))
+        self._raise_if_bad(every, dist, stage, latest)
+        return bool(every[:, 2].max().item() > 0)
 
-    def raise_if_bad(self, dist: DistInfo, stage: str, latest: Path) -> None:
-        if not any_rank(self.first_bad_step >= 0, dist):
+    def _gathered(self, dist: DistInfo, *values: Tensor) -> Tensor:
+        """Each rank's (first bad step, its loss, ``values``...) as a row (``core.dist.gathered``)."""
+        mine = [self.first_bad_step, self.first_bad_value, *values]
+        return gathered(torch.stack([value.to(self.total.device, torch.float64) for value in mine]), dist)
+
+    def _raise_if_bad(self, every: Tensor, dist: DistInfo, stage: str, latest: Path) -> None:
+        bad = (every[:, 0] >= 0).nonzero().flatten().tolist()
+        if not bad:
             return
-        step = int(self.first_bad_step.item())
-        value = self.first_bad_value.item() if step >= 0 else float("nan")
-        where = f"iteration {step}" if step >= 0 else "an iteration on another rank"
+        rank = min(bad, key=lambda r: every[r, 0].item())  # the earliest bad iteration, on the first rank that saw it
+        step, value = int(every[rank, 0].item()), every[rank, 1].item()
+        where = f" on rank {rank}" if dist.enabled else ""
         streak = (f", {self.skip_limit} non-finite losses in a row: the fp16 gradient scaler skipped their steps "
                   "and the run did not recover") if self.skip_limit > 1 else ""
-        raise UserError(f"loss became {value} at {where} (stage {stage}){streak}; stopped. The last good "
-                        f"checkpoint is kept in {latest}; lower the learning rate or check the data")
+        raise UserError(f"loss became {value} at iteration {step}{where} (stage {stage}){streak}; stopped. The last "
+                        f"good checkpoint is kept in {latest}; lower the learning rate or check the data")
 
 
 def train_step(module: nn.Module, inputs: Tensor, targets: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor],
@@ -338,9 +348,9 @@ class Trainer:
             reporter.advance(1)
             stage_over = state.stage_step >= stage.steps
             if state.step % self.config.eval_every == 0 or stage_over:
-                watch.raise_if_bad(self.dist, stage.name, self.latest_path)
-                row = {"step": state.step, "stage": stage.name, "lr": lr, "loss": watch.mean(self.dist),
-                       **({"skipped": watch.skipped_steps(self.dist)} if scaler is not None else {}),
+                loss, skipped = watch.read(self.dist, stage.name, self.latest_path)
+                row = {"step": state.step, "stage": stage.name, "lr": lr, "loss": loss,
+                       **({"skipped": skipped} if scaler is not None else {}),
                        "seconds": round(time.perf_counter() - started, 3)}
                 stop_early, improved = self._after_evaluation(stage, state, row, log, reporter)
                 stage_over = stage_over or stop_early
@@ -350,9 +360,7 @@ class Trainer:
                 self.module.train()
                 if stage_over:
                     return
-            if state.step % self.config.check_every == 0:
-                watch.raise_if_bad(self.dist, stage.name, self.latest_path)
-            if self._stop_requested(state.step):
+            if self._stop_requested(state.step, watch, stage.name):
                 self._save(self.latest_path, self._checkpoint(state, optimizer, stage.schedule, scaler))
                 barrier(self.dist)  # no rank exits (and makes torchrun kill the others) before the file is whole
                 raise StopRequested(f"stopped by signal at iteration {state.step}; checkpoint written to "
@@ -410,11 +418,12 @@ class Trainer:
         with torch.no_grad(), without_autotuning():
             return dict(self.evaluate(self.evaluated))
 
-    def _stop_requested(self, step: int) -> bool:
-        """A signal seen by any rank; alone, checked every step (free), under torchrun every check_every."""
-        if not self.dist.enabled:
-            return self._stop_signal is not None
-        return step % self.config.check_every == 0 and any_rank(self._stop_signal is not None, self.dist)
+    def _stop_requested(self, step: int, watch: LossWatch, stage: str) -> bool:
+        """Every check_every iterations, a non-finite loss (raised) or a stop signal seen by any rank, in one
+        collective; a signal is also seen at every other step when there is one process (free)."""
+        if step % self.config.check_every == 0:
+            return watch.check(self.dist, stage, self.latest_path, stop=self._stop_signal is not None)
+        return not self.dist.enabled and self._stop_signal is not None
 
     # --------------------------------------------------------------- signals
     def _install_signal_handlers(self) -> dict[int, Any]:

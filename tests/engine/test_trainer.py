@@ -135,18 +135,29 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, preci
 
 
 def test_the_loss_watch_counts_non_finite_losses_leaves_them_out_of_the_mean_and_stops_at_a_run_of_them():
-    watch, alone = LossWatch(torch.device("cpu"), skip_limit=3), DistInfo()
+    watch, alone, latest = LossWatch(torch.device("cpu"), skip_limit=3), DistInfo(), Path("latest.pt")
     for step, loss in enumerate([1.0, math.nan, 3.0, math.inf, math.nan, 2.0], 1):
         watch.add(torch.tensor(loss), step)
-    watch.raise_if_bad(alone, "a", Path("latest.pt"))  # at most two in a row: the scaler skipped them
-    assert watch.mean(alone) == 2.0 and watch.skipped_steps(alone) == 3
-    assert watch.skipped_steps(alone) == 0  # counted since the last read
+    assert watch.check(alone, "a", latest) is False  # at most two in a row: the scaler skipped them
+    assert watch.check(alone, "a", latest, stop=True) is True  # a stop request, read in the same collective
+    assert watch.read(alone, "a", latest) == (2.0, 3)
+    assert watch.read(alone, "a", latest)[1] == 0  # counted since the last read
     for step in (7, 8, 9):
         watch.add(torch.tensor(math.nan), step)
-    assert math.isnan(watch.mean(alone))  # nothing finite since the last read
     with pytest.raises(UserError, match=r"^loss became nan at iteration 9 \(stage a\), 3 non-finite losses in a "
                                         r"row: the fp16 gradient scaler skipped their steps"):
-        watch.raise_if_bad(alone, "a", Path("latest.pt"))
+        watch.check(alone, "a", latest)
+    with pytest.raises(UserError, match=r"^loss became nan at iteration 9 "):  # an evaluation reads it too
+        watch.read(alone, "a", latest)
+
+
+def test_a_read_with_no_finite_loss_since_the_last_is_nan():
+    watch, alone = LossWatch(torch.device("cpu"), skip_limit=3), DistInfo()
+    for step, loss in enumerate([1.0, math.nan], 1):
+        watch.add(torch.tensor(loss), step)
+    watch.read(alone, "a", Path("latest.pt"))
+    watch.add(torch.tensor(math.nan), 3)
+    assert math.isnan(watch.read(alone, "a", Path("latest.pt"))[0])
 
 
 FP16 = Speed(precision="fp16")  # on the CPU here: torch.amp.GradScaler("cpu") skips steps as on a GPU

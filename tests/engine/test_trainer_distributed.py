@@ -148,7 +148,8 @@ def test_ranks_with_different_local_metrics_take_one_plateau_decision(tmp_path: 
 def test_a_non_finite_loss_on_one_rank_stops_both_at_the_same_iteration(tmp_path: Path):
     first, second = run_two_ranks(tmp_path, "nan")
     assert "error" in first and "error" in second
-    assert "loss became nan at iteration 6" in second["error"]  # the rank that saw it names the iteration
+    assert "loss became nan at iteration 6 on rank 1" in second["error"]  # every rank names the iteration
+    assert "loss became nan at iteration 6 on rank 1" in first["error"]
     assert "stopped" in first["error"] and "last good checkpoint" in first["error"]
     assert torch.load(tmp_path / "latest.pt", weights_only=True)["step"] == 4  # nothing saved after the NaN
 
