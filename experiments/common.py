@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import UserError
+from core.rules import at_least, check_settings, one_of
 from core.runs import prepare_run_dir, read_json, write_json, write_text_atomic
 from core.settings import RunContext, parse_cli
 from data.datasets import bundled_photos, list_images
@@ -38,6 +39,7 @@ from pipelines.multiblock.phase_settings import catalogue
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 SOURCES = ("auto", "t91", "skimage")
+RULES = {"SOURCE": one_of(*SOURCES), "REPEATS": at_least(1)}  # the settings every experiment shares
 
 
 # ------------------------------------------------------------------------------ command line
@@ -45,10 +47,7 @@ def parse(namespace: dict[str, Any], argv: list[str] | None, name: str) -> RunCo
     """Settings block < preset < --set, plus the common flags; ``--out`` defaults to runs/experiments/<name>."""
     ctx = parse_cli(namespace, argv, namespace["__doc__"], f"runs/experiments/{name}", accepted=network_defaults())
     ctx.settings = {**ctx.settings, **network_of(ctx.given)}  # --set RESBLOCK=naf reaches the phase scripts
-    if str(ctx.settings.get("SOURCE", "auto")) not in SOURCES:
-        raise UserError(f"SOURCE={ctx.settings['SOURCE']!r}: expected one of {', '.join(SOURCES)}")
-    if ctx.settings.get("REPEATS", 1) < 1:
-        raise UserError(f"REPEATS={ctx.settings['REPEATS']}: expected at least 1")
+    check_settings(ctx.settings, RULES, ctx.settings)
     return ctx
 
 

@@ -121,6 +121,14 @@ def test_a_misspelt_choice_stops_before_any_work(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("value, expected", [("SOURCE=photos", r"^SOURCE='photos': expected one of auto, t91, skimage"),
+                                             ("REPEATS=0", r"^REPEATS=0: expected an integer >= 1")])
+def test_the_shared_experiment_settings_are_checked_by_one_rule_table(tmp_path, value, expected):
+    with pytest.raises(UserError, match=expected):
+        common.load_script("experiments/patch_size.py").main(["--out", str(tmp_path / "x"), "--set", value])
+    assert not (tmp_path / "x").exists()
+
+
 def test_scaling_summary_reads_each_budget_and_plots_the_gap(phased_run, tmp_path):
     """The summary of a budget is the phased - end to end gap of its run, per seed and as mean."""
     root = tmp_path / "scaling"
