@@ -103,6 +103,8 @@ def multiblock_forward(model: nn.Module, x: Tensor) -> Tensor:
     if not choice.onnx:
         return banded_forward(model, x)
     session = _session(model, state)
+    if session is None:  # these weights did not export: said once, bands from then on
+        return banded_forward(model, x)
     state.held = max(state.held, whole_image_bytes(model, x, ORT_LIVE_MAPS))
     return session(x)
 
@@ -117,16 +119,23 @@ def onnx_example(model: nn.Module) -> Tensor:
     return torch.rand(2, blocks_of(model)[0].head.in_channels, 24, 26)
 
 
-def _session(model: nn.Module, state: _State) -> onnx_runtime.OrtNetwork:
-    """The network's session, made again when its weights or clamps changed since the last image."""
+def _session(model: nn.Module, state: _State) -> onnx_runtime.OrtNetwork | None:
+    """The network's session, made again when its weights or clamps changed since the last image; None when
+    the export failed (a block whose operators the exporter cannot write, say): the bands need no export."""
     graph = onnx_graph(model)
     key = onnx_runtime.weights_key(model, *graph)
-    if state.session is None or state.key != key:
+    if state.key != key:
         path = onnx_runtime.cached_path(key)
         if not path.is_file():
             print(f"exporting the network to ONNX for ONNX Runtime (once for these weights: kept as {path})",
                   flush=True)
-        with torch.inference_mode(False):  # torch.export traces outside inference mode, on a normal tensor
-            state.session = onnx_runtime.ort_network(model, onnx_example(model), graph=graph, memory_pattern=False)
+        try:
+            with torch.inference_mode(False):  # torch.export traces outside inference mode, on a normal tensor
+                state.session = onnx_runtime.ort_network(model, onnx_example(model), graph=graph,
+                                                         memory_pattern=False)
+        except Exception as err:  # any failure of the exporter or the runtime: the bands are exact
+            reason = (str(err).strip().splitlines() or [""])[0][:200]
+            print(f"CPU path: bands (the ONNX export failed: {type(err).__name__}: {reason})", flush=True)
+            state.session = None
         state.key, state.held = key, 0
     return state.session

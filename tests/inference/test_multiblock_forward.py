@@ -105,6 +105,23 @@ def test_onnx_runtime_agrees_with_the_bands_and_eager(net, capsys):
 
 
 @needs_ort
+def test_a_failed_export_falls_back_to_the_bands_once(net, monkeypatch, capsys):
+    calls = []
+
+    def failing_export(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("no exporter for this operator\nmore detail")
+
+    monkeypatch.setattr(onnx_runtime, "ort_network", failing_export)
+    for shape in [(1, 3, 21, 19), (1, 3, 17, 23)]:
+        x = torch.rand(shape)
+        assert torch.equal(mf.multiblock_forward(net, x), banded_forward(net, x))
+    assert len(calls) == 1  # not tried again for the same weights
+    assert "CPU path: bands (the ONNX export failed: RuntimeError: no exporter for this operator)" in \
+        capsys.readouterr().out
+
+
+@needs_ort
 def test_the_choice_follows_the_memory_and_is_printed_when_it_changes(net, monkeypatch, capsys):
     x = torch.rand(1, 3, 30, 20)
     memory = {"available": 100 * GB}
