@@ -51,13 +51,9 @@ lint: $(VENV)/.installed
 # The six multiblock scripts in order on one run folder, each given the same settings:
 #   make phases DATA=/path/to/datasets RUN=runs/x [PRESET=report|small|tiny] [ARGS="--set NAME=VALUE ..."]
 PHASE_ARGS = --data $(DATA) --out $(RUN) $(if $(PRESET),--set PRESET=$(PRESET)) $(ARGS)
+PHASE_SCRIPTS = $(shell $(PY) -c 'from pipelines.multiblock.chain import SCRIPTS; print(*SCRIPTS)')
 phases: $(VENV)/.installed
-	$(PY) phase1_1.py $(PHASE_ARGS)
-	$(PY) phase1_2.py $(PHASE_ARGS)
-	$(PY) phase2_1.py $(PHASE_ARGS)
-	$(PY) phase2_2.py $(PHASE_ARGS)
-	$(PY) phase3.py $(PHASE_ARGS)
-	$(PY) phase4.py $(PHASE_ARGS)
+	@for script in $(PHASE_SCRIPTS); do echo "$(PY) $$script $(PHASE_ARGS)"; $(PY) $$script $(PHASE_ARGS) || exit 1; done
 
 # One-shot GPU check (benchmarks/gpu_check.py): every path on one CUDA GPU in a few minutes, results in OUT.
 # `make gpu-check PY=python3` uses that interpreter as it is (no .venv); DRY=1 rehearses it on the CPU.

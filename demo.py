@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 
 from core.entry import cli_entry
+from pipelines.multiblock.chain import SCRIPTS
 
 REPO = Path(__file__).resolve().parent
-PHASES = ("phase1_1.py", "phase1_2.py", "phase2_1.py", "phase2_2.py", "phase3.py", "phase4.py")
 
 
 def run(*args: str) -> None:
@@ -69,7 +69,7 @@ def multiblock_part(ctx, out: Path) -> Path:
     print("\n== Multiblock phased training on same-size pairs synthesised in the RealSR layout")
     run("-m", "data.synth", "--train", "skimage-train", "--test", "skimage-test", "--out", str(data),
         "--max-size", str(s["MULTIBLOCK_SIZE"]), "--seed", str(ctx.seed))
-    for script in PHASES:  # one identical command line for all six, as `make phases PRESET=...` runs them
+    for script in SCRIPTS:  # one identical command line for all six, as `make phases PRESET=...` runs them
         run(script, "--data", str(data), "--out", str(out / "multiblock"), "--device", str(ctx.device),
             "--seed", str(ctx.seed), "--set", f"PRESET={s['MULTIBLOCK_PRESET']}",
             "--set", f"LOSS={s['MULTIBLOCK_LOSS']}")

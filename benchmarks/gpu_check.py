@@ -63,11 +63,11 @@ from engine.speed import Speed, tf32_runs  # noqa: E402
 from engine.trainer import Stage, TrainConfig, Trainer  # noqa: E402
 from models.espcn import ESPCN  # noqa: E402
 from models.rcan import Block, orthogonal_init_  # noqa: E402
+from pipelines.multiblock.chain import SCRIPTS  # noqa: E402
 
 FULL = {"features": 64, "resblocks": 16, "batch": 16, "patch": 48, "frame": (360, 640), "band_image": 512,
         "steps": 20}
 TINY = {"features": 8, "resblocks": 2, "batch": 4, "patch": 16, "frame": (36, 64), "band_image": 48, "steps": 3}
-PHASES = ["phase1_1.py", "phase1_2.py", "phase2_1.py", "phase2_2.py", "phase3.py", "phase4.py"]
 
 
 class SimulatedCrash(RuntimeError):
@@ -121,7 +121,7 @@ def phases(check: Check) -> dict[str, Any]:
     data, run = check.scratch / "realsr", check.scratch / "phases"
     synthesise_realsr(data, bundled_photos("train"), bundled_photos("test"), max_size=64)
     steps = []
-    for script in PHASES:  # one command line for all six, as `make phases PRESET=tiny` runs them
+    for script in SCRIPTS:  # one command line for all six, as `make phases PRESET=tiny` runs them
         steps.append(check.script(script, "--data", str(data), "--out", str(run), "--device", str(check.device),
                                   "--set", "PRESET=tiny"))
         if steps[-1]["returncode"]:
@@ -129,7 +129,7 @@ def phases(check: Check) -> dict[str, Any]:
     results = json.loads((run / "results.json").read_text()) if (run / "results.json").exists() else {}
     return {"scripts": steps, "targets": [
         target("every phase script exits 0", [s["returncode"] for s in steps],
-               len(steps) == len(PHASES) and not any(s["returncode"] for s in steps)),
+               len(steps) == len(SCRIPTS) and not any(s["returncode"] for s in steps)),
         target("results.json has phase1..phase4", sorted(results),
                sorted(results) == ["phase1", "phase2", "phase3", "phase4"])]}
 
