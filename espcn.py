@@ -55,7 +55,7 @@ FIGURE_CROP = ""  # eval figure: "" automatic | NAME (that image) | NAME:X,Y,SIZ
 BASELINE_CACHE = "runs/.cache"  # eval: bicubic rows kept per (set content, scale, protocol); "" = recompute
 SELF_ENSEMBLE = False  # eval, upscale: x8 self-ensemble, 8 flips/rotations averaged (8x the time; eval: "model+" rows)
 INFERENCE = "auto"  # upscale: auto | ort | strips | channels_last | eager (inference/fast_espcn.py)
-UPSCALE_PRECISION = "auto"  # upscale: auto = fp32, bf16 for the strips on bf16 hardware | fp32 | bf16 | fp16 (CUDA)
+UPSCALE_PRECISION = "auto"  # upscale: auto = fp32, bf16 strips for video on bf16 hardware | fp32 | bf16 | fp16 CUDA
 VIDEO_CODEC = "auto"  # upscaled videos: auto = libx264 (mpeg4 without it, VP9 for .webm) or a PyAV encoder
 PNG_LEVEL = 1  # upscale: zlib level of the PNGs written (1 = fastest, 9 = smallest files; ours)
 VIDEO_CRF = 18  # H.264 constant rate factor of upscaled videos: lower = better and bigger (ours)

@@ -55,33 +55,44 @@ def input_media(inputs: list[str]) -> tuple[list[Path], list[Path]]:
     return each_once(images), each_once(videos)
 
 
-def fast_model(net: ESPCN, settings: dict[str, Any], device: torch.device) -> FastESPCN:
-    """The inference path named by INFERENCE and UPSCALE_PRECISION (inference/fast_espcn.py) for this device."""
+def fast_model(net: ESPCN, settings: dict[str, Any], device: torch.device, video: bool = False) -> FastESPCN:
+    """The inference path named by INFERENCE and UPSCALE_PRECISION (inference/fast_espcn.py) for this device;
+    ``video``: for video frames, where ``auto`` differs on CPUs with bf16 hardware (``upscale_precision``)."""
     backend = settings["INFERENCE"]
     if backend not in BACKENDS:
         raise UserError(f"INFERENCE={backend!r}: expected one of {', '.join(BACKENDS)}")
-    precision = upscale_precision(settings["UPSCALE_PRECISION"], device, backend)
+    precision = upscale_precision(settings["UPSCALE_PRECISION"], device, backend, video)
     try:
         return FastESPCN(net, backend=backend, precision=precision, device=device)
     except ValueError as err:
         raise UserError(f"INFERENCE={backend}, UPSCALE_PRECISION={settings['UPSCALE_PRECISION']}: {err}") from None
 
 
-def upscale_precision(name: str, device: torch.device, backend: str) -> str:
-    """UPSCALE_PRECISION -> FastESPCN's precision. ``auto``: bf16 where the CPU computes it in hardware and
-    the strip backend runs (``engine.speed.auto_precision``, as for training; with INFERENCE=auto the strips
-    run only where onnxruntime is missing: ONNX Runtime fp32 is the default wherever it is installed), else
-    fp32 (fp16 on CUDA only when asked);
-    bf16 asked for where it cannot run is refused in one line. Either reduced precision is
-    checked against fp32 on the first input and dropped when the two disagree
-    (``inference.fast_espcn.reduced_agrees``)."""
+def upscale_precision(name: str, device: torch.device, backend: str, video: bool = False) -> str:
+    """UPSCALE_PRECISION -> FastESPCN's precision. ``auto``: bf16 where the CPU computes it in hardware
+    (``engine.speed.auto_precision``, as for training) and the strips run: with INFERENCE=strips, and with
+    INFERENCE=auto for ``video`` frames (the bf16 strips ran a 4:2:0 frame 1.27x as fast as ONNX Runtime fp32
+    on an AVX512-BF16 EPYC, docs/benchmarks.md) or where onnxruntime is missing; photos stay on ONNX Runtime
+    fp32 (the bf16 strips ran an RGB photo 0.89-1.01x as fast: its colour work is in ONNX Runtime's frame
+    graph). Else fp32 (fp16 on CUDA only when asked); bf16 asked for where it cannot run is refused in one
+    line. Either reduced precision is checked against fp32 on the first input and dropped when the two
+    disagree (``inference.fast_espcn.reduced_agrees``)."""
     name = str(name).lower()
     if name == "bf16":
         check_bf16_runs("UPSCALE_PRECISION", device)
     if name != "auto":
         return name
-    strips = backend == "strips" or (backend == "auto" and pick_backend(device) == "strips")
+    asked = "bf16" if video else "fp32"  # what pick_backend would run an auto backend on
+    strips = backend == "strips" or (backend == "auto" and pick_backend(device, asked) == "strips")
     return "bf16" if strips and auto_precision(device) == "bf16" else "fp32"
+
+
+def describe(model: FastESPCN, settings: dict[str, Any], what: str) -> str:
+    """The line ``upscale`` prints for the path it runs ``what`` (images, videos) on."""
+    fallback = f"; not ort: {model.fallback}" if model.fallback else ""
+    return (f"ESPCN x{model.scale} ({'Y' if model.channels == 1 else 'RGB'}) on {model.device}, {what}: "
+            f"{model.backend}, {model.precision} (UPSCALE_PRECISION={settings['UPSCALE_PRECISION']}{fallback})"
+            f"{', x8 self-ensemble (SELF_ENSEMBLE=true)' if settings['SELF_ENSEMBLE'] else ''}")
 
 
 def upscale(ctx: RunContext) -> None:
@@ -96,13 +107,13 @@ def upscale(ctx: RunContext) -> None:
     check_outputs(ctx.out, [(path, output_file(ctx.out, path, net.scale)) for path in images + videos],
                   ctx.args.overwrite)
     out = prepare_run_dir(ctx.out)
-    model = fast_model(net, ctx.settings, ctx.device)
-    fallback = f"; not ort: {model.fallback}" if model.fallback else ""
-    print(f"ESPCN x{model.scale} ({'Y' if model.channels == 1 else 'RGB'}) on {model.device}: {model.backend}, "
-          f"{model.precision} (UPSCALE_PRECISION={ctx.settings['UPSCALE_PRECISION']}{fallback})"
-          f"{', x8 self-ensemble (SELF_ENSEMBLE=true)' if ensemble else ''}", flush=True)
     if images:
+        model = fast_model(net, ctx.settings, ctx.device)
+        print(describe(model, ctx.settings, "images"), flush=True)
         upscale_images(model, images, out, ctx.settings["PNG_LEVEL"], ensemble)
+    if videos:
+        model = fast_model(net, ctx.settings, ctx.device, video=True)
+        print(describe(model, ctx.settings, "videos"), flush=True)
     for path in videos:
         upscale_video(model, path, out, ctx.settings)
 

@@ -125,22 +125,27 @@ def simulate_cpu(monkeypatch, bf16_fast: bool, ort: bool) -> None:
 
 
 @needs_onednn
-@pytest.mark.parametrize(("bf16_fast", "ort", "expected"), [
-    (True, True, ("ort", "fp32", "")), (True, False, ("strips", "bf16", "")),
-    (False, True, ("ort", "fp32", "")), (False, False, ("strips", "fp32", "onnxruntime is not installed")),
+@pytest.mark.parametrize(("bf16_fast", "ort", "expected", "for_video"), [
+    (True, True, ("ort", "fp32", ""), ("strips", "bf16")), (True, False, ("strips", "bf16", ""), ("strips", "bf16")),
+    (False, True, ("ort", "fp32", ""), ("ort", "fp32")),
+    (False, False, ("strips", "fp32", "onnxruntime is not installed"), ("strips", "fp32")),
 ])
-def test_auto_backend_follows_the_cpu(monkeypatch, bf16_fast, ort, expected):
-    """ONNX Runtime fp32 wherever it is installed (bf16 hardware or not); without it the strips, in bf16 where
-    the CPU computes bf16 in hardware, else in fp32 (and why); a pinned UPSCALE_PRECISION=fp32 goes to ONNX
-    Runtime wherever it is installed."""
+def test_auto_backend_follows_the_cpu(monkeypatch, bf16_fast, ort, expected, for_video):
+    """Photos: ONNX Runtime fp32 wherever it is installed (bf16 hardware or not); without it the strips, in bf16
+    where the CPU computes bf16 in hardware, else in fp32 (and why). Video frames: the bf16 strips wherever the
+    CPU computes bf16 in hardware, else as photos. A pinned UPSCALE_PRECISION=fp32 goes to ONNX Runtime
+    wherever it is installed, video or not."""
     from pipelines.espcn.upscale import fast_model
 
     simulate_cpu(monkeypatch, bf16_fast, ort)
-    net = make_net(3, 1, gain=1.0)
-    model = fast_model(net, {"INFERENCE": "auto", "UPSCALE_PRECISION": "auto"}, torch.device("cpu"))
+    net, cpu = make_net(3, 1, gain=1.0), torch.device("cpu")
+    model = fast_model(net, {"INFERENCE": "auto", "UPSCALE_PRECISION": "auto"}, cpu)
     assert (model.backend, model.precision, model.fallback) == expected
-    pinned = fast_model(net, {"INFERENCE": "auto", "UPSCALE_PRECISION": "fp32"}, torch.device("cpu"))
-    assert (pinned.backend, pinned.precision) == ("ort" if ort else "strips", "fp32")
+    video = fast_model(net, {"INFERENCE": "auto", "UPSCALE_PRECISION": "auto"}, cpu, video=True)
+    assert (video.backend, video.precision) == for_video
+    for as_video in (False, True):
+        pinned = fast_model(net, {"INFERENCE": "auto", "UPSCALE_PRECISION": "fp32"}, cpu, video=as_video)
+        assert (pinned.backend, pinned.precision) == ("ort" if ort else "strips", "fp32")
     assert pick_backend("cuda") == pick_backend("cuda", "bf16") == "channels_last"
 
 
