@@ -82,8 +82,8 @@ def upscale_precision(name: str, device: torch.device, backend: str, video: bool
         check_bf16_runs("UPSCALE_PRECISION", device)
     if name != "auto":
         return name
-    asked = "bf16" if video else "fp32"  # what pick_backend would run an auto backend on
-    strips = backend == "strips" or (backend == "auto" and pick_backend(device, asked) == "strips")
+    wanted = "bf16" if video else "fp32"  # video asks the strips for bf16; photos go where fp32 runs fastest
+    strips = backend == "strips" or (backend == "auto" and pick_backend(device, wanted) == "strips")
     return "bf16" if strips and auto_precision(device) == "bf16" else "fp32"
 
 
@@ -107,15 +107,15 @@ def upscale(ctx: RunContext) -> None:
     check_outputs(ctx.out, [(path, output_file(ctx.out, path, net.scale)) for path in images + videos],
                   ctx.args.overwrite)
     out = prepare_run_dir(ctx.out)
+    for_images = fast_model(net, ctx.settings, ctx.device) if images else None
+    for_videos = fast_model(net, ctx.settings, ctx.device, video=True) if videos else None
+    for what, model in (("images", for_images), ("videos", for_videos)):
+        if model is not None:
+            print(describe(model, ctx.settings, what), flush=True)
     if images:
-        model = fast_model(net, ctx.settings, ctx.device)
-        print(describe(model, ctx.settings, "images"), flush=True)
-        upscale_images(model, images, out, ctx.settings["PNG_LEVEL"], ensemble)
-    if videos:
-        model = fast_model(net, ctx.settings, ctx.device, video=True)
-        print(describe(model, ctx.settings, "videos"), flush=True)
+        upscale_images(for_images, images, out, ctx.settings["PNG_LEVEL"], ensemble)
     for path in videos:
-        upscale_video(model, path, out, ctx.settings)
+        upscale_video(for_videos, path, out, ctx.settings)
 
 
 def output_file(out: Path, source: Path, scale: int) -> Path:
