@@ -40,7 +40,7 @@ from core.hardware import cpu_bf16, cpu_description
 from inference.fast_espcn import FastESPCN, has_fused_conv, ort_missing, upscale_image, upscale_yuv420
 from models.espcn import ESPCN
 from pipelines.espcn.common import DEFAULT_WEIGHTS, load_espcn
-from pipelines.espcn.upscale import fast_model, upscale_precision
+from pipelines.espcn.upscale import fast_model
 
 SHIPPED_Y = DEFAULT_WEIGHTS.parent / "espcn_x3_y.pt"
 BF16_PSNR_TOLERANCE = 0.05  # dB: the most bf16 may move the shipped weights' Set5/Set14 PSNR (issue 24)
@@ -211,11 +211,13 @@ def bench_video(model: FastESPCN, height: int, width: int, frames: int, preset: 
             "backend": f"{model.backend} {model.precision}", "encoder": f"libx264 CRF 18 preset {preset}"}
 
 
+AUTO = {"INFERENCE": "auto", "UPSCALE_PRECISION": "auto"}  # espcn.py upscale's defaults
+
+
 def video_models(net: ESPCN) -> list[FastESPCN]:
     """What ``espcn.py upscale`` runs videos on here (``auto``), then ONNX Runtime fp32 when that differs and
     runs here: the clip is timed on each, one after the other, for their ratio."""
-    cpu = torch.device("cpu")
-    models = [fast_model(net, {"INFERENCE": "auto", "UPSCALE_PRECISION": "auto"}, cpu, video=True)]
+    models = [fast_model(net, AUTO, torch.device("cpu"), video=True)]
     if models[0].backend != "ort" and not ort_missing():
         models.append(FastESPCN(net, "ort"))
     return models
@@ -235,11 +237,11 @@ def main() -> None:
     result["input"] = f"{width}x{height} -> {width * scale}x{height * scale} (x{scale}), {SHIPPED_Y.name}"
     result["matmul_gflops_before"] = matmul_gflops(1024 if args.quick else 2048)
     net = load_espcn(SHIPPED_Y, torch.device("cpu"))
-    cpu = torch.device("cpu")
-    auto = FastESPCN(net, precision=upscale_precision("auto", cpu, "auto"))
+    auto = fast_model(net, AUTO, torch.device("cpu"))  # what espcn.py upscale runs photos on here
     fallback = f" (not ort: {auto.fallback})" if auto.fallback else ""
     result["auto_picks"] = f"{auto.backend} {auto.precision}{fallback}"
-    video = video_models(net)[0]
+    clip_models = video_models(net)
+    video = clip_models[0]
     result["auto_picks_for_video"] = f"{video.backend} {video.precision}"
     video_picked = "strips_bf16" if video.precision == "bf16" else video.backend
     say(f"{result['cpu']}, {torch.get_num_threads()} threads: auto picks {result['auto_picks']} "
@@ -265,8 +267,7 @@ def main() -> None:
         began = time.perf_counter()
         result["video_end_to_end"] = []
         for index, preset in enumerate(presets):
-            result["video_end_to_end"] += [bench_video(model, height, width, frames, preset)
-                                           for model in video_models(net)]
+            result["video_end_to_end"] += [bench_video(model, height, width, frames, preset) for model in clip_models]
             progress("video clips", index + 1, len(presets), began)
     result["matmul_gflops_after"] = matmul_gflops(1024 if args.quick else 2048)
     targets = {
