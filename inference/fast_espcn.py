@@ -39,8 +39,8 @@ NCHW float32 out, pixel shuffle included). It snapshots the weights when it is b
 where onnxruntime and onnx are installed, else ``strips`` (``fallback`` says why); ``channels_last`` on CUDA.
 ``espcn.py upscale``'s ``auto`` asks for bf16 where the CPU computes bf16 in hardware
 (``core.hardware.cpu_bf16().fast``: AVX512-BF16 or AMX) for video frames, and for photos only where the strips
-would run anyway (no onnxruntime): on an AVX512-BF16 EPYC the bf16 strips ran a 4:2:0 video frame 1.27-1.35x as
-fast as ONNX Runtime fp32, but an RGB photo 0.79-1.07x (ONNX Runtime's frame graph does the colour work;
+would run anyway (no onnxruntime): on an AVX512-BF16 EPYC the bf16 strips ran a 4:2:0 video frame 1.27-1.31x as
+fast as ONNX Runtime fp32, but an RGB photo 0.79-1.01x (ONNX Runtime's frame graph does the colour work;
 docs/benchmarks.md). bf16 is refused where oneDNN's bf16 kernels cannot run (AVX2-only CPUs).
 """
 from __future__ import annotations

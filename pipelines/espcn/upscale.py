@@ -71,9 +71,9 @@ def fast_model(net: ESPCN, settings: dict[str, Any], device: torch.device, video
 def upscale_precision(name: str, device: torch.device, backend: str, video: bool = False) -> str:
     """UPSCALE_PRECISION -> FastESPCN's precision. ``auto``: bf16 where the CPU computes it in hardware
     (``engine.speed.auto_precision``, as for training) and the strips run: with INFERENCE=strips, and with
-    INFERENCE=auto for ``video`` frames (the bf16 strips ran a 4:2:0 frame 1.27x as fast as ONNX Runtime fp32
+    INFERENCE=auto for ``video`` frames (the bf16 strips ran a 4:2:0 frame 1.27-1.31x as fast as ONNX Runtime fp32
     on an AVX512-BF16 EPYC, docs/benchmarks.md) or where onnxruntime is missing; photos stay on ONNX Runtime
-    fp32 (the bf16 strips ran an RGB photo 0.89-1.01x as fast: its colour work is in ONNX Runtime's frame
+    fp32 (the bf16 strips ran an RGB photo 0.79-1.01x as fast: its colour work is in ONNX Runtime's frame
     graph). Else fp32 (fp16 on CUDA only when asked); bf16 asked for where it cannot run is refused in one
     line. Either reduced precision is checked against fp32 on the first input and dropped when the two
     disagree (``inference.fast_espcn.reduced_agrees``)."""
